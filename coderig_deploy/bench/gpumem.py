@@ -1,0 +1,142 @@
+"""GPU memory per device, read from the driver: pynvml when importable, else nvidia-smi.
+
+The nvidia-smi parser survives what real hosts print (shared/reference/host-outputs.md):
+with or without a header line, with or without units (`24564 MiB`), `[N/A]` for
+unsupported fields, names with or without the `NVIDIA ` prefix.
+"""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import subprocess
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from coderig_deploy.errors import BenchError
+
+QUERY_FIELDS = ("index", "name", "uuid", "memory.total", "memory.used")
+NVIDIA_SMI_ARGS = ("--query-gpu=" + ",".join(QUERY_FIELDS), "--format=csv,noheader,nounits")
+_MISSING = {"[N/A]", "N/A", "[Not Supported]", "[Unknown Error]", ""}
+_HINTS = {
+    "version mismatch": "the driver was upgraded without a reboot: reboot the host",
+    "couldn't communicate": "the NVIDIA kernel module is not loaded",
+}
+
+
+@dataclass(frozen=True)
+class GpuMemory:
+    """Memory of one GPU as the driver reports it, in MiB (None = not reported)."""
+
+    index: int
+    name: str
+    uuid: str | None
+    total_mib: int | None
+    used_mib: int | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _value(cell: str) -> str | None:
+    cell = cell.strip()
+    return None if cell in _MISSING else cell
+
+
+def _mib(cell: str) -> int | None:
+    value = _value(cell)
+    if value is None:
+        return None
+    number, _, unit = value.partition(" ")
+    scale = {"": 1, "MiB": 1, "GiB": 1024, "KiB": 1 / 1024}.get(unit.strip())
+    if scale is None:
+        raise BenchError(f"nvidia-smi: unexpected memory unit in {cell!r}")
+    return round(float(number) * scale)
+
+
+def _header_key(cell: str) -> str:
+    return cell.strip().split(" [", 1)[0]
+
+
+def parse_query_gpu(text: str, fields: tuple[str, ...] = QUERY_FIELDS) -> list[GpuMemory]:
+    """Parse `nvidia-smi --query-gpu=<fields> --format=csv[,noheader][,nounits]`."""
+    rows = [row for row in csv.reader(text.splitlines(), skipinitialspace=True) if row]
+    if rows and _header_key(rows[0][0]) == fields[0] and not rows[0][0].strip().isdigit():
+        fields = tuple(_header_key(cell) for cell in rows[0])
+        rows = rows[1:]
+    gpus = []
+    for row in rows:
+        if len(row) != len(fields):
+            raise BenchError(f"nvidia-smi: expected {len(fields)} fields, got {row!r}")
+        cell = dict(zip(fields, row))
+        gpus.append(GpuMemory(
+            index=int(cell["index"]), name=(_value(cell.get("name", "")) or "unknown"),
+            uuid=_value(cell.get("uuid", "")), total_mib=_mib(cell.get("memory.total", "")),
+            used_mib=_mib(cell.get("memory.used", ""))))
+    return gpus
+
+
+def read_nvidia_smi(binary: str = "nvidia-smi", timeout_s: float = 20.0) -> list[GpuMemory]:
+    """Run nvidia-smi and parse its CSV; raise BenchError with a hint when it fails."""
+    path = shutil.which(binary)
+    if path is None:
+        raise BenchError("nvidia-smi not found: the NVIDIA driver is not installed")
+    proc = subprocess.run([path, *NVIDIA_SMI_ARGS], capture_output=True, text=True,
+                          timeout=timeout_s, check=False)
+    if proc.returncode != 0:
+        message = (proc.stdout + proc.stderr).strip()
+        hint = next((h for k, h in _HINTS.items() if k in message), "")
+        raise BenchError(f"nvidia-smi failed (exit {proc.returncode}): {message}"
+                         + (f" ({hint})" if hint else ""))
+    return parse_query_gpu(proc.stdout)
+
+
+def read_pynvml() -> list[GpuMemory]:
+    """Read memory through NVML (package nvidia-ml-py); ImportError when not installed."""
+    import pynvml  # type: ignore[import-not-found, import-untyped]
+
+    try:
+        pynvml.nvmlInit()
+    except pynvml.NVMLError as exc:
+        raise BenchError(f"NVML could not start: {exc}") from None
+    try:
+        return _read_nvml_devices(pynvml)
+    except pynvml.NVMLError as exc:
+        raise BenchError(f"NVML could not read the GPUs: {exc}") from None
+    finally:
+        pynvml.nvmlShutdown()
+
+
+def _read_nvml_devices(pynvml: Any) -> list[GpuMemory]:
+    gpus = []
+    for index in range(pynvml.nvmlDeviceGetCount()):
+        handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+        mem = pynvml.nvmlDeviceGetMemoryInfo(handle)
+        name, uuid = pynvml.nvmlDeviceGetName(handle), pynvml.nvmlDeviceGetUUID(handle)
+        gpus.append(GpuMemory(
+            index=index, name=name.decode() if isinstance(name, bytes) else name,
+            uuid=uuid.decode() if isinstance(uuid, bytes) else uuid,
+            total_mib=mem.total // 2**20, used_mib=mem.used // 2**20))
+    return gpus
+
+
+def probe(prefer: str = "auto") -> dict[str, Any]:
+    """Read every GPU's memory: {"source", "gpus": [...], "error"}; never raises.
+
+    `prefer`: "auto" (pynvml when importable, else nvidia-smi), "pynvml" or "nvidia-smi".
+    """
+    source = prefer
+    try:
+        if prefer in ("auto", "pynvml"):
+            try:
+                source = "pynvml"
+                gpus = read_pynvml()
+            except ImportError:
+                if prefer == "pynvml":
+                    raise BenchError("pynvml is not installed (pip install nvidia-ml-py)")
+                source, gpus = "nvidia-smi", read_nvidia_smi()
+        else:
+            gpus = read_nvidia_smi()
+    except (BenchError, OSError, subprocess.SubprocessError) as exc:
+        return {"source": source, "gpus": [], "error": str(exc)}
+    return {"source": source, "gpus": [g.as_dict() for g in gpus], "error": None}
