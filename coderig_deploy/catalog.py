@@ -1,0 +1,227 @@
+"""The catalog: GPUs, models, quantizations and engine constants, from the data files.
+
+Every number here is read from `coderig_deploy/data/*.tsv`, where each row names
+its source. Lookups by a user's spelling raise `UnknownNameError` with the close
+matches, so the CLI can say "did you mean ...".
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import re
+from functools import cache
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from coderig_deploy import fit
+from coderig_deploy.errors import UnknownNameError
+from coderig_deploy.resources import DATA_DIR
+
+GB = 1_000_000_000
+GIB = 1 << 30
+
+
+class _Row(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class GpuSpec(_Row):
+    slug: str
+    name: str = Field(description="Name as nvidia-smi prints it")
+    vram_gb: int
+    bandwidth_gbs: float
+    compute_capability: str
+    pci_device_id: str
+    architecture: str
+
+    @property
+    def vram_mib(self) -> int:
+        # Marketed "24 GB" cards carry 24 GiB of GDDR; nvidia-smi's memory.total is that figure.
+        return self.vram_gb * 1024
+
+    def device(self) -> fit.Device:
+        return fit.Device(self.slug, self.vram_mib, self.bandwidth_gbs)
+
+
+class ModelSpec(_Row):
+    key: str
+    ollama_name: str
+    ollama_size: str
+    default_quant: str
+    tag_infix: str
+    gguf_arch: str
+    layers: int
+    heads: int
+    kv_heads: int
+    hidden: int
+    head_dim: int
+    ffn: int
+    vocab: int
+    trained_ctx: int
+    params_b: float
+    active_params_b: float
+    tied_embeddings: bool
+    experts: int
+    experts_used: int
+    sliding_window: int
+
+    def architecture(self) -> fit.Architecture:
+        return fit.Architecture(
+            layers=self.layers,
+            heads=self.heads,
+            kv_heads=self.kv_heads,
+            hidden=self.hidden,
+            head_dim=self.head_dim,
+            ffn=self.ffn,
+            vocab=self.vocab,
+            params_b=self.params_b,
+            active_params_b=self.active_params_b,
+            tied_embeddings=self.tied_embeddings,
+            experts=self.experts,
+            experts_used=self.experts_used,
+        )
+
+
+class QuantSpec(_Row):
+    quant: str
+    ollama_tag: str
+    bpw: float
+    embd_bpw: float
+    output_bpw: float
+
+    def quant_type(self) -> fit.QuantType:
+        return fit.QuantType(self.quant, self.embd_bpw, self.output_bpw)
+
+
+class EngineSpec(_Row):
+    engine: str
+    bandwidth_efficiency: float
+    per_layer_latency_us: float
+
+
+class ModelChoice(BaseModel):
+    """A model tag resolved against the catalog: which model, which quant, how big."""
+
+    model_config = ConfigDict(frozen=True)
+
+    tag: str = Field(description="The Ollama tag as the user wrote it")
+    canonical_tag: str = Field(description="The fully spelled tag, e.g. qwen2.5-coder:32b-instruct-q4_K_M")
+    model: ModelSpec
+    quant: QuantSpec
+    file_bytes: int
+    size_source: str = Field(description="'published' or 'computed (params x bpw)'")
+
+
+def _read_tsv(name: str) -> list[dict[str, str]]:
+    path = DATA_DIR / name
+    lines = [line for line in path.read_text().splitlines() if line and not line.startswith("#")]
+    return list(csv.DictReader(lines, delimiter="\t"))
+
+
+def _suggest(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=3, cutoff=0.5)
+    return f" Did you mean {' or '.join(close)}?" if close else ""
+
+
+class Catalog(BaseModel):
+    gpus: dict[str, GpuSpec]
+    models: dict[str, ModelSpec]
+    quants: dict[str, QuantSpec]
+    sizes: dict[tuple[str, str], int]
+    engines: dict[str, EngineSpec]
+    runtime: dict[str, float]
+
+    def gpu(self, slug: str) -> GpuSpec:
+        try:
+            return self.gpus[slug.lower()]
+        except KeyError:
+            raise UnknownNameError(
+                f"unknown GPU {slug!r}.{_suggest(slug.lower(), list(self.gpus))} "
+                "`coderig-deploy plan --help` lists the known slugs."
+            ) from None
+
+    def gpu_by_name(self, name: str) -> GpuSpec | None:
+        """The catalog GPU whose nvidia-smi name is `name` (older drivers omit the NVIDIA prefix)."""
+        wanted = name.strip().removeprefix("NVIDIA ").lower()
+        return next((g for g in self.gpus.values() if g.name.removeprefix("NVIDIA ").lower() == wanted), None)
+
+    def quant(self, name: str) -> QuantSpec:
+        for q in self.quants.values():
+            if name.lower() in (q.quant.lower(), q.ollama_tag.lower()) or (name.lower() == "f16" and q.quant == "F16"):
+                return q
+        raise UnknownNameError(
+            f"unknown quantization {name!r}.{_suggest(name, [q.ollama_tag for q in self.quants.values()])} "
+            f"Known: {', '.join(q.ollama_tag for q in self.quants.values())}."
+        )
+
+    def engine(self, name: str = "ollama") -> fit.Engine:
+        spec = self.engines[name]
+        return fit.Engine(
+            bandwidth_efficiency=spec.bandwidth_efficiency,
+            per_layer_latency_us=spec.per_layer_latency_us,
+            cuda_overhead_mib=self.runtime["cuda_overhead_mib"],
+            fit_margin_mib=self.runtime["fit_margin_mib"],
+            batch_size=int(self.runtime["batch_size"]),
+        )
+
+    def model(self, tag: str) -> ModelChoice:
+        """Resolve an Ollama tag such as `qwen2.5-coder:32b` or `llama3.1:70b-instruct-q4_0`."""
+        name, _, rest = tag.strip().partition(":")
+        name = name.removeprefix("library/").lower()
+        families = sorted({m.ollama_name for m in self.models.values()})
+        if name not in families:
+            raise UnknownNameError(f"unknown model {tag!r}.{_suggest(name, families)} Known families: {', '.join(families)}.")
+        in_family = [m for m in self.models.values() if m.ollama_name == name]
+        match = re.fullmatch(r"(?P<size>[0-9.]+b)(?:-(?P<infix>instruct|a3b|base))?(?:-(?P<quant>[a-z0-9_]+))?", rest or "", re.I)
+        sizes = [m.ollama_size for m in in_family]
+        if not match:
+            raise UnknownNameError(
+                f"cannot read the tag {tag!r}: expected {name}:<size>[-instruct]-<quant>, sizes {', '.join(sizes)}."
+            )
+        spec = next((m for m in in_family if m.ollama_size == match["size"].lower()), None)
+        if spec is None:
+            raise UnknownNameError(f"unknown size {match['size']!r} for {name}.{_suggest(match['size'], sizes)} Known: {', '.join(sizes)}.")
+        quant = self.quant(match["quant"]) if match["quant"] else self.quants[spec.default_quant]
+        infix = "" if spec.tag_infix == "-" else f"-{spec.tag_infix}"
+        canonical = f"{spec.ollama_name}:{spec.ollama_size}{infix}-{quant.ollama_tag}"
+        published = self.sizes.get((spec.key, quant.quant))
+        if published is not None:
+            return ModelChoice(tag=tag, canonical_tag=canonical, model=spec, quant=quant, file_bytes=published, size_source="published")
+        computed = int(spec.params_b * 1e9 * quant.bpw / 8)
+        return ModelChoice(
+            tag=tag, canonical_tag=canonical, model=spec, quant=quant, file_bytes=computed, size_source="computed (params x bpw)"
+        )
+
+    def model_tags(self) -> list[str]:
+        """Every canonical tag the catalog can plan: each model at each quantization."""
+        tags = []
+        for spec in self.models.values():
+            infix = "" if spec.tag_infix == "-" else f"-{spec.tag_infix}"
+            tags.extend(f"{spec.ollama_name}:{spec.ollama_size}{infix}-{q.ollama_tag}" for q in self.quants.values())
+        return tags
+
+
+def _sizes(rows: list[dict[str, str]]) -> dict[tuple[str, str], int]:
+    unit = {"GB": GB, "GiB": GIB}
+    return {(r["model"], r["quant"]): int(float(r["size"]) * unit[r["unit"]]) for r in rows}
+
+
+@cache
+def load_catalog(data_dir: Path | None = None) -> Catalog:
+    """Load (once) every catalog data file."""
+    if data_dir is not None and data_dir != DATA_DIR:
+        raise ValueError("only the shipped catalog is supported")
+    models = {}
+    for r in _read_tsv("models.tsv"):
+        r["tied_embeddings"] = r["tied_embeddings"] == "1"  # type: ignore[assignment]
+        models[r["key"]] = ModelSpec.model_validate(r)
+    return Catalog(
+        gpus={r["slug"]: GpuSpec.model_validate(r) for r in _read_tsv("gpus.tsv")},
+        models=models,
+        quants={r["quant"]: QuantSpec.model_validate(r) for r in _read_tsv("quants.tsv")},
+        sizes=_sizes(_read_tsv("gguf_sizes.tsv")),
+        engines={r["engine"]: EngineSpec.model_validate(r) for r in _read_tsv("engines.tsv")},
+        runtime={r["name"]: float(r["value"]) for r in _read_tsv("runtime.tsv")},
+    )

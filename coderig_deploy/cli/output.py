@@ -1,0 +1,26 @@
+"""The one output layer: a rich table for people, JSON for programs."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from rich.console import Console
+
+def _width() -> int | None:
+    # Piped output (CI logs, `| less`) would otherwise be squeezed to 80 columns.
+    return None if sys.stdout.isatty() else 160
+
+
+console = Console(highlight=False, width=_width())
+err_console = Console(stderr=True, highlight=False, width=_width())
+
+
+def emit(data: Any, as_json: bool, render: Callable[[Console], None]) -> None:
+    """Print `data` as one JSON document, or let `render` draw it for a person."""
+    if as_json:
+        print(json.dumps(data, indent=2, sort_keys=False))
+    else:
+        render(console)

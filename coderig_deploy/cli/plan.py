@@ -1,0 +1,103 @@
+"""`coderig-deploy plan`: the fit model's answer for a model on a set of GPUs."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from coderig_deploy.cli import app
+from coderig_deploy.cli.output import emit
+from coderig_deploy.errors import UserInputError
+from coderig_deploy.planner import Plan, make_plan
+from coderig_deploy.profiles import load_profile
+
+
+class KvCacheOpt(str, Enum):
+    f16 = "f16"
+    q8_0 = "q8_0"
+    q4_0 = "q4_0"
+
+
+class OnOff(str, Enum):
+    on = "on"
+    off = "off"
+
+
+@app.command()
+def plan(
+    model: Annotated[Optional[str], typer.Option(help="Ollama model tag, e.g. qwen2.5-coder:32b")] = None,
+    gpu: Annotated[Optional[list[str]], typer.Option(help="GPU slug; repeat once per card")] = None,
+    ctx: Annotated[Optional[int], typer.Option(help="Context length (num_ctx) in tokens")] = None,
+    kv_cache: Annotated[Optional[KvCacheOpt], typer.Option(help="KV cache type")] = None,
+    flash_attention: Annotated[Optional[OnOff], typer.Option(help="Flash attention")] = None,
+    parallel: Annotated[Optional[int], typer.Option(help="OLLAMA_NUM_PARALLEL")] = None,
+    profile: Annotated[Optional[str], typer.Option(help="Take model, context and GPUs from a profile")] = None,
+    profiles_dir: Annotated[Optional[Path], typer.Option(help="Extra directory of profiles")] = None,
+    spread: Annotated[bool, typer.Option(help="Split over all GPUs even when one is enough")] = False,
+    ram_bandwidth: Annotated[Optional[float], typer.Option(help="System RAM bandwidth, GB/s")] = None,
+    depth: Annotated[Optional[int], typer.Option(help="Tokens in context for the speed estimate")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> int:
+    """Does a model fit on these GPUs, how is it split, and how fast will it generate?"""
+    args = _resolve(model, gpu, ctx, kv_cache, flash_attention, parallel, profile, profiles_dir)
+    result = make_plan(**args, spread=spread, ram_bandwidth_gbs=ram_bandwidth, depth=depth)
+    emit(result.model_dump(mode="json"), json_out, lambda c: render_plan(c, result))
+    return 0 if result.fits else 1
+
+
+def _resolve(
+    model: str | None, gpu: list[str] | None, ctx: int | None, kv_cache: KvCacheOpt | None,
+    flash_attention: OnOff | None, parallel: int | None, profile: str | None, profiles_dir: Path | None,
+) -> dict:
+    """Merge a profile's values with the explicit options (options win)."""
+    base: dict = {"kv_cache": "f16", "flash_attention": True, "parallel": 1}
+    if profile:
+        p = load_profile(profile, profiles_dir)
+        base = {
+            "model_tag": p.model.tag,
+            "gpu_slugs": [p.hardware.gpu] * p.hardware.count,
+            "ctx": p.model.num_ctx,
+            "kv_cache": p.ollama.kv_cache_type,
+            "flash_attention": p.ollama.flash_attention,
+            "parallel": p.ollama.num_parallel,
+        }
+    overrides = {
+        "model_tag": model,
+        "gpu_slugs": gpu or None,
+        "ctx": ctx,
+        "kv_cache": kv_cache.value if kv_cache else None,
+        "flash_attention": None if flash_attention is None else flash_attention is OnOff.on,
+        "parallel": parallel,
+    }
+    merged = {**base, **{k: v for k, v in overrides.items() if v is not None}}
+    missing = [f"--{k.split('_')[0]}" for k in ("model_tag", "gpu_slugs", "ctx") if k not in merged]
+    if missing:
+        raise UserInputError(f"plan needs {', '.join(missing)} (or --profile NAME)")
+    return merged
+
+
+def render_plan(console: Console, p: Plan) -> None:
+    title = f"{p.canonical_tag} on {' + '.join(p.gpus) or 'CPU only'}, ctx {p.ctx}"
+    table = Table(title=title, title_justify="left")
+    for col in ("GPU", "layers", "weights", "KV cache", "compute", "overhead", "used / total MiB"):
+        table.add_column(col, justify="right" if col != "GPU" else "left")
+    for g in p.per_gpu:
+        table.add_row(g.gpu, str(g.layers), str(g.weights_mib), str(g.kv_cache_mib), str(g.compute_mib),
+                      str(g.overhead_mib), f"{g.used_mib} / {g.total_mib}")
+    console.print(table)
+    cache = f"{p.kv_cache} KV cache, flash attention {'on' if p.flash_attention else 'off'}, parallel {p.parallel}"
+    console.print(f"model file {p.file_size_mib} MiB ({p.size_source}); {cache}")
+    if p.cpu_weights_mib:
+        console.print(f"in system RAM: {p.cpu_weights_mib} MiB of weights, {p.cpu_kv_cache_mib} MiB of KV cache")
+    verdict = "[green]fits[/]" if p.fits else "[red]does not fit[/]"
+    console.print(
+        f"{verdict}: {p.vram_mib} MiB on GPU (margin {p.margin_mib} MiB per GPU), "
+        f"{p.gpu_fraction:.0%} of the model on GPU, ~{p.decode_tok_s:.1f} tok/s decode"
+    )
+    for note in p.notes:
+        console.print(f"note: {note}")

@@ -1,0 +1,98 @@
+"""`coderig-deploy profiles list|show|validate`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from coderig_deploy.cli import app
+from coderig_deploy.cli.output import emit
+from coderig_deploy.cli.plan import render_plan
+from coderig_deploy.errors import ProfileError
+from coderig_deploy.profiles import Profile, list_profiles, load_profile, load_profile_file
+
+profiles_app = typer.Typer(help="List, show and validate hardware profiles.", no_args_is_help=True)
+app.add_typer(profiles_app, name="profiles")
+
+ProfilesDir = Annotated[Optional[Path], typer.Option(help="Extra directory of profiles (searched first)")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON")]
+
+
+def summary(p: Profile) -> dict:
+    plan = p.plan
+    return {
+        "name": p.name,
+        "gpus": f"{p.hardware.count}x {p.hardware.gpu}",
+        "model": p.model.tag,
+        "quant": plan.quant,
+        "num_ctx": p.model.num_ctx,
+        "kv_cache": p.ollama.kv_cache_type,
+        "vram_per_gpu_mib": [g.used_mib for g in plan.per_gpu],
+        "fits": plan.fits,
+        "predicted_tok_s": plan.decode_tok_s,
+        "expected_tok_s": p.expect.decode_tok_s,
+    }
+
+
+@profiles_app.command("list")
+def list_cmd(profiles_dir: ProfilesDir = None, json_out: JsonOpt = False) -> None:
+    """Every profile: GPUs, model, quant, context, predicted VRAM per GPU, expected tok/s."""
+    rows = [summary(load_profile(name, profiles_dir)) for name in list_profiles(profiles_dir)]
+
+    def render(console: Console) -> None:
+        table = Table()
+        for col in ("profile", "GPUs", "model", "quant", "context", "VRAM/GPU MiB", "fits", "tok/s pred / expected"):
+            table.add_column(col)
+        for r in rows:
+            table.add_row(r["name"], r["gpus"], r["model"], r["quant"], f"{r['num_ctx']} ({r['kv_cache']})",
+                          " + ".join(map(str, r["vram_per_gpu_mib"])), "yes" if r["fits"] else "[red]no[/]",
+                          f"{r['predicted_tok_s']:.0f} / {r['expected_tok_s']:.0f}")
+        console.print(table)
+
+    emit(rows, json_out, render)
+
+
+@profiles_app.command("show")
+def show_cmd(name: str, profiles_dir: ProfilesDir = None, json_out: JsonOpt = False) -> None:
+    """A profile, the Ollama environment it sets, and its plan."""
+    p = load_profile(name, profiles_dir)
+    data = {"profile": p.model_dump(mode="json"), "ollama_env": p.ollama_env(),
+            "variant": p.model.variant_name, "plan": p.plan.model_dump(mode="json")}
+
+    def render(console: Console) -> None:
+        console.print(f"[bold]{p.name}[/]: {p.description}")
+        console.print(f"hardware: {p.hardware.count}x {p.hardware.gpu}; driver {p.driver.branch} "
+                      f"({p.driver.source}); Ollama {p.ollama.version}")
+        console.print(f"model: {p.model.tag} as {p.model.variant_name} (num_ctx {p.model.num_ctx})")
+        console.print("environment: " + " ".join(f"{k}={v}" for k, v in p.ollama_env().items()))
+        console.print(f"expect: >= {p.expect.decode_tok_s - p.expect.tolerance_tok_s:.0f} tok/s "
+                      f"({p.expect.decode_tok_s:.0f} - {p.expect.tolerance_tok_s:.0f}), {p.expect.gpu_percent}% GPU")
+        render_plan(console, p.plan)
+
+    emit(data, json_out, render)
+
+
+@profiles_app.command("validate")
+def validate_cmd(files: list[Path], profiles_dir: ProfilesDir = None, json_out: JsonOpt = False) -> int:
+    """Validate profile files; each must load and its plan must fit its own hardware."""
+    results, failed = [], 0
+    for path in files:
+        try:
+            p = load_profile_file(path, profiles_dir)
+            ok, message = p.plan.fits, "ok" if p.plan.fits else "the plan does not fit the profile's hardware"
+        except ProfileError as exc:
+            ok, message = False, str(exc)
+        failed += not ok
+        results.append({"file": str(path), "valid": ok, "message": message})
+
+    def render(console: Console) -> None:
+        for r in results:
+            console.print(f"{'[green]ok[/]' if r['valid'] else '[red]invalid[/]'} {r['file']}"
+                          + ("" if r["valid"] else f"\n{r['message']}"))
+
+    emit(results, json_out, render)
+    return 2 if failed else 0

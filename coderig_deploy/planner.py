@@ -1,0 +1,161 @@
+"""A Plan: the fit model's answer for one model on one set of GPUs, as data.
+
+`make_plan` resolves names against the catalog, runs `fit.fit` and returns a
+pydantic model whose JSON is the `plan --json` contract (keep it stable: checks
+outside the test suite read `fits`, `vram_mib`, `per_gpu`, `weights_mib`,
+`kv_cache_mib`, `compute_mib`, `overhead_mib`, `gpu_fraction`, `decode_tok_s`).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from coderig_deploy import fit
+from coderig_deploy.catalog import load_catalog
+from coderig_deploy.errors import UserInputError
+
+KvCache = Literal["f16", "q8_0", "q4_0"]
+
+
+class GpuUse(BaseModel):
+    gpu: str
+    used_mib: int = Field(description="Memory in use on this GPU once loaded, as nvidia-smi shows it")
+    total_mib: int
+    layers: int
+    weights_mib: int
+    kv_cache_mib: int
+    compute_mib: int
+    overhead_mib: int
+
+
+class Plan(BaseModel):
+    model: str = Field(description="The tag as asked")
+    canonical_tag: str
+    quant: str
+    file_size_mib: int
+    size_source: str
+    gpus: list[str]
+    ctx: int
+    parallel: int
+    kv_cache: KvCache
+    flash_attention: bool
+    fits: bool
+    vram_mib: int = Field(description="GPU memory in use once loaded, summed over GPUs")
+    per_gpu: list[GpuUse]
+    weights_mib: int = Field(description="Weights on the GPUs")
+    kv_cache_mib: int = Field(description="KV cache on the GPUs")
+    compute_mib: int
+    overhead_mib: int
+    cpu_weights_mib: int = Field(description="Weights in system RAM (token embedding; offloaded layers)")
+    cpu_kv_cache_mib: int
+    gpu_fraction: float = Field(description="Share of the offloadable weights on GPU, 0..1")
+    layers_on_gpu: int
+    layers_total: int
+    decode_tok_s: float
+    decode_depth: int = Field(description="Tokens in context at which decode speed is predicted")
+    margin_mib: int = Field(description="Memory each GPU must keep free for `fits`")
+    ps_size_mib: int = Field(description="Ollama /api/ps `size`: everything the loaded model occupies")
+    ps_size_vram_mib: int = Field(description="Ollama /api/ps `size_vram`: the part of it on GPUs")
+    notes: list[str]
+
+
+def make_plan(
+    model_tag: str,
+    gpu_slugs: list[str],
+    ctx: int,
+    kv_cache: str = "f16",
+    flash_attention: bool = True,
+    parallel: int = 1,
+    *,
+    spread: bool = False,
+    ram_bandwidth_gbs: float | None = None,
+    depth: int | None = None,
+    engine: str = "ollama",
+) -> Plan:
+    """Plan `model_tag` with a `ctx`-token context on the GPUs named by `gpu_slugs`."""
+    if ctx < 256:
+        raise UserInputError(f"--ctx {ctx} is too small: use at least 256 tokens")
+    if parallel < 1:
+        raise UserInputError(f"--parallel {parallel} must be at least 1")
+    if kv_cache not in fit.KV_BYTES_PER_ELEMENT:
+        raise UserInputError(f"unknown KV cache type {kv_cache!r}: use f16, q8_0 or q4_0")
+    catalog = load_catalog()
+    choice = catalog.model(model_tag)
+    gpus = [catalog.gpu(slug) for slug in gpu_slugs]
+    runtime = catalog.runtime
+    request = fit.FitRequest(
+        arch=choice.model.architecture(),
+        quant=choice.quant.quant_type(),
+        file_bytes=choice.file_bytes,
+        devices=tuple(g.device() for g in gpus),
+        engine=catalog.engine(engine),
+        ctx=ctx,
+        kv_cache=kv_cache,
+        flash_attention=flash_attention,
+        parallel=parallel,
+        spread=spread,
+        ram_bandwidth_gbs=ram_bandwidth_gbs or runtime["system_ram_bandwidth_gbs"],
+        depth=min(depth or int(runtime["decode_depth"]), ctx),
+    )
+    result = fit.fit(request)
+    notes = list(result.notes)
+    if ctx > choice.model.trained_ctx:
+        notes.append(f"ctx {ctx} exceeds the model's trained context {choice.model.trained_ctx}")
+    if not gpus:
+        notes.append("no GPU: the whole model runs from system RAM")
+    return _to_plan(model_tag, choice.canonical_tag, choice.quant.quant, choice.file_bytes, choice.size_source,
+                    request, result, notes)
+
+
+def _to_plan(
+    tag: str, canonical: str, quant: str, file_bytes: int, size_source: str,
+    request: fit.FitRequest, result: fit.FitResult, notes: list[str],
+) -> Plan:
+    per_gpu = [
+        GpuUse(
+            gpu=u.name,
+            used_mib=round(u.used_mib),
+            total_mib=round(u.total_mib),
+            layers=u.layers,
+            weights_mib=round(u.weights_mib),
+            kv_cache_mib=round(u.kv_cache_mib),
+            compute_mib=round(u.compute_mib),
+            overhead_mib=round(u.overhead_mib),
+        )
+        for u in result.devices
+    ]
+    vram = sum(u.used_mib for u in result.devices)
+    size_vram = sum(u.weights_mib + u.kv_cache_mib + u.compute_mib for u in result.devices)
+    return Plan(
+        model=tag,
+        canonical_tag=canonical,
+        quant=quant,
+        file_size_mib=round(file_bytes / fit.MIB),
+        size_source=size_source,
+        gpus=[d.name for d in request.devices],
+        ctx=request.ctx,
+        parallel=request.parallel,
+        kv_cache=request.kv_cache,  # type: ignore[arg-type]
+        flash_attention=request.flash_attention,
+        fits=result.fits,
+        vram_mib=round(vram),
+        per_gpu=per_gpu,
+        weights_mib=round(sum(u.weights_mib for u in result.devices)),
+        kv_cache_mib=round(sum(u.kv_cache_mib for u in result.devices)),
+        compute_mib=round(sum(u.compute_mib for u in result.devices)),
+        overhead_mib=round(sum(u.overhead_mib for u in result.devices)),
+        cpu_weights_mib=round(result.cpu_weights_mib),
+        cpu_kv_cache_mib=round(result.cpu_kv_cache_mib),
+        gpu_fraction=round(result.gpu_fraction, 4),
+        layers_on_gpu=result.layers_on_gpu,
+        layers_total=result.layers_total,
+        decode_tok_s=round(result.decode_tok_s, 2),
+        decode_depth=request.depth,
+        margin_mib=round(result.margin_mib),
+        # Ollama counts the token embedding as part of the GPU share when every layer is offloaded.
+        ps_size_mib=round(size_vram if result.fits else size_vram + result.cpu_weights_mib + result.cpu_kv_cache_mib),
+        ps_size_vram_mib=round(size_vram),
+        notes=notes,
+    )

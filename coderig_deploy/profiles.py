@@ -1,0 +1,264 @@
+"""Hardware profiles: one YAML file each, validated, with `extends:` for small variations.
+
+A profile names the hardware it is for, the driver and Ollama it installs, the
+model and context it serves and what the smoke benchmark must measure. Loading
+one validates it completely: unknown keys, bad values and names the catalog does
+not know are errors that name the file and the line.
+"""
+
+from __future__ import annotations
+
+import difflib
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from coderig_deploy.catalog import load_catalog
+from coderig_deploy.errors import ProfileError, UnknownNameError
+from coderig_deploy.planner import KvCache, Plan, make_plan
+from coderig_deploy.resources import shipped_dir
+
+# Values that end up in a systemd unit, a shell command or a URL are held to
+# these shapes, so a profile cannot smuggle a newline, quote or `;` into them.
+SAFE_DURATION = r"^-?[0-9]+(ns|us|ms|s|m|h)?$"
+SAFE_HOSTPORT = r"^[A-Za-z0-9.\-\[\]:]+:[0-9]{1,5}$"
+SAFE_PATH = r"^/[A-Za-z0-9._/\-]+$"
+SAFE_TAG = r"^[a-z0-9][a-z0-9._\-/]*:[A-Za-z0-9._\-]+$"
+SAFE_VERSION = r"^[0-9]+\.[0-9]+\.[0-9]+(-[A-Za-z0-9.]+)?$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Hardware(_Strict):
+    gpu: str = Field(description="Catalog slug of the GPU model, e.g. rtx-4090")
+    count: int = Field(ge=0, le=16, description="Number of such cards")
+    min_vram_mib: int = Field(ge=0, description="Memory each card must report at least")
+    min_ram_gib: int = Field(default=16, ge=1, description="System RAM the host must have")
+    min_disk_gib: int = Field(default=50, ge=1, description="Free disk at the model store")
+
+    @field_validator("gpu")
+    @classmethod
+    def _known_gpu(cls, v: str) -> str:
+        try:
+            return load_catalog().gpu(v).slug
+        except UnknownNameError as exc:
+            raise ValueError(str(exc)) from None
+
+
+class Driver(_Strict):
+    branch: int = Field(ge=550, description="NVIDIA driver branch; 550+ (Ollama's minimum)")
+    open_kernel_modules: bool = Field(default=True, description="Ada and newer use the open kernel modules")
+    source: Literal["distro", "cuda-repo", "local-repo"] = "cuda-repo"
+    secure_boot: Literal["warn", "refuse"] = Field(
+        default="warn", description="What to do when Secure Boot is on (unsigned modules won't load)"
+    )
+
+
+class Ollama(_Strict):
+    version: str = Field(pattern=SAFE_VERSION)
+    host: str = Field(default="127.0.0.1:11434", pattern=SAFE_HOSTPORT, description="Bind address (no auth!)")
+    keep_alive: str = Field(default="30m", pattern=SAFE_DURATION)
+    max_loaded_models: int = Field(default=1, ge=0, le=64)
+    num_parallel: int = Field(default=1, ge=1, le=64)
+    flash_attention: bool = True
+    kv_cache_type: KvCache = "f16"
+    models_dir: str = Field(default="/usr/share/ollama/.ollama/models", pattern=SAFE_PATH)
+    expose: bool = Field(default=False, description="Must be true to bind anything but loopback")
+
+    @model_validator(mode="after")
+    def _loopback_unless_exposed(self) -> Ollama:
+        bind = self.host.rsplit(":", 1)[0].strip("[]")
+        if bind not in ("127.0.0.1", "localhost", "::1") and not self.expose:
+            raise ValueError(
+                f"host {self.host} exposes Ollama, which has no authentication, beyond this machine; "
+                "set ollama.expose: true to mean it"
+            )
+        return self
+
+
+class ModelRef(_Strict):
+    tag: str = Field(pattern=SAFE_TAG, description="Ollama tag, e.g. qwen2.5-coder:32b-instruct-q4_K_M")
+    num_ctx: int = Field(ge=256, le=1_048_576)
+    variant: str | None = Field(default=None, pattern=SAFE_TAG, description="Name of the num_ctx variant")
+
+    @field_validator("tag")
+    @classmethod
+    def _known_model(cls, v: str) -> str:
+        try:
+            load_catalog().model(v)
+        except UnknownNameError as exc:
+            raise ValueError(str(exc)) from None
+        return v
+
+    @property
+    def variant_name(self) -> str:
+        """`coderig/qwen2.5-coder-32b:32k` unless the profile names it."""
+        if self.variant:
+            return self.variant
+        key = load_catalog().model(self.tag).model.key
+        ctx = f"{self.num_ctx // 1024}k" if self.num_ctx % 1024 == 0 else str(self.num_ctx)
+        return f"coderig/{key}:{ctx}"
+
+
+class Expectations(_Strict):
+    decode_tok_s: float = Field(gt=0, description="Decode speed the seed guide promises")
+    tolerance_tok_s: float = Field(ge=0, description="How far below it still passes")
+    gpu_percent: int = Field(default=100, ge=0, le=100)
+
+
+class Profile(_Strict):
+    name: str
+    description: str
+    source: Path | None = Field(default=None, exclude=True)
+    hardware: Hardware
+    driver: Driver
+    ollama: Ollama
+    model: ModelRef
+    expect: Expectations
+    model_registry: str | None = Field(default=None, pattern=SAFE_HOSTPORT)
+
+    @cached_property
+    def plan(self) -> Plan:
+        return make_plan(
+            self.model.tag,
+            [self.hardware.gpu] * self.hardware.count,
+            self.model.num_ctx,
+            kv_cache=self.ollama.kv_cache_type,
+            flash_attention=self.ollama.flash_attention,
+            parallel=self.ollama.num_parallel,
+        )
+
+    def ollama_env(self) -> dict[str, str]:
+        """Exactly the environment the Ollama service gets (the drop-in's lines)."""
+        o = self.ollama
+        return {
+            "OLLAMA_HOST": o.host,
+            "OLLAMA_MODELS": o.models_dir,
+            "OLLAMA_KEEP_ALIVE": o.keep_alive,
+            "OLLAMA_MAX_LOADED_MODELS": str(o.max_loaded_models),
+            "OLLAMA_NUM_PARALLEL": str(o.num_parallel),
+            "OLLAMA_FLASH_ATTENTION": "1" if o.flash_attention else "0",
+            "OLLAMA_KV_CACHE_TYPE": o.kv_cache_type,
+            "OLLAMA_CONTEXT_LENGTH": str(self.model.num_ctx),
+        }
+
+
+# --- loading -------------------------------------------------------------------
+
+
+def profile_dirs(extra: Path | None = None) -> list[Path]:
+    """Directories searched for profiles: the user's first, then the shipped ones."""
+    return [p for p in (extra, shipped_dir("profiles")) if p is not None]
+
+
+def list_profiles(extra: Path | None = None) -> list[str]:
+    names: set[str] = set()
+    for d in profile_dirs(extra):
+        if not d.is_dir():
+            raise ProfileError(f"{d}: profiles directory does not exist")
+        names.update(p.stem for p in d.glob("*.yaml"))
+    return sorted(names)
+
+
+def find_profile(name: str, extra: Path | None = None) -> Path:
+    for d in profile_dirs(extra):
+        path = d / f"{name}.yaml"
+        if path.is_file():
+            return path
+    close = difflib.get_close_matches(name, list_profiles(extra), n=3, cutoff=0.5)
+    hint = f" Did you mean {' or '.join(close)}?" if close else ""
+    raise UnknownNameError(f"unknown profile {name!r}.{hint} `coderig-deploy profiles list` shows them all.")
+
+
+def load_profile(name_or_path: str | Path, extra: Path | None = None) -> Profile:
+    """Load a profile by name (searched in `extra`, then the shipped ones) or by file path."""
+    text = str(name_or_path)
+    path = Path(text) if text.endswith((".yaml", ".yml")) or "/" in text else find_profile(text, extra)
+    return load_profile_file(path, extra)
+
+
+def load_profile_file(path: Path, extra: Path | None = None) -> Profile:
+    data, lines = _merged(path, extra, seen=())
+    data.setdefault("name", path.stem)
+    try:
+        profile = Profile.model_validate({**data, "source": path})
+    except ValidationError as exc:
+        raise ProfileError(_describe(path, exc, lines)) from None
+    except UnknownNameError as exc:
+        raise ProfileError(f"{path}: {exc}") from None
+    return profile
+
+
+def _merged(path: Path, extra: Path | None, seen: tuple[Path, ...]) -> tuple[dict[str, Any], dict[tuple[str, ...], str]]:
+    """The profile's mapping with its `extends:` chain applied, and where each key was written."""
+    if path in seen:
+        raise ProfileError(f"{path}: `extends` loops back to itself ({' -> '.join(p.stem for p in seen)})")
+    data, lines = _read_yaml(path)
+    parent_name = data.pop("extends", None)
+    if parent_name is None:
+        return data, lines
+    if not isinstance(parent_name, str):
+        raise ProfileError(f"{lines.get(('extends',), str(path))}: extends must be a profile name")
+    try:
+        parent_path = find_profile(parent_name, extra)
+    except UnknownNameError as exc:
+        raise ProfileError(f"{lines.get(('extends',), str(path))}: {exc}") from None
+    base, base_lines = _merged(parent_path, extra, seen + (path,))
+    base.pop("name", None)
+    return _deep_merge(base, data), {**base_lines, **lines}
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], str]]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ProfileError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ProfileError(f"{where}: invalid YAML: {problem}") from None
+    if not isinstance(data, dict):
+        raise ProfileError(f"{path}: a profile must be a YAML mapping")
+    return data, _key_lines(node, path)
+
+
+def _key_lines(node: Any, path: Path, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], str]:
+    """Map each key path to `file:line` where it is written."""
+    found: dict[tuple[str, ...], str] = {}
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = prefix + (str(key_node.value),)
+            found[key] = f"{path}:{key_node.start_mark.line + 1}"
+            found.update(_key_lines(value_node, path, key))
+    return found
+
+
+def _describe(path: Path, exc: ValidationError, lines: dict[tuple[str, ...], str]) -> str:
+    out = [f"{path}: invalid profile"]
+    for err in exc.errors():
+        loc = tuple(str(p) for p in err["loc"])
+        where = next((lines[loc[:i]] for i in range(len(loc), 0, -1) if loc[:i] in lines), str(path))
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "unknown key (not part of the profile schema)"
+        out.append(f"  {where}: {'.'.join(loc)}: {message}")
+    return "\n".join(out)
