@@ -1,0 +1,253 @@
+"""A lab: a set of booted sandbox hosts sharing one bridge, key and state directory.
+
+    lab = Lab()                      # state in $CODERIG_SANDBOX_HOME or the default
+    lab.up([HostSpec(name="ws1", gpu="rtx-4090", count=2)])
+    lab.ssh("ws1", "nvidia-smi -L")
+    lab.down()
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import ipaddress
+import os
+import shutil
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from coderig_deploy.errors import EnvironmentProblem, RunFailed, UserInputError
+from coderig_deploy.sandbox import boot, cgroups, gpu_sim, hosts, inventory, naming, network
+from coderig_deploy.sandbox import processes, ssh, state
+from coderig_deploy.sandbox.rootfs import ensure_rootfs
+from coderig_deploy.sandbox.state import GpuSetup, HostState, LabState, ServiceState
+
+
+class HostSpec(BaseModel):
+    """What `up` should add: one host, its name (or a generated one) and its GPUs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, description="hostname; default <prefix><n>")
+    gpu: str | None = Field(None, description="catalog GPU slug, e.g. rtx-4090")
+    count: int = Field(1, ge=0, le=8, description="number of cards; 0 = no GPU")
+    driver_installed: bool = Field(True, description="False: cards visible, no driver")
+
+
+def require_root() -> None:
+    if os.geteuid() != 0:
+        raise EnvironmentProblem(
+            "the sandbox boots hosts with systemd-nspawn and needs root: run it with sudo")
+
+
+class Lab:
+    """One lab on this machine, identified by its state directory."""
+
+    def __init__(self, home: Path | None = None) -> None:
+        self.home = (home or state.lab_home()).resolve()
+        self.key = self.home / "id_ed25519"
+        self.known_hosts = self.home / "known_hosts"
+        self.inventory_path = self.home / "inventory.yml"
+        self.last_up_seconds: float | None = None
+
+    # -- reading ---------------------------------------------------------------
+    @property
+    def state(self) -> LabState | None:
+        return state.load(self.home)
+
+    def hosts(self) -> list[HostState]:
+        current = self.state
+        return sorted(current.hosts.values(), key=lambda h: h.slot) if current else []
+
+    def host(self, name: str) -> HostState:
+        for candidate in self.hosts():
+            if candidate.name == name:
+                return candidate
+        raise UserInputError(f"no sandbox host {name!r} in the lab at {self.home}")
+
+    @property
+    def bridge_ip(self) -> str:
+        current = self.state
+        if current is None:
+            raise EnvironmentProblem(f"no sandbox lab at {self.home}: run `sandbox up` first")
+        return current.bridge_ip
+
+    def ssh(self, host: str | HostState, command: str, timeout: float = 60.0,
+            stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        """Run `command` as root on a host over SSH (host key checked)."""
+        target = host if isinstance(host, HostState) else self.host(host)
+        return ssh.run(target.ip, self.key, self.known_hosts, command, timeout, stdin)
+
+    def memory_bytes(self, name: str) -> int | None:
+        return cgroups.memory_bytes(self.host(name).cgroup)
+
+    # -- up --------------------------------------------------------------------
+    def up(self, specs: list[HostSpec], prefix: str = "ws", timeout: float = 120.0,
+           ) -> list[HostState]:
+        """Boot the hosts in `specs` (in parallel) and wait until each is `running`."""
+        require_root()
+        with state.locked(self.home):
+            current = self._ensure_lab()
+            new = self._record_hosts(current, specs, prefix)
+            for host in new:
+                self._create(current, host)
+            self._write_access_files(current)
+            started = time.monotonic()
+            with ThreadPoolExecutor(max_workers=max(1, len(new))) as pool:
+                results = list(pool.map(lambda h: boot.wait_running(self, h, timeout), new))
+            self.last_up_seconds = time.monotonic() - started
+            for host, (status, seconds) in zip(new, results, strict=True):
+                current.hosts[host.name].status, current.hosts[host.name].boot_seconds = \
+                    status, seconds
+            state.save(current)
+        self._start_services()
+        failed = [h.name for h, (status, _) in zip(new, results, strict=True) if status != "running"]
+        if failed:
+            raise RunFailed(boot.failure_report(self, failed))
+        return [self.host(h.name) for h in new]
+
+    def _ensure_lab(self) -> LabState:
+        current = self.state
+        if current is None:
+            lab = naming.lab_id(str(self.home))
+            bridge = naming.bridge_name(lab)
+            used = [] if network.link_exists(bridge) else network.used_networks()
+            subnet = next(n for n in naming.subnet_candidates(lab)
+                          if not any(n.overlaps(u) for u in used))
+            current = LabState(lab_id=lab, home=self.home, bridge=bridge, subnet=str(subnet),
+                               bridge_ip=str(naming.bridge_address(subnet)))
+            state.save(current)
+        current.rootfs = ensure_rootfs().path
+        ssh.generate_key(self.key, f"coderig-sandbox@{current.lab_id}")
+        subnet = ipaddress.IPv4Network(current.subnet)
+        network.ensure_bridge(current.bridge, ipaddress.IPv4Interface(
+            f"{current.bridge_ip}/{subnet.prefixlen}"))
+        state.save(current)
+        return current
+
+    def _record_hosts(self, current: LabState, specs: list[HostSpec], prefix: str,
+                      ) -> list[HostState]:
+        taken = set(current.hosts)
+        generated = iter(naming.host_names(prefix, sum(1 for s in specs if not s.name),
+                                           taken | {s.name for s in specs if s.name}))
+        subnet = ipaddress.IPv4Network(current.subnet)
+        used_slots = {h.slot for h in current.hosts.values()}
+        new: list[HostState] = []
+        for spec in specs:
+            name = spec.name or next(generated)
+            if name in taken or not naming.valid_host_name(name):
+                raise UserInputError(f"host name {name!r} is taken or not a valid hostname "
+                                     "(lowercase letters, digits, '-'; starts with a letter)")
+            if spec.count and not spec.gpu:
+                raise UserInputError(f"host {name}: --gpu-count {spec.count} needs --gpu SLUG")
+            if spec.count and spec.gpu:
+                load_gpu(spec.gpu)  # an unknown slug fails here, before anything exists
+            slot = next(s for s in range(naming.MAX_HOSTS) if s not in used_slots)
+            used_slots.add(slot)
+            taken.add(name)
+            host = HostState(
+                name=name, slot=slot, ip=str(naming.host_address(subnet, slot)),
+                netns=naming.netns_name(current.lab_id, name),
+                veth=naming.veth_name(current.lab_id, name),
+                cgroup=naming.cgroup_name(current.lab_id, name),
+                gpu=GpuSetup(slug=spec.gpu if spec.count else None, count=spec.count,
+                             driver_installed=spec.driver_installed))
+            current.hosts[name] = host
+            new.append(host)
+        state.save(current)  # recorded before anything exists, so `down` can clean up
+        return new
+
+    def _create(self, current: LabState, host: HostState) -> None:
+        paths = hosts.HostPaths(self.home, host.name)
+        paths.dir.mkdir(parents=True, exist_ok=True)
+        host.host_key = ssh.generate_key(paths.host_key, f"root@{host.name}")
+        subnet = ipaddress.IPv4Network(current.subnet)
+        network.create_host_network(host.netns, host.veth, current.bridge,
+                                    ipaddress.IPv4Interface(f"{host.ip}/{subnet.prefixlen}"))
+        assert current.rootfs is not None
+        hosts.mount_overlay(paths, current.rootfs)
+        hosts.write_identity(paths, host.name, self.key.with_suffix(".pub").read_text().strip())
+        spec = load_gpu(host.gpu.slug) if host.gpu.count and host.gpu.slug else None
+        document = gpu_sim.gpus_document(spec, host.gpu.count, f"{current.lab_id}/{host.name}")
+        gpu_sim.install(paths.root, document, host.gpu.driver_installed)
+        host.pid, host.status = hosts.launch(host, paths), "booting"
+        state.save(current)
+
+    def _write_access_files(self, current: LabState) -> None:
+        lines = [ssh.known_hosts_line([h.ip, h.name], h.host_key)
+                 for h in sorted(current.hosts.values(), key=lambda h: h.slot) if h.host_key]
+        self.known_hosts.write_text("".join(line + "\n" for line in lines))
+        self.inventory_path.write_text(inventory.render(current, self.key, self.known_hosts))
+
+    # -- services ----------------------------------------------------------------
+    def register_service(self, name: str, pid: int, url: str = "") -> None:
+        """Record a controller-side process serving this lab; `down` stops it."""
+        with state.locked(self.home):
+            current = self.state
+            if current is None:
+                raise EnvironmentProblem(f"no sandbox lab at {self.home}")
+            current.services[name] = ServiceState(
+                name=name, pid=pid, url=url, started=processes.start_time(pid))
+            state.save(current)
+
+    def _start_services(self) -> None:
+        module = _services_module()
+        if module is not None and hasattr(module, "start"):
+            module.start(self)
+
+    # -- down --------------------------------------------------------------------
+    def down(self, names: list[str] | None = None) -> list[str]:
+        """Stop and remove hosts (all, and the lab itself, when `names` is None)."""
+        require_root()
+        if names is None:
+            module = _services_module()
+            if module is not None and hasattr(module, "stop") and self.state is not None:
+                module.stop(self)
+        with state.locked(self.home):
+            current = self.state
+            if current is None:
+                return []
+            unknown = [n for n in names or [] if n not in current.hosts]
+            if unknown:
+                raise UserInputError(f"no sandbox host named {', '.join(unknown)} in {self.home}")
+            doomed = [current.hosts[n] for n in (names if names is not None else current.hosts)]
+            with ThreadPoolExecutor(max_workers=max(1, len(doomed))) as pool:
+                list(pool.map(self._destroy, doomed))
+            for host in doomed:
+                del current.hosts[host.name]
+            if names is None:
+                self._destroy_lab(current)
+            else:
+                state.save(current)
+                self._write_access_files(current)
+        return [h.name for h in doomed]
+
+    def _destroy(self, host: HostState) -> None:
+        hosts.stop(host, hosts.HostPaths(self.home, host.name))
+        network.delete_host_network(host.netns, host.veth)
+
+    def _destroy_lab(self, current: LabState) -> None:
+        for service in current.services.values():
+            processes.terminate(service.pid, service.started)
+        network.delete_link(current.bridge)
+        for entry in self.home.iterdir():
+            if entry.name != "lock":
+                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+
+
+def load_gpu(slug: str) -> gpu_sim.GpuLike:
+    """The catalog's GpuSpec for `slug` (raises the catalog's unknown-name error)."""
+    from coderig_deploy.catalog import load_catalog
+
+    spec: gpu_sim.GpuLike = load_catalog().gpu(slug)
+    return spec
+
+
+def _services_module():  # type: ignore[no-untyped-def]
+    """The lab's controller-side services (registry, release archive), if built."""
+    if importlib.util.find_spec("coderig_deploy.sandbox.services") is None:
+        return None
+    return importlib.import_module("coderig_deploy.sandbox.services")

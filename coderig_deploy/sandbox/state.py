@@ -1,0 +1,105 @@
+"""The lab's state file: what exists, so `down` can clean it even after a crash.
+
+Everything is recorded *before* it is created; cleanup checks what really exists.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DEFAULT_HOME = Path("/var/lib/coderig/sandbox")
+STATE_FILE = "lab.json"
+
+
+def lab_home() -> Path:
+    """The lab's state directory (override with CODERIG_SANDBOX_HOME)."""
+    return Path(os.environ.get("CODERIG_SANDBOX_HOME", str(DEFAULT_HOME))).resolve()
+
+
+class GpuSetup(BaseModel):
+    """The simulated cards of one host."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    slug: str | None = Field(None, description="catalog GPU slug; None = no GPU")
+    count: int = Field(0, ge=0, le=8)
+    driver_installed: bool = Field(True, description="False: cards visible, no driver")
+
+
+class HostState(BaseModel):
+    """One sandbox host and every resource it holds on the controller."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    slot: int
+    ip: str
+    netns: str
+    veth: str
+    cgroup: str
+    gpu: GpuSetup
+    host_key: str = Field("", description="the host's ed25519 public key line")
+    pid: int | None = Field(None, description="the systemd-nspawn process")
+    status: str = "creating"  # creating | booting | running | failed | stopped
+    boot_seconds: float | None = None
+
+
+class ServiceState(BaseModel):
+    """A controller-side process serving the lab on the bridge (registry, archive)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    pid: int
+    url: str = ""
+    started: int | None = Field(None, description="start time (clock ticks), guards PID reuse")
+
+
+class LabState(BaseModel):
+    """A whole lab: its network, its keys, its hosts and services."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lab_id: str
+    home: Path
+    bridge: str
+    subnet: str
+    bridge_ip: str
+    rootfs: Path | None = None
+    hosts: dict[str, HostState] = {}
+    services: dict[str, ServiceState] = {}
+
+
+def state_path(home: Path) -> Path:
+    return home / STATE_FILE
+
+
+def load(home: Path) -> LabState | None:
+    """The lab's state, or None when no lab lives in `home`."""
+    path = state_path(home)
+    if not path.is_file():
+        return None
+    return LabState.model_validate_json(path.read_text())
+
+
+def save(state: LabState) -> None:
+    """Write the state atomically (a crash leaves the old or the new file)."""
+    state.home.mkdir(parents=True, exist_ok=True)
+    tmp = state_path(state.home).with_suffix(".tmp")
+    tmp.write_text(state.model_dump_json(indent=2))
+    os.replace(tmp, state_path(state.home))
+
+
+@contextmanager
+def locked(home: Path) -> Iterator[None]:
+    """Serialise `up` and `down` on one lab."""
+    home.mkdir(parents=True, exist_ok=True)
+    with (home / "lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
