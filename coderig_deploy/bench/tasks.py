@@ -48,3 +48,17 @@ def load_tasks(names: list[str] | None = None) -> list[CodeTask]:
         raise BenchError(f"unknown code-check task(s) {', '.join(unknown)}; "
                          f"known: {', '.join(sorted(tasks))}")
     return [tasks[name] for name in names]
+
+
+def simulator_answers() -> dict[str, object]:
+    """The reference solutions keyed by function name, in the Ollama simulator's
+    `bench_answers.json` format, so a healthy simulated model passes every task."""
+    return {"answers": {t.entry_point: t.reference for t in load_tasks()},
+            "source": "coderig_deploy/bench/tasks/*.json (reference solutions)"}
+
+
+if __name__ == "__main__":
+    import sys
+
+    json.dump(simulator_answers(), sys.stdout, indent=1, sort_keys=True)
+    sys.stdout.write("\n")

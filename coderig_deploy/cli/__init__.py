@@ -26,7 +26,7 @@ app = typer.Typer(
 )
 
 # One module per command or command group; each registers itself on `app`.
-_COMMAND_MODULES = ("plan", "profiles")
+_COMMAND_MODULES = ("plan", "profiles", "bench", "verify", "report")
 for _name in _COMMAND_MODULES:
     importlib.import_module(f"coderig_deploy.cli.{_name}")
 

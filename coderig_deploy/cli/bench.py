@@ -1,0 +1,62 @@
+"""`coderig-deploy bench`: run the smoke benchmark from here against an Ollama URL."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Annotated, Optional
+from urllib.parse import urlparse
+
+import typer
+
+from coderig_deploy.bench.core import BenchConfig, Benchmark
+from coderig_deploy.bench.ollama_api import DEFAULT_URL
+from coderig_deploy.bench.verdict import Expectations
+from coderig_deploy.cli import app
+from coderig_deploy.cli.output import emit
+from coderig_deploy.cli.report import render_run
+from coderig_deploy.errors import BenchError, UserInputError
+from coderig_deploy.profiles import load_profile
+from coderig_deploy.reports import host_report, run_report, write_run
+
+
+def _no_gpu_probe(_prefer: str) -> dict:
+    return {"source": None, "gpus": [], "error": "remote server: GPU memory not read from here"}
+
+
+@app.command()
+def bench(
+    host: Annotated[str, typer.Option(help="Ollama base URL")] = DEFAULT_URL,
+    model: Annotated[Optional[str], typer.Option(help="Model tag (default: the profile's)")] = None,
+    profile: Annotated[Optional[str], typer.Option(help="Judge against this profile")] = None,
+    profiles_dir: Annotated[Optional[Path], typer.Option(help="Extra directory of profiles")] = None,
+    runs: Annotated[int, typer.Option(min=1, help="Timed repetitions")] = 5,
+    num_predict: Annotated[int, typer.Option(min=1, help="Tokens generated per run")] = 128,
+    code_check: Annotated[bool, typer.Option(help="Run the code-check tasks")] = True,
+    out: Annotated[Optional[Path], typer.Option(help="Write report.json/.md/junit.xml here")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> int:
+    """Benchmark a model: load time, decode/prefill tok/s, TTFT, VRAM fit, code check."""
+    prof = load_profile(profile, profiles_dir) if profile else None
+    if prof is None and model is None:
+        raise UserInputError("give --model or --profile")
+    from coderig_deploy import smoke
+
+    exp = smoke.expectations(prof) if prof else Expectations(require_code_check=code_check)
+    cfg = BenchConfig(model=model or smoke.bench_model(prof), url=host, runs=runs,  # type: ignore[arg-type]
+                      num_predict=num_predict, code_check=code_check)
+    local = urlparse(host).hostname in ("127.0.0.1", "localhost", "::1")
+    runner = Benchmark(cfg) if local else Benchmark(cfg, gpu_reader=_no_gpu_probe)
+    if not local:
+        exp = dataclasses.replace(exp, planned_gpu_mib={})
+    try:
+        result = runner.run()
+    except BenchError as exc:
+        result = runner.result
+        result["error"] = str(exc)
+    name = urlparse(host).hostname or host
+    rep = run_report([host_report(name, result, exp)], prof.name if prof else None, cfg.model)
+    if out:
+        write_run(out, rep)
+    emit(rep.model_dump(mode="json"), json_out, lambda c: render_run(c, rep))
+    return 1 if rep.verdict == "fail" else 0

@@ -1,0 +1,52 @@
+"""junit.xml: one testsuite per host, one testcase per check, for CI systems."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+
+from coderig_deploy.reports.model import RunReport
+
+
+def to_junit(report: RunReport) -> str:
+    """JUnit XML: fail -> <failure>, skip -> <skipped>, warn -> passed with system-out."""
+    suites = ET.Element("testsuites", name="coderig-deploy")
+    for host in report.hosts:
+        suite = ET.SubElement(suites, "testsuite", name=host.host, tests=str(len(host.checks)),
+                              failures=str(sum(c.status == "fail" for c in host.checks)),
+                              skipped=str(sum(c.status == "skip" for c in host.checks)),
+                              errors="0")
+        for check in host.checks:
+            case = ET.SubElement(suite, "testcase", classname=f"coderig.{host.host}",
+                                 name=check.name)
+            if check.status == "fail":
+                ET.SubElement(case, "failure", message=check.reason).text = check.reason
+            elif check.status == "skip":
+                ET.SubElement(case, "skipped", message=check.reason)
+            else:
+                ET.SubElement(case, "system-out").text = f"{check.status}: {check.reason}"
+    ET.indent(suites)
+    return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
+
+
+@dataclass(frozen=True)
+class JunitCase:
+    host: str
+    name: str
+    outcome: str  # passed | failure | skipped
+    message: str
+
+
+def parse_junit(text: str) -> list[JunitCase]:
+    """Read junit.xml back into cases (host from the testsuite name)."""
+    cases = []
+    for suite in ET.fromstring(text).iter("testsuite"):
+        for case in suite.iter("testcase"):
+            failure, skipped = case.find("failure"), case.find("skipped")
+            node = failure if failure is not None else skipped
+            outcome = "failure" if failure is not None else \
+                "skipped" if skipped is not None else "passed"
+            message = node.get("message", "") if node is not None else \
+                (case.findtext("system-out") or "")
+            cases.append(JunitCase(suite.get("name", ""), case.get("name", ""), outcome, message))
+    return cases

@@ -1,0 +1,1 @@
+"""`verify`: testinfra checks of a provisioned host's state against its profile."""

@@ -1,0 +1,114 @@
+"""Run the testinfra checks in-process with pytest and collect one Check per host x test.
+
+SSH goes through paramiko with host keys checked against a known_hosts file
+(RejectPolicy): testinfra's own paramiko backend would accept unknown keys.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import paramiko
+import pytest
+import testinfra
+
+from coderig_deploy.bench.checks import FAIL, PASS, SKIP, Check
+from coderig_deploy.errors import EnvironmentProblem
+from coderig_deploy.verify import hostchecks
+from coderig_deploy.verify.spec import VerifySpec
+
+
+@dataclass(frozen=True)
+class Target:
+    """One host to verify over SSH."""
+
+    name: str
+    address: str
+    user: str = "root"
+    port: int = 22
+    key_file: Path | None = None
+    known_hosts: Path | None = None
+
+
+def connect(target: Target, timeout_s: float = 10.0) -> Any:
+    """A testinfra Host over an already-connected, host-key-checked paramiko client."""
+    client = paramiko.SSHClient()
+    known = target.known_hosts or Path.home() / ".ssh" / "known_hosts"
+    if known.exists():
+        client.load_host_keys(str(known))
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    try:
+        client.connect(target.address, port=target.port, username=target.user,
+                       key_filename=str(target.key_file) if target.key_file else None,
+                       timeout=timeout_s, allow_agent=target.key_file is None)
+    except (paramiko.SSHException, OSError) as exc:
+        raise EnvironmentProblem(f"{target.name}: cannot SSH to {target.user}@{target.address}:"
+                                 f"{target.port}: {exc}") from None
+    host = testinfra.get_host(f"paramiko://{target.user}@{target.address}:{target.port}")
+    host.backend.client = client  # cached_property: testinfra uses this connection
+    return host
+
+
+class _Plugin:
+    def __init__(self, targets: list[Target], spec: VerifySpec) -> None:
+        self.targets = {t.name: t for t in targets}
+        self.spec = spec.as_dict()
+        self.hosts: dict[str, Any] = {}
+        self.results: dict[str, list[Check]] = {t.name: [] for t in targets}
+
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        if "target" in metafunc.fixturenames:
+            metafunc.parametrize("target", list(self.targets), indirect=True, ids=str)
+
+    @pytest.fixture
+    def target(self, request: pytest.FixtureRequest) -> Any:
+        name = request.param
+        if name not in self.hosts:
+            self.hosts[name] = connect(self.targets[name])
+        return self.hosts[name]
+
+    @pytest.fixture
+    def spec(self) -> dict[str, Any]:
+        return self.spec
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "call" or report.failed or report.skipped:
+            host = report.nodeid.rsplit("[", 1)[-1].rstrip("]")
+            check = report.nodeid.split("::")[-1].split("[")[0].removeprefix("test_")
+            if any(c.name == check for c in self.results.get(host, [])):
+                return
+            status = PASS if report.passed else SKIP if report.skipped else FAIL
+            self.results.setdefault(host, []).append(Check(check, status, _reason(report)))
+
+
+def _reason(report: pytest.TestReport) -> str:
+    if report.passed:
+        return "ok"
+    crash = getattr(report.longrepr, "reprcrash", None)
+    text = crash.message if crash is not None else str(report.longrepr)
+    first = text.splitlines()[0] if text else "failed"
+    for prefix in ("AssertionError: ", "coderig_deploy.errors.EnvironmentProblem: "):
+        first = first.removeprefix(prefix)
+    return first
+
+
+def run_verify(targets: list[Target], spec: VerifySpec) -> dict[str, list[Check]]:
+    """Run every check on every target; {host name: [Check, ...]} in check order."""
+    plugin = _Plugin(targets, spec)
+    args = [hostchecks.__file__, "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
+            "--rootdir", os.path.dirname(hostchecks.__file__), "-c", os.devnull,
+            "--no-header", "--tb=line", "-W", "ignore::DeprecationWarning"]
+    log = io.StringIO()
+    with contextlib.redirect_stdout(log):  # keep `--json` output clean
+        code = pytest.main(args, plugins=[plugin])
+    if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+        raise EnvironmentProblem(f"the verify checks could not run (pytest exit {int(code)}): "
+                                 + log.getvalue()[-500:])
+    for host in plugin.hosts.values():
+        host.backend.client.close()
+    return plugin.results
