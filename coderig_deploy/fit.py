@@ -230,6 +230,8 @@ def _best_placement(req: FitRequest) -> tuple[tuple[Device, ...], tuple[DeviceUs
     """The most layer slots that fit, preferring one GPU when the whole model fits there."""
     n_slots = req.arch.layers + 1
     margin = req.engine.fit_margin_mib
+    if not req.devices:
+        return (), (), 0
     candidates: list[tuple[Device, ...]] = []
     if not req.spread and len(req.devices) > 1:
         # Ollama's scheduler loads a model on the single GPU with the most memory when it fits entirely.

@@ -11,7 +11,6 @@ import importlib
 import os
 import sys
 
-import click
 import typer
 
 from coderig_deploy.cli.output import err_console
@@ -40,10 +39,16 @@ def main() -> None:
             raise
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except (typer.Abort, KeyboardInterrupt):
         err_console.print("interrupted")
         sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(2 if exc.exit_code == 2 else exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.TyperException as exc:  # usage errors: bad option, bad value
+        show = getattr(exc, "show", None)
+        if show:
+            show()
+        else:
+            err_console.print(f"error: {exc}")
+        sys.exit(getattr(exc, "exit_code", 2))
     sys.exit(result if isinstance(result, int) else 0)

@@ -1,0 +1,5 @@
+"""python -m coderig_deploy"""
+
+from coderig_deploy.cli import main
+
+main()

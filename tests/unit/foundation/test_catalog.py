@@ -1,0 +1,77 @@
+"""Tag resolution and sizes."""
+
+import pytest
+
+from coderig_deploy.catalog import GB, GIB, load_catalog
+from coderig_deploy.errors import UnknownNameError
+
+CAT = load_catalog()
+
+
+@pytest.mark.parametrize(
+    "tag, key, quant, canonical",
+    [
+        ("qwen2.5-coder:32b", "qwen2.5-coder-32b", "Q4_K_M", "qwen2.5-coder:32b-instruct-q4_K_M"),
+        ("qwen2.5-coder:32b-instruct-q4_K_M", "qwen2.5-coder-32b", "Q4_K_M", "qwen2.5-coder:32b-instruct-q4_K_M"),
+        ("llama3.1:70b-instruct-q4_0", "llama3.1-70b", "Q4_0", "llama3.1:70b-instruct-q4_0"),
+        ("llama3.1:8b-instruct-fp16", "llama3.1-8b", "F16", "llama3.1:8b-instruct-fp16"),
+        ("starcoder2:15b-q4_K_M", "starcoder2-15b", "Q4_K_M", "starcoder2:15b-q4_K_M"),
+        ("starcoder2:3b", "starcoder2-3b", "Q4_0", "starcoder2:3b-q4_0"),
+        ("deepseek-coder:6.7b", "deepseek-coder-6.7b", "Q4_0", "deepseek-coder:6.7b-instruct-q4_0"),
+        ("qwen3-coder:30b", "qwen3-coder-30b", "Q4_K_M", "qwen3-coder:30b-a3b-q4_K_M"),
+        ("qwen2.5:14b-instruct-q6_K", "qwen2.5-14b", "Q6_K", "qwen2.5:14b-instruct-q6_K"),
+    ],
+)
+def test_tags_resolve(tag, key, quant, canonical):
+    choice = CAT.model(tag)
+    assert (choice.model.key, choice.quant.quant, choice.canonical_tag) == (key, quant, canonical)
+
+
+def test_published_sizes_are_used_with_their_units():
+    assert CAT.model("qwen2.5-coder:32b").file_bytes == int(19.9 * GB)
+    assert CAT.model("llama3.1:70b").file_bytes == int(39.60 * GIB)
+    assert CAT.model("qwen2.5-coder:32b").size_source == "published"
+
+
+def test_unpublished_sizes_are_computed_from_bits_per_weight():
+    choice = CAT.model("qwen2.5-coder:7b-instruct-q6_K")
+    assert choice.size_source.startswith("computed")
+    assert choice.file_bytes == int(7.62e9 * 6.5625 / 8)
+
+
+def test_every_required_model_and_quant_is_plannable():
+    required = ["qwen2.5-coder-1.5b", "qwen2.5-coder-3b", "qwen2.5-coder-7b", "qwen2.5-coder-14b",
+                "qwen2.5-coder-32b", "qwen2.5-7b", "qwen2.5-14b", "qwen2.5-32b", "llama3.1-8b", "llama3.1-70b",
+                "deepseek-coder-6.7b", "deepseek-coder-33b", "starcoder2-3b", "starcoder2-7b",
+                "starcoder2-15b", "qwen3-coder-30b"]
+    assert set(required) <= set(CAT.models)
+    assert set(CAT.quants) == {"Q4_0", "Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0", "F16"}
+    tags = CAT.model_tags()
+    assert len(tags) == len(CAT.models) * 6
+    for tag in tags:
+        assert CAT.model(tag).file_bytes > 0
+
+
+@pytest.mark.parametrize(
+    "tag, message",
+    [
+        ("qwen2.5-codr:32b", "Did you mean qwen2.5-coder"),
+        ("qwen2.5-coder:33b", "Known: 1.5b, 3b, 7b, 14b, 32b"),
+        ("qwen2.5-coder:32b-instruct-q3_K_S", "unknown quantization"),
+        ("qwen2.5-coder:latest", "cannot read the tag"),
+    ],
+)
+def test_bad_tags_explain_themselves(tag, message):
+    with pytest.raises(UnknownNameError, match=message):
+        CAT.model(tag)
+
+
+def test_unknown_gpu_suggests():
+    with pytest.raises(UnknownNameError, match="Did you mean rtx-4090"):
+        CAT.gpu("rtx4090")
+
+
+def test_gpu_by_nvidia_smi_name():
+    assert CAT.gpu_by_name("NVIDIA GeForce RTX 4090").slug == "rtx-4090"
+    assert CAT.gpu_by_name("GeForce RTX 4090").slug == "rtx-4090"  # older drivers: no prefix
+    assert CAT.gpu_by_name("Tesla T4") is None

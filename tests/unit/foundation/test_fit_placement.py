@@ -1,0 +1,100 @@
+"""Placement across GPUs, partial offload, compute buffers and speed."""
+
+import pytest
+
+from coderig_deploy import fit
+from coderig_deploy.planner import make_plan
+
+
+@pytest.mark.parametrize(
+    "slots, caps, expected",
+    [
+        (81, [24, 24], [41, 40]),
+        (81, [24, 24, 24, 24], [21, 20, 20, 20]),
+        (65, [24, 12], [44, 21]),
+        (10, [1], [10]),
+    ],
+)
+def test_assign_layers_in_proportion_to_memory(slots, caps, expected):
+    assert fit.assign_layers(slots, caps) == expected
+
+
+def test_split_over_two_gpus_puts_output_on_the_last():
+    plan = make_plan("llama3.1:70b", ["rtx-4090", "rtx-4090"], 8192)
+    a, b = plan.per_gpu
+    assert plan.fits and plan.gpu_fraction == 1.0
+    assert a.layers + b.layers == 80
+    assert a.layers == 41 and b.layers == 39  # 81 slots: the output layer takes the last GPU's 40th
+    # The last GPU holds the output layer (~705 MiB of Q6_K) and the logits buffer.
+    assert b.weights_mib > a.weights_mib - 2 * (a.weights_mib / a.layers)
+    assert b.compute_mib > a.compute_mib
+    assert a.overhead_mib == b.overhead_mib > 0
+
+
+def test_split_over_four_gpus():
+    plan = make_plan("llama3.1:70b-instruct-q8_0", ["rtx-3090"] * 4, 8192)
+    assert plan.fits
+    assert [g.layers for g in plan.per_gpu] == [21, 20, 20, 19]
+    assert sum(g.weights_mib for g in plan.per_gpu) == pytest.approx(plan.weights_mib, abs=4)
+    two = make_plan("llama3.1:70b-instruct-q8_0", ["rtx-3090"] * 2, 8192)
+    assert not two.fits
+
+
+def test_model_that_fits_one_gpu_stays_on_one_unless_spread():
+    plan = make_plan("llama3.1:8b", ["rtx-4090", "rtx-4090"], 8192)
+    assert [g.layers for g in plan.per_gpu] == [32, 0]
+    assert plan.per_gpu[1].used_mib == 0
+    spread = make_plan("llama3.1:8b", ["rtx-4090", "rtx-4090"], 8192, spread=True)
+    assert all(g.layers > 0 for g in spread.per_gpu)
+
+
+def test_partial_offload_when_it_does_not_fit():
+    plan = make_plan("llama3.1:70b", ["rtx-4090"], 8192)
+    assert not plan.fits
+    assert 0.3 < plan.gpu_fraction < 0.7
+    assert plan.layers_on_gpu < plan.layers_total
+    assert plan.cpu_weights_mib > 15_000
+    assert plan.per_gpu[0].used_mib <= plan.per_gpu[0].total_mib - plan.margin_mib
+    assert plan.ps_size_vram_mib < plan.ps_size_mib
+    # The seed: "a single RTX 4090 runs Llama 3.1 70B at ~4 tok/s with heavy CPU offload".
+    assert 2 < plan.decode_tok_s < 6
+    full = make_plan("llama3.1:70b", ["rtx-4090", "rtx-4090"], 8192)
+    assert full.decode_tok_s > 3 * plan.decode_tok_s
+
+
+def test_no_gpu_runs_everything_from_ram():
+    plan = make_plan("qwen2.5-coder:7b", [], 4096)
+    assert not plan.fits and plan.gpu_fraction == 0 and plan.vram_mib == 0
+    assert plan.decode_tok_s > 0
+
+
+def test_flash_attention_off_grows_compute_with_context():
+    on_small = make_plan("qwen2.5-coder:14b", ["rtx-4090"], 4096, flash_attention=True)
+    on_large = make_plan("qwen2.5-coder:14b", ["rtx-4090"], 16384, flash_attention=True)
+    off_small = make_plan("qwen2.5-coder:14b", ["rtx-4090"], 4096, flash_attention=False)
+    off_large = make_plan("qwen2.5-coder:14b", ["rtx-4090"], 16384, flash_attention=False)
+    assert on_large.compute_mib == on_small.compute_mib  # tiled: independent of context
+    # KQ scores: 512 x ctx x 40 heads x 4 B -> 320 MiB at 4096, 1280 MiB at 16384
+    assert off_large.compute_mib - off_small.compute_mib == pytest.approx(1280 - 320, abs=2)
+    assert off_small.compute_mib > on_small.compute_mib
+
+
+def test_speed_scales_with_bandwidth_and_size():
+    fast = make_plan("qwen2.5-coder:14b", ["rtx-4090"], 4096).decode_tok_s
+    slow = make_plan("qwen2.5-coder:14b", ["rtx-4070"], 4096).decode_tok_s
+    bigger = make_plan("qwen2.5-coder:32b", ["rtx-4090"], 4096).decode_tok_s
+    assert fast > slow > 0 and fast > bigger
+    assert 1.4 < fast / slow < 2.0  # bandwidth ratio 1008/504 = 2, damped by per-layer latency
+
+
+def test_moe_reads_only_active_experts():
+    moe = make_plan("qwen3-coder:30b", ["rtx-4090"], 8192)
+    dense = make_plan("qwen2.5-coder:32b", ["rtx-4090"], 8192)
+    assert moe.fits and moe.decode_tok_s > 3 * dense.decode_tok_s
+
+
+def test_fits_keeps_the_stated_margin_on_every_gpu():
+    plan = make_plan("llama3.1:70b", ["rtx-4090", "rtx-4090"], 32768, "q8_0")
+    assert plan.fits
+    assert all(g.used_mib <= g.total_mib - plan.margin_mib for g in plan.per_gpu)
+    assert not make_plan("llama3.1:70b", ["rtx-4090", "rtx-4090"], 32768, "f16").fits
