@@ -127,6 +127,8 @@ def install(root: Path, document: dict[str, Any], driver_installed: bool) -> Non
         return
     _install(GPU_DIR / "nvidia_smi.py", root, "usr/bin/nvidia-smi", 0o755)
     _install(build_libnvml(), root, LIB_PATH, 0o644)
+    # Refresh the host's ld.so.cache so `ldconfig -p` lists it like a real install.
+    subprocess.run(["ldconfig", "-r", str(root)], capture_output=True, check=False)
     version = root / PROC_DRIVER_DIR / "nvidia/version"
     version.parent.mkdir(parents=True, exist_ok=True)
     version.write_text(proc_version_text())
