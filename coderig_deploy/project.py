@@ -1,0 +1,241 @@
+"""What a rendered Ansible project is made of: validated, template-ready data.
+
+`ProjectSpec` is everything `render` puts into the templates. Every string that
+ends up in YAML read by Ansible, in a systemd unit or in an SSH command line is
+held to a narrow shape here, so a profile or a host argument cannot inject
+Jinja (`{{ }}`), a newline, a quote or a systemd specifier (`%`). `spec_for`
+builds one from a Profile, its Plan and the target hosts.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from coderig_deploy.catalog import load_catalog
+from coderig_deploy.profiles import Profile
+
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9_-]{0,62}))*\.?$")
+_IPV4 = re.compile(r"^[0-9]{1,3}(\.[0-9]{1,3}){3}$")
+_IPV6 = re.compile(r"^[0-9A-Fa-f:]+$")
+_HOSTPORT = re.compile(r"^[A-Za-z0-9.\-\[\]:]+:[0-9]{1,5}$")
+_USER = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
+_PATH = re.compile(r"^/[A-Za-z0-9._/@+-]*$")
+_ENV_NAME = re.compile(r"^OLLAMA_[A-Z0-9_]+$")
+_ENV_VALUE = re.compile(r"^[A-Za-z0-9._:/+\-\[\]]*$")
+_TAG = re.compile(r"^[a-z0-9][a-z0-9._\-/]*:[A-Za-z0-9._\-]+$")
+_VERSION = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+(-[A-Za-z0-9.]+)?$")
+_URL = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+(/[A-Za-z0-9._~/+\-]*)?$")
+_CHECKSUM = re.compile(r"^sha256:([0-9a-f]{64}|https?://[A-Za-z0-9.\-\[\]:]+(/[A-Za-z0-9._~/+\-]*)?)$")
+_WORD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")
+_PCI_ID = re.compile(r"^[0-9a-f]{4}$")
+_GPU_NAME = re.compile(r"^[A-Za-z0-9 ._\-()]+$")
+_BENCH_ARG = re.compile(r"^[A-Za-z0-9._:/=,+\-]+$")
+
+
+def _matching(pattern: re.Pattern[str], what: str):  # type: ignore[no-untyped-def]
+    def check(value: str) -> str:
+        if not pattern.match(value):
+            raise ValueError(f"{value!r} is not a valid {what}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _host(value: str) -> str:
+    if _IPV4.match(value) or (":" in value and _IPV6.match(value)) or _HOSTNAME.match(value):
+        return value
+    raise ValueError(f"{value!r} is not a valid host name or IP address")
+
+
+HostName = Annotated[str, AfterValidator(_host)]
+SafePath = Annotated[str, _matching(_PATH, "absolute path (letters, digits, ._/@+-)")]
+Tag = Annotated[str, _matching(_TAG, "model tag")]
+Word = Annotated[str, _matching(_WORD, "name")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TargetHost(_Strict):
+    """One host of the inventory and how Ansible reaches it."""
+
+    name: HostName = Field(description="Inventory name")
+    address: HostName | None = Field(default=None, description="ansible_host, when not the name")
+    port: int | None = Field(default=None, ge=1, le=65535)
+    user: Annotated[str, _matching(_USER, "user name")] | None = None
+    key_file: SafePath | None = Field(default=None, description="SSH private key (path only)")
+    known_hosts: SafePath | None = Field(default=None, description="known_hosts file to check keys against")
+    connection: Literal["ssh", "local"] = "ssh"
+    become: bool = Field(default=False, description="Use sudo (a non-root user)")
+    python: SafePath | None = Field(default=None, description="ansible_python_interpreter")
+
+
+class GpuRequirement(_Strict):
+    slug: Word
+    names: list[Annotated[str, _matching(_GPU_NAME, "GPU name")]]
+    pci_ids: list[Annotated[str, _matching(_PCI_ID, "PCI device id (4 lowercase hex digits)")]]
+    count: int = Field(ge=0, le=16)
+    min_vram_mib: int = Field(ge=0)
+
+
+class GpuPlan(_Strict):
+    gpu: Word
+    used_mib: int
+    total_mib: int
+
+
+class PlanSummary(_Strict):
+    """The plan's figures the report and the benchmark compare against."""
+
+    fits: bool
+    vram_mib: int
+    per_gpu: list[GpuPlan]
+    weights_mib: int
+    kv_cache_mib: int
+    gpu_fraction: float
+    decode_tok_s: float
+
+
+class Expect(_Strict):
+    decode_tok_s: float
+    tolerance_tok_s: float
+    gpu_percent: int
+
+
+class BenchmarkSeam(_Strict):
+    """The smoke role's benchmark: a program shipped in the project's files/ and its arguments."""
+
+    program: Annotated[str, _matching(_WORD, "file name")]
+    args: list[Annotated[str, _matching(_BENCH_ARG, "benchmark argument")]]
+
+
+class ProjectSpec(_Strict):
+    """Everything one rendered project holds."""
+
+    profile: Word
+    description: str = Field(max_length=300)
+    hosts: list[TargetHost] = Field(min_length=1)
+    forks: int = Field(default=5, ge=1, le=200)
+    gpu: GpuRequirement
+    min_ram_gib: int = Field(ge=0)
+    min_disk_gib: int = Field(ge=0)
+    resource_policy: Literal["refuse", "warn"] = "refuse"
+    secure_boot: Literal["warn", "refuse"] = "warn"
+    driver_branch: int = Field(ge=550)
+    driver_open_kernel_modules: bool
+    driver_source: Literal["distro", "cuda-repo", "local-repo"]
+    allow_reboot: bool = False
+    ollama_version: Annotated[str, _matching(_VERSION, "version")]
+    ollama_env: dict[str, str]
+    ollama_archive_url: Annotated[str, _matching(_URL, "http(s) URL")] | None = None
+    ollama_archive_checksum: Annotated[str, _matching(_CHECKSUM, "checksum (sha256:<hex> or sha256:<url>)")] | None = None
+    model_tag: Tag
+    model_variant: Tag
+    model_num_ctx: int = Field(ge=256)
+    model_quantization: Word
+    model_registry: Annotated[str, _matching(_HOSTPORT, "host:port")] | None = None
+    expect: Expect
+    plan: PlanSummary
+    benchmark: BenchmarkSeam | None = None
+
+    @field_validator("description")
+    @classmethod
+    def _one_printable_line(cls, value: str) -> str:
+        if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+            raise ValueError("must be one line of printable text")
+        return value
+
+    @field_validator("ollama_env")
+    @classmethod
+    def _safe_env(cls, env: dict[str, str]) -> dict[str, str]:
+        for name, value in env.items():
+            if not _ENV_NAME.match(name):
+                raise ValueError(f"environment name {name!r} is not OLLAMA_<UPPER_CASE>")
+            if not _ENV_VALUE.match(value):
+                raise ValueError(
+                    f"{name}={value!r}: only letters, digits and ._:/+-[] may go into the systemd drop-in"
+                )
+        return env
+
+    @model_validator(mode="after")
+    def _unique_hosts(self) -> ProjectSpec:
+        names = [h.name for h in self.hosts]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"host {', '.join(duplicates)} given more than once")
+        return self
+
+    @property
+    def api_url(self) -> str:
+        """Where a client on the host reaches Ollama (a 0.0.0.0 bind on loopback)."""
+        host = self.ollama_env.get("OLLAMA_HOST", "127.0.0.1:11434")
+        bind, _, port = host.rpartition(":")
+        if bind in ("", "0.0.0.0", "[::]", "::"):
+            bind = "127.0.0.1"
+        return f"http://{bind}:{port}"
+
+
+class RenderOptions(_Strict):
+    """What the command line adds to a profile."""
+
+    forks: int = Field(default=5, ge=1, le=200)
+    allow_reboot: bool = False
+    model_registry: Annotated[str, _matching(_HOSTPORT, "host:port")] | None = None
+    ollama_archive_url: Annotated[str, _matching(_URL, "http(s) URL")] | None = None
+    ollama_archive_checksum: Annotated[str, _matching(_CHECKSUM, "checksum")] | None = None
+    resource_policy: Literal["refuse", "warn"] = "refuse"
+    benchmark: BenchmarkSeam | None = None
+
+
+def spec_for(profile: Profile, hosts: list[TargetHost], options: RenderOptions | None = None) -> ProjectSpec:
+    """The project for `profile` on `hosts`: the plan is computed once, here, on the controller."""
+    opts = options or RenderOptions()
+    catalog = load_catalog()
+    gpu = catalog.gpu(profile.hardware.gpu)
+    plan = profile.plan
+    return ProjectSpec(
+        profile=profile.name,
+        description=profile.description,
+        hosts=hosts,
+        forks=opts.forks,
+        gpu=GpuRequirement(
+            slug=gpu.slug, names=[gpu.name], pci_ids=[gpu.pci_device_id.lower()],
+            count=profile.hardware.count, min_vram_mib=profile.hardware.min_vram_mib,
+        ),
+        min_ram_gib=profile.hardware.min_ram_gib,
+        min_disk_gib=profile.hardware.min_disk_gib,
+        resource_policy=opts.resource_policy,
+        secure_boot=profile.driver.secure_boot,
+        driver_branch=profile.driver.branch,
+        driver_open_kernel_modules=profile.driver.open_kernel_modules,
+        driver_source=profile.driver.source,
+        allow_reboot=opts.allow_reboot,
+        ollama_version=profile.ollama.version,
+        ollama_env=profile.ollama_env(),
+        ollama_archive_url=opts.ollama_archive_url,
+        ollama_archive_checksum=opts.ollama_archive_checksum or _sibling_checksums(opts.ollama_archive_url),
+        model_tag=profile.model.tag,
+        model_variant=profile.model.variant_name,
+        model_num_ctx=profile.model.num_ctx,
+        model_quantization=plan.quant,
+        model_registry=opts.model_registry or profile.model_registry,
+        expect=Expect(**profile.expect.model_dump()),
+        plan=PlanSummary(
+            fits=plan.fits, vram_mib=plan.vram_mib,
+            per_gpu=[GpuPlan(gpu=g.gpu, used_mib=g.used_mib, total_mib=g.total_mib) for g in plan.per_gpu],
+            weights_mib=plan.weights_mib, kv_cache_mib=plan.kv_cache_mib,
+            gpu_fraction=plan.gpu_fraction, decode_tok_s=plan.decode_tok_s,
+        ),
+        benchmark=opts.benchmark,
+    )
+
+
+def _sibling_checksums(archive_url: str | None) -> str | None:
+    """A mirrored release keeps Ollama's sha256sum.txt next to the archive."""
+    if archive_url is None:
+        return None
+    return "sha256:" + archive_url.rsplit("/", 1)[0] + "/sha256sum.txt"

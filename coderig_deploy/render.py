@@ -1,0 +1,108 @@
+"""Render a self-contained Ansible project: ProjectSpec in, file bytes out (pure).
+
+The project holds `site.yml`, `inventory.yml`, `group_vars/all.yml`,
+`ansible.cfg` and a README rendered from `templates/*.j2`, plus the roles copied
+byte for byte from `playbooks/roles/`. The same spec gives the same bytes:
+templates iterate sorted data, and nothing time- or machine-dependent is written.
+`ansible-playbook -i DIR/inventory.yml DIR/site.yml` runs it without coderig.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+
+from coderig_deploy import __version__
+from coderig_deploy.errors import EnvironmentProblem, UserInputError
+from coderig_deploy.project import ProjectSpec
+from coderig_deploy.resources import shipped_dir
+
+# template (under templates/) -> file in the rendered project
+TEMPLATES: dict[str, str] = {
+    "ansible.cfg.j2": "ansible.cfg",
+    "site.yml.j2": "site.yml",
+    "inventory.yml.j2": "inventory.yml",
+    "group_vars/all.yml.j2": "group_vars/all.yml",
+    "README.md.j2": "README.md",
+}
+ROLES = ("preflight", "nvidia_driver", "ollama", "models", "smoke")
+_SKIP_PARTS = {"__pycache__", ".pytest_cache"}
+
+
+def yaml_value(value: Any) -> str:
+    """A YAML flow scalar or collection for `value` (JSON is YAML; keys sorted)."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=True)
+
+
+def yaml_block(value: Any, indent: int = 2) -> str:
+    """A YAML block for a nested `value`, each line indented by `indent`, keys sorted."""
+    text = yaml.safe_dump(value, default_flow_style=False, sort_keys=True, allow_unicode=False, width=120)
+    pad = " " * indent
+    return "\n" + "".join(pad + line + "\n" for line in text.splitlines()).rstrip("\n")
+
+
+def yaml_unsafe(value: str) -> str:
+    """A string Ansible must never template (free text such as a description)."""
+    return "!unsafe " + json.dumps(value, ensure_ascii=True)
+
+
+def _environment(template_dir: Path) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(template_dir)),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+    env.filters["y"] = yaml_value
+    env.filters["unsafe"] = yaml_unsafe
+    env.filters["yblock"] = yaml_block
+    return env
+
+
+def render_project(spec: ProjectSpec, template_dir: Path | None = None,
+                   roles_dir: Path | None = None) -> dict[str, bytes]:
+    """Every file of the project, keyed by its path relative to the project root."""
+    env = _environment(template_dir or shipped_dir("templates"))
+    context = {"spec": spec, "api_url": spec.api_url, "coderig_version": __version__}
+    files: dict[str, bytes] = {}
+    for template, target in TEMPLATES.items():
+        try:
+            text = env.get_template(template).render(**context)
+        except jinja2.UndefinedError as exc:
+            raise EnvironmentProblem(f"template {template}: {exc.message}") from None
+        files[target] = text.encode()
+    files.update(_role_files(roles_dir or shipped_dir("playbooks") / "roles"))
+    return dict(sorted(files.items()))
+
+
+def _role_files(roles_dir: Path) -> dict[str, bytes]:
+    files: dict[str, bytes] = {}
+    for role in ROLES:
+        root = roles_dir / role
+        if not root.is_dir():
+            raise EnvironmentProblem(f"role {role} missing from {roles_dir}")
+        for path in sorted(root.rglob("*")):
+            if path.is_file() and not _SKIP_PARTS.intersection(path.parts) and path.suffix != ".pyc":
+                files[f"roles/{role}/{path.relative_to(root).as_posix()}"] = path.read_bytes()
+    return files
+
+
+def write_project(files: dict[str, bytes], dest: Path, extra: dict[str, Path] | None = None) -> Path:
+    """Write `files` under `dest` (which must be empty or absent); copy `extra` files into it."""
+    if dest.exists() and any(dest.iterdir()):
+        raise UserInputError(f"{dest} is not empty: render into a new directory")
+    for relative, data in files.items():
+        target = dest / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    for relative, source in (extra or {}).items():
+        target = dest / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(source.read_bytes())
+    return dest
