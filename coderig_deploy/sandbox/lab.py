@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -46,8 +47,10 @@ def require_root() -> None:
 class Lab:
     """One lab on this machine, identified by its state directory."""
 
-    def __init__(self, home: Path | None = None) -> None:
+    def __init__(self, home: Path | None = None,
+                 progress: Callable[[str], None] | None = None) -> None:
         self.home = (home or state.lab_home()).resolve()
+        self.progress = progress or (lambda message: None)
         self.key = self.home / "id_ed25519"
         self.known_hosts = self.home / "known_hosts"
         self.inventory_path = self.home / "inventory.yml"
@@ -95,6 +98,7 @@ class Lab:
             for host in new:
                 self._create(current, host)
             self._write_access_files(current)
+            self.progress(f"booting {len(new)} host(s): {', '.join(h.name for h in new)}")
             started = time.monotonic()
             with ThreadPoolExecutor(max_workers=max(1, len(new))) as pool:
                 results = list(pool.map(lambda h: boot.wait_running(self, h, timeout), new))
@@ -120,7 +124,10 @@ class Lab:
             current = LabState(lab_id=lab, home=self.home, bridge=bridge, subnet=str(subnet),
                                bridge_ip=str(naming.bridge_address(subnet)))
             state.save(current)
-        current.rootfs = ensure_rootfs().path
+        self.progress("preparing the shared Debian rootfs (built once per machine, ~1 min)")
+        rootfs = ensure_rootfs()
+        current.rootfs = rootfs.path
+        self.progress(f"rootfs ready from {rootfs.source} in {rootfs.seconds:.1f}s")
         ssh.generate_key(self.key, f"coderig-sandbox@{current.lab_id}")
         subnet = ipaddress.IPv4Network(current.subnet)
         network.ensure_bridge(current.bridge, ipaddress.IPv4Interface(

@@ -1,0 +1,97 @@
+"""`coderig-deploy sandbox up|list|down|inventory`: throwaway local workstations."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Optional
+
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from coderig_deploy.cli import app
+from coderig_deploy.cli.output import emit, err_console
+from coderig_deploy.errors import EnvironmentProblem
+from coderig_deploy.sandbox import HostSpec, Lab
+from coderig_deploy.sandbox.state import HostState
+
+sandbox_app = typer.Typer(
+    help="Boot, list and remove sandbox hosts (local Debian hosts with simulated GPUs). "
+    "Needs root. The lab lives in $CODERIG_SANDBOX_HOME (default /var/lib/coderig/sandbox).",
+    no_args_is_help=True)
+app.add_typer(sandbox_app, name="sandbox")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON")]
+
+
+def _lab() -> Lab:
+    return Lab(progress=lambda message: err_console.print(f"[dim]{message}[/]"))
+
+
+def host_row(lab: Lab, host: HostState) -> dict[str, Any]:
+    gpus = f"{host.gpu.count}x {host.gpu.slug}" if host.gpu.count else "none"
+    if host.gpu.count and not host.gpu.driver_installed:
+        gpus += " (no driver)"
+    return {"name": host.name, "ip": host.ip, "gpus": gpus, "gpu": host.gpu.slug,
+            "gpu_count": host.gpu.count, "driver_installed": host.gpu.driver_installed,
+            "state": host.status, "boot_seconds": host.boot_seconds,
+            "ssh": f"ssh -i {lab.key} -o UserKnownHostsFile={lab.known_hosts} root@{host.ip}"}
+
+
+def _render(rows: list[dict[str, Any]]) -> Any:
+    def render(console: Console) -> None:
+        table = Table()
+        for column in ("host", "IP", "GPUs", "state", "boot s"):
+            table.add_column(column)
+        for row in rows:
+            boot = f"{row['boot_seconds']:.1f}" if row["boot_seconds"] is not None else "-"
+            table.add_row(row["name"], row["ip"], row["gpus"], row["state"], boot)
+        console.print(table if rows else "no sandbox hosts")
+    return render
+
+
+@sandbox_app.command("up")
+def up_cmd(
+    hosts: Annotated[int, typer.Option(help="How many hosts to add", min=1, max=50)] = 1,
+    gpu: Annotated[Optional[str], typer.Option(help="Catalog GPU slug, e.g. rtx-4090")] = None,
+    gpu_count: Annotated[Optional[int], typer.Option(help="Cards per host; 0 = no GPU", min=0,
+                                                     max=8)] = None,
+    name: Annotated[str, typer.Option(help="Host name prefix (hosts are PREFIX1, PREFIX2...)")
+                    ] = "ws",
+    no_driver: Annotated[bool, typer.Option(help="Cards visible in lspci, driver not installed")
+                         ] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Add hosts to the lab (creating it) and wait until each runs systemd fully."""
+    count = gpu_count if gpu_count is not None else (1 if gpu else 0)
+    lab = _lab()
+    specs = [HostSpec(gpu=gpu, count=count, driver_installed=not no_driver)] * hosts
+    new = lab.up(specs, prefix=name)
+    emit([host_row(lab, h) for h in new], json_out, _render([host_row(lab, h) for h in new]))
+
+
+@sandbox_app.command("list")
+def list_cmd(json_out: JsonOpt = False) -> None:
+    """Every host of the lab: name, IP, GPUs, state."""
+    lab = Lab()
+    rows = [host_row(lab, h) for h in lab.hosts()]
+    emit(rows, json_out, _render(rows))
+
+
+@sandbox_app.command("down")
+def down_cmd(names: Annotated[Optional[list[str]], typer.Argument(
+        help="Hosts to remove; none = the whole lab")] = None) -> None:
+    """Stop and remove hosts, leaving no process, mount, namespace, link or cgroup."""
+    removed = _lab().down(names or None)
+    err_console.print(f"removed {len(removed)} host(s)" + (f": {', '.join(removed)}"
+                                                            if removed else ""))
+
+
+@sandbox_app.command("inventory")
+def inventory_cmd(json_out: JsonOpt = False) -> None:
+    """The lab as an Ansible inventory (YAML; with the SSH key and known_hosts)."""
+    lab = Lab()
+    if not lab.inventory_path.is_file():
+        raise EnvironmentProblem(f"no sandbox lab at {lab.home}: run `sandbox up` first")
+    text = lab.inventory_path.read_text()
+    emit(yaml.safe_load(text), json_out, lambda console: console.out(text, end=""))
