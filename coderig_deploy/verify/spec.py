@@ -34,8 +34,9 @@ def spec_for(profile: Profile) -> VerifySpec:
 
 def manifest_path(models_dir: str, name: str) -> str:
     """Where the model store keeps the manifest of `name` ([host/][namespace/]model[:tag])."""
-    repo, _, tag = name.partition(":")
-    parts = repo.split("/")
+    head, _, last = name.rpartition("/")
+    last, _, tag = last.partition(":")
+    parts = [*head.split("/"), last] if head else [last]
     if len(parts) == 1:
         parts = ["library", *parts]
     if len(parts) == 2:
