@@ -1,0 +1,72 @@
+"""The lab's controller-side services, started by `sandbox up` and stopped by `down`:
+the artifact server (the Ollama simulator as a release archive) and the model
+registry (docker-registry seeded with a synthetic model per profile tag).
+
+Both bind the bridge address, the only address sandbox hosts can reach.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+from coderig_deploy.sandbox import artifacts, processes, registry
+from coderig_deploy.sandbox.release import build_release
+from coderig_deploy.sandbox.state import LabState
+
+ARTIFACTS_PORT = 8088
+REGISTRY_PORT = 5000
+ARTIFACTS = "artifacts"
+REGISTRY = "registry"
+
+
+class LabLike(Protocol):
+    home: Path
+
+    @property
+    def state(self) -> LabState | None: ...
+
+    @property
+    def bridge_ip(self) -> str: ...
+
+    def register_service(self, name: str, pid: int, url: str = "") -> None: ...
+
+
+def _alive(state: LabState | None, name: str) -> bool:
+    service = state.services.get(name) if state else None
+    return service is not None and processes.is_same_process(service.pid, service.started)
+
+
+def start(lab: LabLike, tags: list[str] | None = None) -> dict[str, str]:
+    """Build the release, start both servers on the bridge (unless running), seed the registry."""
+    home = lab.home / "services"
+    ip = lab.bridge_ip
+    if not _alive(lab.state, ARTIFACTS):
+        build_release(home / "artifacts")
+        server = artifacts.start(home / "artifacts", ip, ARTIFACTS_PORT)
+        lab.register_service(ARTIFACTS, server.pid, server.url)
+    if not _alive(lab.state, REGISTRY):
+        reg = registry.start(home / "registry", ip, REGISTRY_PORT)
+        lab.register_service(REGISTRY, reg.pid, reg.url)
+        registry.seed(reg.url, tags if tags is not None else registry.profile_tags())
+    return urls(lab)
+
+
+def stop(lab: LabLike) -> None:
+    """Stop the recorded services (also safe after a crash: PIDs are checked)."""
+    state = lab.state
+    for service in (state.services.values() if state else []):
+        if service.name in (ARTIFACTS, REGISTRY):
+            processes.terminate(service.pid, service.started)
+
+
+def urls(lab: LabLike) -> dict[str, str]:
+    """What the provisioning needs: the release download base and the registry address."""
+    state = lab.state
+    services = state.services if state else {}
+    out: dict[str, str] = {}
+    if ARTIFACTS in services:
+        out["ollama_download_base"] = f"{services[ARTIFACTS].url}/ollama/releases/download"
+    if REGISTRY in services:
+        out["model_registry"] = services[REGISTRY].url.removeprefix("http://")
+    return out
