@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -83,6 +84,11 @@ class Lab:
         """Run `command` as root on a host over SSH (host key checked)."""
         target = host if isinstance(host, HostState) else self.host(host)
         return ssh.run(target.ip, self.key, self.known_hosts, command, timeout, stdin)
+
+    def paramiko(self, host: str | HostState) -> Any:
+        """A connected paramiko SSHClient to the host (unknown host keys rejected)."""
+        target = host if isinstance(host, HostState) else self.host(host)
+        return ssh.paramiko_client(target.ip, self.key, self.known_hosts)
 
     def memory_bytes(self, name: str) -> int | None:
         return cgroups.memory_bytes(self.host(name).cgroup)

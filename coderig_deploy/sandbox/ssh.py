@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from coderig_deploy.errors import EnvironmentProblem
 
@@ -44,3 +45,15 @@ def run(
     return subprocess.run(
         [*ssh_argv(ip, key, known_hosts), command], input=stdin, capture_output=True,
         text=True, timeout=timeout, check=False)
+
+
+def paramiko_client(ip: str, key: Path, known_hosts: Path, timeout: float = 10.0) -> Any:
+    """A connected paramiko client for root on `ip` that rejects unknown host keys."""
+    import paramiko
+
+    client = paramiko.SSHClient()
+    client.load_host_keys(str(known_hosts))
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    client.connect(ip, username="root", key_filename=str(key), timeout=timeout,
+                   allow_agent=False, look_for_keys=False)
+    return client
