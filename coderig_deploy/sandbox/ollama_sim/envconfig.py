@@ -18,6 +18,8 @@ DEFAULT_KEEP_ALIVE = 300.0  # 5m
 GPUS_FILE = "/etc/coderig-sim/gpus.json"
 USAGE_FILE = "/run/coderig-sim/usage.json"
 FAULTS_FILE = "/etc/coderig-sim/ollama-faults.json"
+# The cards are only usable when the (simulated) kernel driver is loaded, as for real Ollama.
+DRIVER_FILE = "/proc/driver/nvidia/version"
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,7 @@ class Config:
     gpus_file: Path
     usage_file: Path
     faults_file: Path
+    driver_file: Path
     time_scale: float
 
     @property
@@ -103,5 +106,6 @@ def from_env(env: Mapping[str, str] | None = None) -> Config:
         gpus_file=Path(env.get("CODERIG_SIM_GPUS") or GPUS_FILE),
         usage_file=Path(env.get("CODERIG_SIM_USAGE") or USAGE_FILE),
         faults_file=Path(env.get("CODERIG_SIM_FAULTS") or FAULTS_FILE),
+        driver_file=Path(env.get("CODERIG_SIM_DRIVER_FILE") or DRIVER_FILE),
         time_scale=float(env.get("CODERIG_SIM_TIME_SCALE") or 1.0),
     )

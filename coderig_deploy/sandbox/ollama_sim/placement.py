@@ -45,8 +45,11 @@ class Placement:
     layers_total: int
 
 
-def load_gpus(path: Path) -> list[Gpu]:
-    """The simulated cards (docs/simulation-seam.md); none when the file is absent."""
+def load_gpus(path: Path, driver_file: Path | None = None) -> list[Gpu]:
+    """The simulated cards (docs/simulation-seam.md); none when the file is absent or
+    the driver is not loaded (`driver_file` missing): Ollama then runs on the CPU."""
+    if driver_file is not None and not driver_file.exists():
+        return []
     try:
         data = json.loads(path.read_text())
     except (FileNotFoundError, PermissionError):
@@ -124,30 +127,41 @@ class Planner:
             devices=tuple(fit.Device(f"{g.index}:{g.slug}", g.memory_mib, g.bandwidth_gbs) for g in gpus),
             engine=self.engine, ctx=ctx, kv_cache=kv_cache, flash_attention=flash_attention,
             parallel=parallel, spread=spread, ram_bandwidth_gbs=float(rt["system_ram_bandwidth_gbs"]),
-            depth=int(rt["decode_depth"]),
+            depth=min(int(rt["decode_depth"]), ctx),
         )
 
     def place(self, req: Any, gpus: list[Gpu], force_fraction: float | None = None) -> Placement:
-        """Fit the model; `force_fraction` (the partial_offload switch) caps the GPU share."""
+        """Fit the model; `force_fraction` (the partial_offload switch) caps the GPU share.
+
+        ps sizes as the planner defines them: `size_vram` = weights + KV cache + compute
+        buffers on the GPUs (the CUDA context is not counted; nvidia-smi's per-GPU use,
+        written to usage.json, does count it); `size` = `size_vram` when every layer is
+        on a GPU, else plus the weights and KV cache left in system RAM.
+        """
         arch = req.arch
         slots = arch.layers + 1
         if not gpus:
             return self._cpu_only(req)
         result = fit.fit(req)
         uses, on_gpu = result.devices, result.layers_on_gpu
+        embd, per_layer, output = fit.weight_split(arch, req.quant, req.file_bytes)
+        cpu_layers = arch.layers - sum(u.layers for u in uses)
+        output_on_cpu = on_gpu <= arch.layers
+        cpu_weights, cpu_kv = result.cpu_weights_mib * MIB, result.cpu_kv_cache_mib * MIB
+        speed = result.decode_tok_s
         if force_fraction is not None and force_fraction < result.gpu_fraction:
             on_gpu = min(int(round(force_fraction * slots)), slots - 1)
             uses = fit._place(req, req.devices, on_gpu)
-        cpu_layers = arch.layers - sum(u.layers for u in uses)
-        output_on_cpu = on_gpu <= arch.layers
-        speed = fit.decode_tokens_per_second(req, uses, cpu_layers, output_on_cpu)
-        _, per_layer, output = fit.weight_split(arch, req.quant, req.file_bytes)
-        cells = fit.kv_cells(req.ctx, req.parallel)
-        cpu_bytes = cpu_layers * per_layer + (output if output_on_cpu else 0.0)
-        cpu_bytes += fit.kv_cache_bytes(arch, cells, 1, fit.effective_kv_cache(req), layers=cpu_layers)
+            cpu_layers = arch.layers - sum(u.layers for u in uses)
+            output_on_cpu = True
+            speed = fit.decode_tokens_per_second(req, uses, cpu_layers, output_on_cpu)
+            cpu_weights = embd + cpu_layers * per_layer + output
+            cells = fit.kv_cells(req.ctx, req.parallel)
+            cpu_kv = fit.kv_cache_bytes(arch, cells, 1, fit.effective_kv_cache(req), layers=cpu_layers)
+        vram = sum(u.weights_mib + u.kv_cache_mib + u.compute_mib for u in uses) * MIB
+        size = vram if on_gpu == slots else vram + cpu_weights + cpu_kv
         per_gpu = {g.index: int(round(u.used_mib)) for g, u in zip(gpus, uses)}
-        vram = int(sum(u.used_mib for u in uses) * MIB)
-        return Placement(vram + int(cpu_bytes), vram, per_gpu, speed, on_gpu, slots)
+        return Placement(int(size), int(vram), per_gpu, speed, on_gpu, slots)
 
     def _cpu_only(self, req: Any) -> Placement:
         arch = req.arch

@@ -65,7 +65,7 @@ class Scheduler:
 
     # context and placement ----------------------------------------------
     def gpus(self) -> list[Gpu]:
-        return load_gpus(self.config.gpus_file)
+        return load_gpus(self.config.gpus_file, self.config.driver_file)
 
     def context_for(self, model: Model, options: dict[str, Any], gpus: list[Gpu], faults: Faults) -> int:
         """Request num_ctx, else the model's PARAMETER num_ctx, else OLLAMA_CONTEXT_LENGTH, else auto."""

@@ -56,7 +56,8 @@ def test_full_fit_matches_the_plan(planner: Planner, tag: str, slug: str, count:
     # usage.json (what the simulated nvidia-smi reports) carries the plan's per-GPU figures
     assert sorted(placed.per_gpu_mib.values(), reverse=True) == \
         pytest.approx(sorted((g.used_mib for g in plan.per_gpu), reverse=True), abs=1)
-    assert placed.size_vram / MIB == pytest.approx(plan.vram_mib, abs=count)
+    assert placed.size_vram / MIB == pytest.approx(plan.ps_size_vram_mib, abs=count)
+    assert placed.size / MIB == pytest.approx(plan.ps_size_mib, abs=count)
 
 
 def test_model_too_big_shows_partial_offload_and_slower(planner: Planner) -> None:
@@ -68,6 +69,9 @@ def test_model_too_big_shows_partial_offload_and_slower(planner: Planner) -> Non
     assert partial.layers_on_gpu < partial.layers_total
     assert partial.decode_tok_s < full.decode_tok_s / 2
     assert partial.per_gpu_mib[0] <= 12 * 1024
+    plan = make_plan("qwen2.5-coder:32b-instruct-q4_K_M", ["rtx-4070"], 8192)
+    assert (partial.size / MIB, partial.size_vram / MIB) == \
+        (pytest.approx(plan.ps_size_mib, abs=1), pytest.approx(plan.ps_size_vram_mib, abs=1))
 
 
 def test_partial_offload_switch_forces_a_split(planner: Planner) -> None:
