@@ -20,7 +20,7 @@ import paramiko
 import pytest
 
 from coderig_deploy.catalog import load_catalog
-from coderig_deploy.sandbox import HostSpec, Lab, cgroups, network
+from coderig_deploy.sandbox import HostSpec, Lab, cgroups, network, processes
 from coderig_deploy.sandbox.hosts import HostPaths
 
 pytestmark = pytest.mark.integration
@@ -207,6 +207,8 @@ def traces(lab: Lab) -> dict[str, list[str]]:
         "netns": [h.netns for h in hosts if network.netns_exists(h.netns)],
         "links": [n for n in [st.bridge, *(h.veth for h in hosts)] if network.link_exists(n)],
         "cgroups": [str(d) for h in hosts for d in cgroups.host_dirs(h.cgroup) if d.exists()],
+        "services": [s.name for s in st.services.values()
+                     if processes.is_same_process(s.pid, s.started)],
     }
 
 
@@ -217,6 +219,7 @@ def test_down_leaves_nothing_behind_even_after_a_crash(
     before = traces(lab)
     assert len(before["processes"]) > 4 and len(before["mounts"]) == 2
     assert len(before["netns"]) == 2 and len(before["links"]) == 3 and before["cgroups"]
+    assert sorted(before["services"]) == ["artifacts", "registry"]  # started by `up`
     state_copy = lab.state
     # A crash: t1's systemd-nspawn dies without a clean halt (its container lives on).
     crashed = lab.host("t1")
