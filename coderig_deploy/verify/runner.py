@@ -57,7 +57,7 @@ def connect(target: Target, timeout_s: float = 10.0) -> Any:
 class _Plugin:
     def __init__(self, targets: list[Target], spec: VerifySpec) -> None:
         self.targets = {t.name: t for t in targets}
-        self.spec = spec.as_dict()
+        self.spec_data = spec.as_dict()
         self.hosts: dict[str, Any] = {}
         self.results: dict[str, list[Check]] = {t.name: [] for t in targets}
 
@@ -74,7 +74,7 @@ class _Plugin:
 
     @pytest.fixture
     def spec(self) -> dict[str, Any]:
-        return self.spec
+        return self.spec_data
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "call" or report.failed or report.skipped:
