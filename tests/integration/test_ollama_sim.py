@@ -345,3 +345,36 @@ def test_model_too_big_for_the_card_is_partially_offloaded(client: ollama.Client
         assert running.size_vram / (1 << 20) == pytest.approx(plan.ps_size_vram_mib, abs=1)
     finally:
         sim.set_gpus("rtx-4090", 1)
+
+
+def test_server_environment_is_honoured(prefix: Path, workdir: Path, sim: LocalSim, base: str, variant: str) -> None:
+    """OLLAMA_MAX_LOADED_MODELS=1 evicts, OLLAMA_NUM_PARALLEL=2 doubles the KV cache,
+    OLLAMA_KEEP_ALIVE=-1 keeps models forever, OLLAMA_CONTEXT_LENGTH is the default num_ctx."""
+    other = LocalSim(prefix, workdir / "env", env_extra={
+        "OLLAMA_MODELS": str(sim.models), "OLLAMA_MAX_LOADED_MODELS": "1", "OLLAMA_NUM_PARALLEL": "2",
+        "OLLAMA_KEEP_ALIVE": "-1", "OLLAMA_CONTEXT_LENGTH": "8192", "OLLAMA_KV_CACHE_TYPE": "q8_0"})
+    other.root.mkdir(parents=True, exist_ok=True)
+    other.set_gpus("rtx-4090", 1)
+    other.start()
+    try:
+        client = ollama.Client(host=other.url, timeout=120)
+        client.generate(model=variant, prompt="x", options={"num_predict": 1})
+        client.generate(model=base, prompt="x", options={"num_predict": 1})
+        (running,) = client.ps().models  # the first was evicted
+        assert running.model == base and running.context_length == 8192
+        plan = make_plan(BASE, ["rtx-4090"], 8192, kv_cache="q8_0", flash_attention=True, parallel=2)
+        assert running.size_vram / (1 << 20) == pytest.approx(plan.ps_size_vram_mib, abs=1)
+        assert other.cli("ps").stdout.splitlines()[1].split()[-1] == "Forever"
+    finally:
+        other.stop()
+    assert not other.usage.exists()  # a clean stop clears what nvidia-smi reads
+
+
+def test_cli_pull_prints_progress(sim: LocalSim, registry_address: str) -> None:
+    pulled = sim.cli("pull", "--insecure", f"{registry_address}/library/{SMALL}")
+    lines = pulled.stdout.splitlines()
+    assert pulled.returncode == 0 and lines[0] == "pulling manifest" and lines[-1] == "success"
+    assert sum(line.startswith("pulling ") and "100%" in line for line in lines) == 5
+    failed = sim.cli("pull", "--insecure", f"{registry_address}/library/none:1")
+    assert failed.returncode == 1 and failed.stderr.startswith("Error: pull model manifest")
+    assert sim.cli("rm", f"{registry_address}/library/{SMALL}").returncode == 0
