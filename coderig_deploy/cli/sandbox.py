@@ -34,7 +34,8 @@ def host_row(lab: Lab, host: HostState) -> dict[str, Any]:
         gpus += " (no driver)"
     return {"name": host.name, "ip": host.ip, "gpus": gpus, "gpu": host.gpu.slug,
             "gpu_count": host.gpu.count, "driver_installed": host.gpu.driver_installed,
-            "state": host.status, "boot_seconds": host.boot_seconds,
+            "state": host.status if lab.is_up(host) else "down (crashed? run `sandbox down`)",
+            "boot_seconds": host.boot_seconds,
             "ssh": f"ssh -i {lab.key} -o UserKnownHostsFile={lab.known_hosts} root@{host.ip}"}
 
 

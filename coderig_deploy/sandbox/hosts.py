@@ -39,6 +39,16 @@ class HostPaths:
         self.host_key = self.dir / "ssh_host_ed25519_key"
 
 
+INOTIFY_INSTANCES = Path("/proc/sys/fs/inotify/max_user_instances")
+
+
+def ensure_inotify_instances(host_count: int) -> None:
+    """Every booted systemd takes inotify instances; the default 128 runs out at ~15 hosts."""
+    wanted = 1024 if host_count > 10 else 0
+    if wanted and int(INOTIFY_INSTANCES.read_text()) < wanted:
+        INOTIFY_INSTANCES.write_text(str(wanted))
+
+
 def is_mounted(path: Path) -> bool:
     target = str(path.resolve()) if path.exists() else str(path)
     with open("/proc/self/mounts") as mounts:

@@ -90,6 +90,12 @@ class Lab:
         target = host if isinstance(host, HostState) else self.host(host)
         return ssh.paramiko_client(target.ip, self.key, self.known_hosts)
 
+    def is_up(self, host: HostState) -> bool:
+        """True while the host's systemd-nspawn runs (state may be stale after a crash)."""
+        paths = hosts.HostPaths(self.home, host.name)
+        return host.pid is not None and hosts.is_alive(host.pid) and \
+            hosts.is_our_nspawn(host.pid, paths)
+
     def memory_bytes(self, name: str) -> int | None:
         return cgroups.memory_bytes(self.host(name).cgroup)
 
@@ -98,9 +104,11 @@ class Lab:
            ) -> list[HostState]:
         """Boot the hosts in `specs` (in parallel) and wait until each is `running`."""
         require_root()
+        validate(specs, prefix)
         with state.locked(self.home):
             current = self._ensure_lab()
             new = self._record_hosts(current, specs, prefix)
+            hosts.ensure_inotify_instances(len(current.hosts))
             for host in new:
                 self._create(current, host)
             self._write_access_files(current)
@@ -151,13 +159,8 @@ class Lab:
         new: list[HostState] = []
         for spec in specs:
             name = spec.name or next(generated)
-            if name in taken or not naming.valid_host_name(name):
-                raise UserInputError(f"host name {name!r} is taken or not a valid hostname "
-                                     "(lowercase letters, digits, '-'; starts with a letter)")
-            if spec.count and not spec.gpu:
-                raise UserInputError(f"host {name}: --gpu-count {spec.count} needs --gpu SLUG")
-            if spec.count and spec.gpu:
-                load_gpu(spec.gpu)  # an unknown slug fails here, before anything exists
+            if name in taken:
+                raise UserInputError(f"a host named {name!r} is already in the lab at {self.home}")
             slot = next(s for s in range(naming.MAX_HOSTS) if s not in used_slots)
             used_slots.add(slot)
             taken.add(name)
@@ -249,6 +252,19 @@ class Lab:
         for entry in self.home.iterdir():
             if entry.name != "lock":
                 shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+
+
+def validate(specs: list[HostSpec], prefix: str) -> None:
+    """Reject bad names and GPUs before anything is created."""
+    for spec in specs:
+        name = spec.name or f"{prefix}1"
+        if not naming.valid_host_name(name):
+            raise UserInputError(f"{name!r} is not a valid host name: lowercase letters, digits "
+                                 "and '-', starting with a letter, at most 31 characters")
+        if spec.count and not spec.gpu:
+            raise UserInputError(f"{spec.count} GPU(s) asked for without a model: add --gpu SLUG")
+        if spec.count and spec.gpu:
+            load_gpu(spec.gpu)
 
 
 def load_gpu(slug: str) -> gpu_sim.GpuLike:

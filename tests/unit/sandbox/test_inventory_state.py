@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from coderig_deploy.errors import EnvironmentProblem
+from coderig_deploy.errors import EnvironmentProblem, UserInputError
 from coderig_deploy.sandbox import HostSpec, Lab, inventory, state
 from coderig_deploy.sandbox.state import GpuSetup, HostState, LabState
 
@@ -61,3 +61,17 @@ def test_lab_home_follows_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_p
     assert Lab().home == tmp_path.resolve()
     monkeypatch.delenv("CODERIG_SANDBOX_HOME")
     assert Lab().home == Path("/var/lib/coderig/sandbox")
+
+
+@pytest.mark.parametrize("spec,message", [
+    (HostSpec(gpu="rtx-9999"), "unknown GPU 'rtx-9999'"),
+    (HostSpec(count=2), "without a model"),
+    (HostSpec(name="Bad_Name"), "not a valid host name"),
+])
+def test_bad_specs_fail_before_anything_exists(spec: HostSpec, message: str,
+                                               monkeypatch: pytest.MonkeyPatch,
+                                               tmp_path: Path) -> None:
+    monkeypatch.setattr("os.geteuid", lambda: 0)
+    with pytest.raises(UserInputError, match=message):
+        Lab(tmp_path).up([spec])
+    assert list(tmp_path.iterdir()) == []
