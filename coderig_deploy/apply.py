@@ -1,0 +1,117 @@
+"""`apply` as a stage: render the project into a new run directory, run it, collect results.
+
+The run directory (`.coderig/runs/<UTC timestamp>/` by default) is ansible-runner's
+private data dir (see runner.py) and also holds `apply.json` (per-host results)
+and the report files (`report.json`, `report.md`, `junit.xml`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from coderig_deploy import runner
+from coderig_deploy.profiles import Profile
+from coderig_deploy.project import ProjectSpec, RenderOptions, TargetHost, spec_for
+from coderig_deploy.render import render_project
+from coderig_deploy.reports import CheckResult, HostReport, run_report, write_run
+from coderig_deploy.results import HostResult, exit_code, host_results
+
+APPLY_SCHEMA = "coderig-apply/1"
+
+
+@dataclass(frozen=True)
+class ApplyRequest:
+    profile: Profile
+    hosts: list[TargetHost]
+    options: RenderOptions = field(default_factory=RenderOptions)
+    runs_dir: Path = Path(".coderig/runs")
+    check: bool = False
+    limit: str | None = None
+    tags: list[str] = field(default_factory=list)
+    extra_files: dict[str, Path] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    run_dir: Path
+    status: str
+    rc: int
+    seconds: float
+    hosts: list[HostResult]
+    spec: ProjectSpec
+
+    @property
+    def exit_code(self) -> int:
+        return 130 if self.status == "canceled" else exit_code(self.hosts)
+
+
+def new_run_dir(runs_dir: Path) -> Path:
+    """A fresh directory named by the UTC time (suffixed when two runs share a second)."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    for n in range(100):
+        candidate = runs_dir / (stamp if n == 0 else f"{stamp}-{n}")
+        try:
+            candidate.mkdir(parents=True)
+            return candidate.resolve()
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"too many runs in {runs_dir} within one second")
+
+
+def apply(request: ApplyRequest, on_event: runner.EventHandler | None = None) -> ApplyResult:
+    """Render, run and record one apply; raises CoderigError only for bad input or environment."""
+    spec = spec_for(request.profile, request.hosts, request.options)
+    files = render_project(spec)
+    runner.require_ansible_playbook()
+    run_dir = new_run_dir(request.runs_dir)
+    started = time.monotonic()
+    outcome = runner.run(runner.RunRequest(
+        run_dir=run_dir, files=files, check=request.check, limit=request.limit, tags=request.tags,
+        forks=spec.forks, extra_files=request.extra_files, extravars={"coderig_run_dir": str(run_dir)},
+    ), on_event)
+    results = host_results([h.name for h in spec.hosts], outcome.stats, outcome.events,
+                           canceled=outcome.status == "canceled")
+    result = ApplyResult(run_dir=run_dir, status=outcome.status, rc=outcome.rc,
+                         seconds=round(time.monotonic() - started, 2), hosts=results, spec=spec)
+    write_records(result, request)
+    return result
+
+
+def apply_document(result: ApplyResult, request: ApplyRequest) -> dict[str, object]:
+    """apply.json: the run and each host's result (no secrets: key paths only)."""
+    return {
+        "schema": APPLY_SCHEMA,
+        "profile": result.spec.profile,
+        "model": result.spec.model_tag,
+        "variant": result.spec.model_variant,
+        "check": request.check,
+        "limit": request.limit,
+        "tags": request.tags,
+        "status": result.status,
+        "rc": result.rc,
+        "seconds": result.seconds,
+        "run_dir": str(result.run_dir),
+        "hosts": [h.model_dump(mode="json") for h in result.hosts],
+    }
+
+
+def write_records(result: ApplyResult, request: ApplyRequest) -> None:
+    (result.run_dir / "apply.json").write_text(json.dumps(apply_document(result, request), indent=2) + "\n")
+    write_run(result.run_dir, run_report([_host_report(h) for h in result.hosts],
+                                         profile=result.spec.profile, model=result.spec.model_tag))
+
+
+def _host_report(host: HostResult) -> HostReport:
+    """The provisioning outcome as the report's first check of the host."""
+    where = f"{host.failed_role}: " if host.failed_role else ""
+    reason = (f"{where}{host.reason}" if host.reason else
+              f"{host.ok} ok, {host.changed} changed in {host.seconds:.1f} s")
+    status = "pass" if host.passed else "fail"
+    check = CheckResult(name="provision", status=status, reason=reason,
+                        measured={"status": host.status, "changed": host.changed, "failed": host.failed,
+                                  "unreachable": host.unreachable})
+    return HostReport(host=host.host, verdict=status, reasons=[] if host.passed else [reason], checks=[check])

@@ -1,0 +1,164 @@
+"""The one place that runs Ansible: ansible-runner over an explicit private data dir.
+
+A run directory is ansible-runner's private data dir, written out in full:
+
+    <run>/project/        the rendered project (site.yml, group_vars/, roles/, ansible.cfg)
+    <run>/inventory/hosts.yml
+    <run>/env/extravars   <run>/env/envvars   <run>/env/settings
+    <run>/artifacts/      runner's own record (events, stdout, rc, status)
+
+Results come from runner's `status`, `rc`, `stats` and events, never from stdout.
+Ctrl-C during a run asks runner to cancel (it stops ansible-playbook's process
+group); the outcome then has status "canceled". A rerun converges because every
+role is idempotent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ansible_runner
+
+from coderig_deploy.errors import EnvironmentProblem
+
+EventHandler = Callable[[dict[str, Any]], None]
+IDENT = "apply"
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What to run and how; the project must already be rendered."""
+
+    run_dir: Path
+    files: dict[str, bytes]
+    check: bool = False
+    limit: str | None = None
+    tags: list[str] = field(default_factory=list)
+    forks: int = 5
+    extravars: dict[str, Any] = field(default_factory=dict)
+    extra_files: dict[str, Path] = field(default_factory=dict)
+
+
+@dataclass
+class RunOutcome:
+    """What ansible-runner reported."""
+
+    status: str  # successful | failed | canceled | timeout
+    rc: int
+    stats: dict[str, dict[str, int]]
+    events: list[dict[str, Any]]
+    artifacts: Path
+
+
+def tool_path() -> str:
+    """PATH for ansible-playbook: this interpreter's bin directory (the venv) first."""
+    return os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+
+
+def require_ansible_playbook(path: str | None = None) -> str:
+    """The ansible-playbook runner will start, or EnvironmentProblem (exit 2)."""
+    found = shutil.which("ansible-playbook", path=path or tool_path())
+    if found is None:
+        raise EnvironmentProblem(
+            "ansible-playbook not found on PATH or next to this Python: install ansible-core "
+            "into the same environment (pip install ansible-core)"
+        )
+    return found
+
+
+def prepare(request: RunRequest) -> Path:
+    """Write the private data dir layout; return the project directory."""
+    project = request.run_dir / "project"
+    for relative, data in request.files.items():
+        _write(project / relative, data)
+    for relative, source in request.extra_files.items():
+        _write(project / relative, source.read_bytes())
+    _write(request.run_dir / "inventory" / "hosts.yml", request.files["inventory.yml"])
+    env = request.run_dir / "env"
+    _write(env / "extravars", json.dumps(request.extravars, indent=2, sort_keys=True).encode())
+    envvars = {
+        "PATH": tool_path(),
+        "ANSIBLE_CONFIG": str(project / "ansible.cfg"),
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_RETRY_FILES_ENABLED": "0",
+    }
+    _write(env / "envvars", json.dumps(envvars, indent=2, sort_keys=True).encode())
+    _write(env / "settings", json.dumps({"suppress_ansible_output": True}, indent=2).encode())
+    return project
+
+
+def _write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+def run(request: RunRequest, on_event: EventHandler | None = None) -> RunOutcome:
+    """Run site.yml of the prepared project; Ctrl-C cancels it cleanly."""
+    require_ansible_playbook()
+    prepare(request)
+    events: list[dict[str, Any]] = []
+
+    def handle(event: dict[str, Any]) -> bool:
+        events.append(event)
+        if on_event is not None:
+            on_event(event)
+        return True
+
+    with _interrupt_flag() as interrupted:
+        result = ansible_runner.run(
+            private_data_dir=str(request.run_dir),
+            ident=IDENT,
+            playbook="site.yml",
+            cmdline="--check" if request.check else None,
+            limit=request.limit,
+            tags=",".join(request.tags) or None,
+            forks=request.forks,
+            quiet=True,
+            event_handler=handle,
+            cancel_callback=interrupted.is_set,
+            rotate_artifacts=0,
+        )
+    status = "canceled" if interrupted.is_set() else str(result.status)
+    return RunOutcome(status=status, rc=int(result.rc if result.rc is not None else -1),
+                      stats=_stats(result.stats), events=events,
+                      artifacts=request.run_dir / "artifacts" / IDENT)
+
+
+def _stats(raw: dict[str, Any] | None) -> dict[str, dict[str, int]]:
+    """runner's stats ({"ok": {host: n}, ...}) turned per host ({host: {"ok": n, ...}})."""
+    per_host: dict[str, dict[str, int]] = {}
+    for key, counts in (raw or {}).items():
+        if isinstance(counts, dict):
+            for host, count in counts.items():
+                per_host.setdefault(host, {})[key] = int(count)
+    return per_host
+
+
+@contextmanager
+def _interrupt_flag() -> Iterator[threading.Event]:
+    """Turn the first Ctrl-C into a cancel request; a second one interrupts at once."""
+    flag = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def on_sigint(signum: int, frame: object) -> None:
+        if flag.is_set():
+            raise KeyboardInterrupt
+        flag.set()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)

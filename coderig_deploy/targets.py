@@ -1,0 +1,140 @@
+"""Which hosts a run targets: host arguments, an Ansible inventory, or the sandbox lab.
+
+    [user@]host[:port]   an SSH host (checked against known_hosts)
+    localhost            this machine, through Ansible's local connection
+    sandbox              every host of the running sandbox lab (or --sandbox)
+
+An inventory (-i) is read with Ansible's own inventory loader, so INI, YAML and
+directories work; only connection variables are taken from it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from coderig_deploy.errors import EnvironmentProblem, UserInputError
+from coderig_deploy.profiles import Profile
+from coderig_deploy.project import RenderOptions, TargetHost
+
+LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
+SANDBOX = "sandbox"
+_ARG = re.compile(r"^(?:(?P<user>[^@\s]+)@)?(?P<host>\[[^\]]+\]|[^:@\s]+)(?::(?P<port>[0-9]{1,5}))?$")
+
+
+def _target(**fields: object) -> TargetHost:
+    try:
+        return TargetHost.model_validate({k: v for k, v in fields.items() if v is not None})
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}"
+                             for e in exc.errors())
+        raise UserInputError(f"host {fields.get('name')!r}: {problems}") from None
+
+
+def from_argument(text: str, user: str | None = None, key: Path | None = None) -> TargetHost:
+    """One host argument as a TargetHost."""
+    if text in LOCAL_NAMES:
+        return _target(name="localhost", connection="local")
+    match = _ARG.match(text)
+    if not match:
+        raise UserInputError(f"cannot read host {text!r}: use [user@]host[:port]")
+    login = match["user"] or user
+    return _target(name=match["host"].strip("[]"), port=int(match["port"]) if match["port"] else None,
+                   user=login, key_file=str(key.resolve()) if key else None,
+                   become=bool(login and login != "root"))
+
+
+def from_inventory(path: Path, user: str | None = None, key: Path | None = None) -> list[TargetHost]:
+    """Every host of an Ansible inventory, with its connection variables."""
+    if not path.exists():
+        raise UserInputError(f"{path}: inventory not found")
+    from ansible.inventory.manager import InventoryManager
+    from ansible.parsing.dataloader import DataLoader
+
+    manager = InventoryManager(loader=DataLoader(), sources=[str(path)])
+    hosts = []
+    for host in sorted(manager.get_hosts(), key=lambda h: h.name):
+        v = host.get_vars()
+        login = v.get("ansible_user") or user
+        local = v.get("ansible_connection") == "local" or host.name in LOCAL_NAMES
+        key_file = v.get("ansible_ssh_private_key_file") or (str(key.resolve()) if key else None)
+        hosts.append(_target(
+            name=host.name, connection="local" if local else "ssh",
+            address=None if local else v.get("ansible_host"), port=v.get("ansible_port"),
+            user=None if local else login, key_file=None if local else key_file,
+            become=bool(v.get("ansible_become")) or bool(login and login != "root" and not local),
+            python=v.get("ansible_python_interpreter"),
+            known_hosts=None if local else _known_hosts_file(str(v.get("ansible_ssh_common_args") or "")),
+        ))
+    if not hosts:
+        raise UserInputError(f"{path}: the inventory holds no hosts")
+    return hosts
+
+
+def _known_hosts_file(ssh_args: str) -> str | None:
+    """The UserKnownHostsFile an inventory's ansible_ssh_common_args names, if any."""
+    match = re.search(r"UserKnownHostsFile=(\S+)", ssh_args)
+    return match.group(1) if match else None
+
+
+def from_sandbox(names: list[str] | None = None) -> tuple[list[TargetHost], dict[str, str]]:
+    """The running lab's hosts (all, or those named) and its service URLs."""
+    from coderig_deploy.sandbox import Lab, services
+
+    lab = Lab()
+    hosts = lab.hosts()
+    if not hosts:
+        raise EnvironmentProblem(f"no sandbox hosts in {lab.home}: run `coderig-deploy sandbox up` first")
+    known = {h.name: h for h in hosts}
+    unknown = [n for n in names or [] if n not in known]
+    if unknown:
+        raise UserInputError(f"no sandbox host named {', '.join(unknown)} (have: {', '.join(known)})")
+    chosen = [known[n] for n in names] if names else hosts
+    targets = [_target(name=h.name, address=h.ip, user="root", key_file=str(lab.key),
+                       known_hosts=str(lab.known_hosts), python="/usr/bin/python3") for h in chosen]
+    return targets, services.urls(lab)
+
+
+@dataclass(frozen=True)
+class TargetOptions:
+    """The command line's say on hosts and on what the profile leaves to the site."""
+
+    hosts: list[str] = field(default_factory=list)
+    inventory: Path | None = None
+    user: str | None = None
+    key: Path | None = None
+    sandbox: bool = False
+    forks: int = 5
+    allow_reboot: bool = False
+    model_registry: str | None = None
+    ollama_url: str | None = None
+
+
+def resolve_targets(profile: Profile, opts: TargetOptions) -> tuple[list[TargetHost], RenderOptions]:
+    """The hosts to run on and the render options (sandbox defaults filled in)."""
+    if opts.key is not None and not opts.key.is_file():
+        raise UserInputError(f"--key {opts.key}: no such file")
+    registry, archive, policy = opts.model_registry, opts.ollama_url, "refuse"
+    if opts.sandbox or SANDBOX in opts.hosts:
+        targets, urls = from_sandbox([h for h in opts.hosts if h != SANDBOX] or None)
+        registry = registry or urls.get("model_registry")
+        if archive is None and "ollama_download_base" in urls:
+            archive = f"{urls['ollama_download_base']}/v{profile.ollama.version}/ollama-linux-amd64.tar.zst"
+        # Sandbox hosts share the controller's RAM and disk: GPUs are simulated, memory
+        # is not, so a shortfall there is reported as a warning instead of refusing.
+        policy = "warn"
+    else:
+        targets = from_inventory(opts.inventory, opts.user, opts.key) if opts.inventory else []
+        targets += [from_argument(h, opts.user, opts.key) for h in opts.hosts]
+    if not targets:
+        raise UserInputError("no hosts: give HOST arguments, -i INVENTORY, or --sandbox")
+    try:
+        options = RenderOptions(forks=opts.forks, allow_reboot=opts.allow_reboot, model_registry=registry,
+                                ollama_archive_url=archive, resource_policy=policy)
+    except ValidationError as exc:
+        raise UserInputError("; ".join(f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: "
+                                       f"{e['msg'].removeprefix('Value error, ')}" for e in exc.errors())) from None
+    return targets, options
