@@ -28,6 +28,12 @@ from coderig_deploy.sandbox.rootfs import ensure_rootfs
 from coderig_deploy.sandbox.state import GpuSetup, HostState, LabState, ServiceState
 
 
+# Everything a lab writes in its home ("services" belongs to sandbox/services.py);
+# `down` removes these and nothing else. The lock file stays.
+LAB_FILES = ("hosts", "services", "id_ed25519", "id_ed25519.pub", "known_hosts",
+             "inventory.yml", state.STATE_FILE, state.STATE_FILE.replace(".json", ".tmp"))
+
+
 class HostSpec(BaseModel):
     """What `up` should add: one host, its name (or a generated one) and its GPUs."""
 
@@ -249,9 +255,13 @@ class Lab:
         for service in current.services.values():
             processes.terminate(service.pid, service.started)
         network.delete_link(current.bridge)
-        for entry in self.home.iterdir():
-            if entry.name != "lock":
-                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+        # Only what a lab creates: the home may be a directory the user also uses.
+        for name in LAB_FILES:
+            entry = self.home / name
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            elif entry.exists() or entry.is_symlink():
+                entry.unlink()
 
 
 def validate(specs: list[HostSpec], prefix: str) -> None:
