@@ -140,12 +140,19 @@ class Handler(BaseHTTPRequestHandler):
                 if self.command == "GET":
                     self.wfile.write(raw)
                 return
+            body = self._body()
             route = self.app.routes.get((self.command, path))
             if route is None:
                 raise ApiError(404, "404 page not found")
-            response = route(self.app, self._body())
+            response = route(self.app, body)
         except ApiError as exc:
+            self.close_connection = True  # an unread request body must not leak into the next request
             self._send_json(exc.status, {"error": str(exc)})
+            return
+        except Exception as exc:  # noqa: BLE001 - a bug answers 500 like Ollama's recovery middleware
+            log(f'level=ERROR msg="{self.command} {path}: {type(exc).__name__}: {exc}"')
+            self.close_connection = True
+            self._send_json(500, {"error": f"{type(exc).__name__}: {exc}"})
             return
         if response.stream is not None:
             self._send_stream(response.status, response.stream)
