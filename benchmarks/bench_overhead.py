@@ -133,7 +133,7 @@ def _measure(tmp: Path, env: dict[str, str], url: str, args: argparse.Namespace)
     assert last["error"] is None, (last["error"], (tmp / "sim.log").read_text()[-2000:])
     print(f"  (its JSON: {len(last['runs'])} runs, simulated decode "
           f"{last['summary']['decode_tok_s']['median']:.1f} tok/s, server-reported generation "
-          f"{last['timing']['server_s']:.1f} s that a real GPU would spend)")
+          f"{last['timing']['server_s']:.1f} s that a real GPU would spend; ps: {last['ps']})")
     _row("zipapp start-up (python3 coderig-bench.pyz --help)", _timed(
         lambda: subprocess.run(["/usr/bin/python3", str(pyz), "--help"], capture_output=True), args.repeat))
     _row("isolation probe (unshare/setpriv availability)", _timed(codecheck.detect_isolation, args.repeat))
