@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 import yaml
@@ -54,8 +54,8 @@ def _render(rows: list[dict[str, Any]]) -> Any:
 @sandbox_app.command("up")
 def up_cmd(
     hosts: Annotated[int, typer.Option(help="How many hosts to add", min=1, max=50)] = 1,
-    gpu: Annotated[Optional[str], typer.Option(help="Catalog GPU slug, e.g. rtx-4090")] = None,
-    gpu_count: Annotated[Optional[int], typer.Option(help="Cards per host; 0 = no GPU", min=0,
+    gpu: Annotated[str | None, typer.Option(help="Catalog GPU slug, e.g. rtx-4090")] = None,
+    gpu_count: Annotated[int | None, typer.Option(help="Cards per host; 0 = no GPU", min=0,
                                                      max=8)] = None,
     name: Annotated[str, typer.Option(help="Host name prefix (hosts are PREFIX1, PREFIX2...)")
                     ] = "ws",
@@ -80,7 +80,7 @@ def list_cmd(json_out: JsonOpt = False) -> None:
 
 
 @sandbox_app.command("down")
-def down_cmd(names: Annotated[Optional[list[str]], typer.Argument(
+def down_cmd(names: Annotated[list[str] | None, typer.Argument(
         help="Hosts to remove; none = the whole lab")] = None) -> None:
     """Stop and remove hosts, leaving no process, mount, namespace, link or cgroup."""
     removed = _lab().down(names or None)

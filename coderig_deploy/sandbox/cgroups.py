@@ -1,6 +1,6 @@
 """One cgroup per sandbox host, so parallel boots don't collide and cleanup is total.
 
-Each host's launcher moves itself into ``coderig/<lab>-<host>`` of every hierarchy
+Each host's launcher (a shell exec'ing systemd-nspawn) moves itself into ``coderig/<lab>-<host>`` of every hierarchy
 we use before it execs systemd-nspawn (without it, hosts sharing one cgroup fail to
 boot at random with status=219/CGROUP). Every process of a host stays below that
 directory, so killing what it lists and removing it leaves nothing behind.
@@ -35,13 +35,6 @@ def create(name: str) -> list[Path]:
     for directory in dirs:
         directory.mkdir(parents=True, exist_ok=True)
     return dirs
-
-
-def enter(dirs: list[Path]) -> None:
-    """Move the calling process into `dirs` (runs in the child before exec)."""
-    pid = str(os.getpid())
-    for directory in dirs:
-        (directory / "cgroup.procs").write_text(pid)
 
 
 def pids(name: str) -> set[int]:

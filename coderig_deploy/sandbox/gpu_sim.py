@@ -32,12 +32,20 @@ DRIVER_UNIT = "coderig-sim-nvidia.service"
 
 
 class GpuLike(Protocol):
-    slug: str
-    name: str
-    vram_mib: int
-    bandwidth_gbs: float
-    compute_capability: str
-    pci_device_id: str
+    """What the simulation needs of a catalog GPU (catalog.GpuSpec has it)."""
+
+    @property
+    def slug(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def vram_mib(self) -> int: ...
+    @property
+    def bandwidth_gbs(self) -> float: ...
+    @property
+    def compute_capability(self) -> str: ...
+    @property
+    def pci_device_id(self) -> str: ...
 
 
 @cache

@@ -101,10 +101,16 @@ def launch(host: HostState, paths: HostPaths) -> int:
     if shutil.which("systemd-nspawn") is None:
         raise EnvironmentProblem("systemd-nspawn is missing: apt-get install systemd-container")
     dirs = cgroups.create(host.cgroup)
+    # A tiny shell joins the host's cgroups and execs nspawn (same PID), which is
+    # safer than preexec_fn in a threaded caller.
+    script = ('for d in $CODERIG_CGROUPS; do echo $$ > "$d/cgroup.procs" || exit 70; done; '
+              'exec "$@"')
+    launcher = ["/bin/sh", "-c", script, "coderig-launch", *nspawn_argv(host, paths)]
+    env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+           "CODERIG_CGROUPS": " ".join(str(d) for d in dirs)}
     with paths.log.open("ab") as log:
-        proc = subprocess.Popen(
-            nspawn_argv(host, paths), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-            start_new_session=True, preexec_fn=lambda: cgroups.enter(dirs))
+        proc = subprocess.Popen(launcher, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                env=env, start_new_session=True)
     return proc.pid
 
 
@@ -142,8 +148,8 @@ def stop(host: HostState, paths: HostPaths, timeout: float = 15.0) -> None:
     cgroups.kill_all(host.cgroup)
     if host.pid:
         is_alive(host.pid)  # reap it if it was our child
-    if is_mounted(paths.root):
-        if subprocess.run(["umount", str(paths.root)], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "-l", str(paths.root)], capture_output=True)
+    if is_mounted(paths.root) and subprocess.run(
+            ["umount", str(paths.root)], capture_output=True, check=False).returncode != 0:
+        subprocess.run(["umount", "-l", str(paths.root)], capture_output=True, check=False)
     cgroups.remove(host.cgroup)
     shutil.rmtree(paths.dir, ignore_errors=True)

@@ -22,11 +22,20 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from coderig_deploy.errors import EnvironmentProblem, RunFailed, UserInputError
-from coderig_deploy.sandbox import boot, cgroups, gpu_sim, hosts, inventory, naming, network
-from coderig_deploy.sandbox import processes, ssh, state
+from coderig_deploy.sandbox import (
+    boot,
+    cgroups,
+    gpu_sim,
+    hosts,
+    inventory,
+    naming,
+    network,
+    processes,
+    ssh,
+    state,
+)
 from coderig_deploy.sandbox.rootfs import ensure_rootfs
 from coderig_deploy.sandbox.state import GpuSetup, HostState, LabState, ServiceState
-
 
 # Everything a lab writes in its home ("services" belongs to sandbox/services.py);
 # `down` removes these and nothing else. The lock file stays.
@@ -39,10 +48,10 @@ class HostSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(None, description="hostname; default <prefix><n>")
-    gpu: str | None = Field(None, description="catalog GPU slug, e.g. rtx-4090")
-    count: int = Field(1, ge=0, le=8, description="number of cards; 0 = no GPU")
-    driver_installed: bool = Field(True, description="False: cards visible, no driver")
+    name: str | None = Field(default=None, description="hostname; default <prefix><n>")
+    gpu: str | None = Field(default=None, description="catalog GPU slug, e.g. rtx-4090")
+    count: int = Field(default=1, ge=0, le=8, description="number of cards; 0 = no GPU")
+    driver_installed: bool = Field(default=True, description="False: cards visible, no driver")
 
 
 def require_root() -> None:

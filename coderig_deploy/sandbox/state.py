@@ -27,9 +27,9 @@ class GpuSetup(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    slug: str | None = Field(None, description="catalog GPU slug; None = no GPU")
-    count: int = Field(0, ge=0, le=8)
-    driver_installed: bool = Field(True, description="False: cards visible, no driver")
+    slug: str | None = Field(default=None, description="catalog GPU slug; None = no GPU")
+    count: int = Field(default=0, ge=0, le=8)
+    driver_installed: bool = Field(default=True, description="False: cards visible, no driver")
 
 
 class HostState(BaseModel):
@@ -44,8 +44,8 @@ class HostState(BaseModel):
     veth: str
     cgroup: str
     gpu: GpuSetup
-    host_key: str = Field("", description="the host's ed25519 public key line")
-    pid: int | None = Field(None, description="the systemd-nspawn process")
+    host_key: str = Field(default="", description="the host's ed25519 public key line")
+    pid: int | None = Field(default=None, description="the systemd-nspawn process")
     status: str = "creating"  # creating | booting | running | failed | stopped
     boot_seconds: float | None = None
 
@@ -58,7 +58,7 @@ class ServiceState(BaseModel):
     name: str
     pid: int
     url: str = ""
-    started: int | None = Field(None, description="start time (clock ticks), guards PID reuse")
+    started: int | None = Field(default=None, description="start time (clock ticks), guards PID reuse")
 
 
 class LabState(BaseModel):

@@ -131,8 +131,8 @@ def test_driver_version_file_and_lspci(provisioning_lab: Lab) -> None:
     assert version.startswith("NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  570.133.07")
     lspci = ok(provisioning_lab, "small1", "lspci -nn").splitlines()
     assert [line for line in lspci if "[10de:" in line] == [
-        "01:00.0 VGA compatible controller [0300]: NVIDIA Corporation AD104 [GeForce RTX 4070] "
-        "[10de:2786] (rev a1)"]
+        ("01:00.0 VGA compatible controller [0300]: NVIDIA Corporation AD104 [GeForce RTX 4070] "
+         "[10de:2786] (rev a1)")]
     big = ok(provisioning_lab, "big1", "lspci -nn -d 10de:").splitlines()
     assert len(big) == 2 and all("[10de:2684]" in line for line in big)
 

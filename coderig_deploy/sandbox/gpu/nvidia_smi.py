@@ -160,10 +160,10 @@ def table(doc: dict[str, Any], usage: dict[str, Any], gpus: list[dict[str, Any]]
         pstate = "P2" if used_by_gpu(usage).get(gpu["index"], 0) > 0 else "P8"
         name = _short_name(gpu["name"], 29)
         lines += [
-            f"| {gpu['index']:>3}  {name:<29}{'Off':>5} |{gpu['bus_id'] + ' Off':>23} |"
-            f"{'Off':>21} |",
-            f"| {'N/A':<5}{'N/A':<7}{pstate:<14}{'N/A /  N/A':>13} |"
-            f"{f'{used}MiB /  {total}MiB':>23} |{'N/A':>9}{'Default':>12} |",
+            (f"| {gpu['index']:>3}  {name:<29}{'Off':>5} |{gpu['bus_id'] + ' Off':>23} |"
+             f"{'Off':>21} |"),
+            (f"| {'N/A':<5}{'N/A':<7}{pstate:<14}{'N/A /  N/A':>13} |"
+             f"{f'{used}MiB /  {total}MiB':>23} |{'N/A':>9}{'Default':>12} |"),
             f"| {'':<39} | {'':<22} | {'N/A':>20} |",
             cell]
     lines += [" " * 91, bar,
@@ -213,8 +213,8 @@ def _options(argv: list[str]) -> dict[str, str]:
         if key in ("-L", "--list-gpus", "--version", "-h", "--help"):
             value = "1"
         elif key not in ("-i", "--id", "--query-gpu", "--query-compute-apps", "--format"):
-            raise QueryError(f"Invalid combination of input arguments. "
-                             f"Please run 'nvidia-smi -h' for help.")
+            raise QueryError("Invalid combination of input arguments. "
+                             "Please run 'nvidia-smi -h' for help.")
         opts["-i" if key == "--id" else "-L" if key == "--list-gpus" else key] = value
     return opts
 

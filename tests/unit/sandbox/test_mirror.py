@@ -6,7 +6,11 @@ import pytest
 
 from coderig_deploy.errors import EnvironmentProblem
 from coderig_deploy.sandbox.mirror import (
-    Mirror, configured_mirror, parse_deb822, parse_sources_list)
+    Mirror,
+    configured_mirror,
+    parse_deb822,
+    parse_sources_list,
+)
 
 DEB822 = """\
 Types: deb
