@@ -378,3 +378,22 @@ def test_cli_pull_prints_progress(sim: LocalSim, registry_address: str) -> None:
     failed = sim.cli("pull", "--insecure", f"{registry_address}/library/none:1")
     assert failed.returncode == 1 and failed.stderr.startswith("Error: pull model manifest")
     assert sim.cli("rm", f"{registry_address}/library/{SMALL}").returncode == 0
+
+
+def test_time_scale_shrinks_sleeps_not_reported_speed(prefix: Path, workdir: Path, sim: LocalSim, variant: str) -> None:
+    fast = LocalSim(prefix, workdir / "fast", env_extra={"OLLAMA_MODELS": str(sim.models),
+                                                         "CODERIG_SIM_TIME_SCALE": "0.05"})
+    fast.root.mkdir(parents=True, exist_ok=True)
+    fast.set_gpus("rtx-4090", 1)
+    fast.start()
+    try:
+        client = ollama.Client(host=fast.url, timeout=120)
+        client.generate(model=variant)  # load
+        started = time.monotonic()
+        reply = client.generate(model=variant, prompt="go", options={"num_predict": 128, "temperature": 0})
+        wall = time.monotonic() - started
+        plan = make_plan(BASE, ["rtx-4090"], 16384, kv_cache="f16", flash_attention=True, parallel=1)
+        assert reply.eval_count / reply.eval_duration * 1e9 == pytest.approx(plan.decode_tok_s, rel=0.1)
+        assert wall < reply.eval_duration / 1e9 / 3
+    finally:
+        fast.stop()

@@ -114,6 +114,9 @@ def _done(name: str, chat: bool, reason: str) -> dict[str, Any]:
 
 
 class _Timing:
+    """Sleeps scaled by CODERIG_SIM_TIME_SCALE; reports simulated time plus the real
+    (unscaled) overhead, so a small scale does not magnify Python's per-token cost."""
+
     def __init__(self, scale: float, load_seconds: float) -> None:
         self.scale = scale
         self.start = time.monotonic()
@@ -124,16 +127,18 @@ class _Timing:
         if delay > 0:
             time.sleep(delay)
 
-    def since(self, anchor: float) -> int:
-        """Nanoseconds of simulated time since `anchor` (wall time divided by the scale)."""
-        return int((time.monotonic() - anchor) / self.scale * 1e9)
+    def since(self, anchor: float, simulated_seconds: float) -> int:
+        """Nanoseconds since `anchor`: the simulated time plus any wall time beyond its scaled sleep."""
+        overhead = max(time.monotonic() - anchor - simulated_seconds * self.scale, 0.0)
+        return int((simulated_seconds + overhead) * 1e9)
 
 
 def _tokens(name: str, chat: bool, answer: textgen.Answer, prompt_tokens: int, speed: float,
             prefill: float, timing: _Timing) -> Iterator[dict[str, Any]]:
     prefill_start = time.monotonic()
-    timing.sleep_until(prefill_start, prompt_tokens / prefill)
-    prompt_ns = timing.since(prefill_start)
+    prefill_seconds = prompt_tokens / prefill
+    timing.sleep_until(prefill_start, prefill_seconds)
+    prompt_ns = timing.since(prefill_start, prefill_seconds)
     decode_start = time.monotonic()
     for i, token in enumerate(answer.tokens):
         timing.sleep_until(decode_start, (i + 1) / speed)
@@ -143,9 +148,10 @@ def _tokens(name: str, chat: bool, answer: textgen.Answer, prompt_tokens: int, s
         else:
             chunk["response"] = token
         yield chunk
-    eval_ns = timing.since(decode_start)
+    eval_ns = timing.since(decode_start, len(answer.tokens) / speed)
     final = _done(name, chat, answer.done_reason)
-    final.update(_metrics(total_duration=timing.since(timing.start) + timing.load_ns, load_duration=timing.load_ns,
+    total_ns = timing.load_ns + int((prefill_start - timing.start) * 1e9) + prompt_ns + eval_ns
+    final.update(_metrics(total_duration=total_ns, load_duration=timing.load_ns,
                           prompt_eval_count=prompt_tokens, prompt_eval_duration=prompt_ns,
                           eval_count=len(answer.tokens), eval_duration=eval_ns))
     yield final

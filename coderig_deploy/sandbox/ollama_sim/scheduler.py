@@ -131,7 +131,8 @@ class Scheduler:
             f'layers.offload={placement.layers_on_gpu}/{placement.layers_total} size={placement.size} '
             f'size_vram={placement.size_vram}')
         self.write_usage()
-        return runner, (time.monotonic() - started) / self.config.time_scale
+        overhead = max(time.monotonic() - started - seconds * self.config.time_scale, 0.0)
+        return runner, seconds + overhead
 
     def _make_room(self, key: str, placement: Placement, gpus: list[Gpu]) -> None:
         """Evict idle models (least recently used first) over OLLAMA_MAX_LOADED_MODELS or VRAM."""
