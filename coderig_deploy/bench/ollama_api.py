@@ -163,6 +163,8 @@ class OllamaClient:
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
         self.clock = clock
+        # Never through an HTTP proxy from the environment: Ollama is on this host or LAN.
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
     def get(self, path: str) -> dict[str, Any]:
         with self._open(path, None) as resp:
@@ -187,7 +189,7 @@ class OllamaClient:
         req = urllib.request.Request(url, data=data, method="GET" if body is None else "POST",
                                      headers={"Content-Type": "application/json"})
         try:
-            return urllib.request.urlopen(req, timeout=self.timeout_s)
+            return self._opener.open(req, timeout=self.timeout_s)
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode(errors="replace").strip()
             try:
