@@ -397,3 +397,13 @@ def test_time_scale_shrinks_sleeps_not_reported_speed(prefix: Path, workdir: Pat
         assert wall < reply.eval_duration / 1e9 / 3
     finally:
         fast.stop()
+
+
+def test_cli_cp_run_and_stop(sim: LocalSim, variant: str) -> None:
+    assert sim.cli("cp", variant, "cli/copy:1").returncode == 0
+    ran = sim.cli("run", "--verbose", "cli/copy:1", "Say", "hi")
+    assert ran.returncode == 0 and ran.stdout.strip() and "eval rate:" in ran.stderr
+    assert "cli/copy:1" in sim.cli("ps").stdout
+    assert sim.cli("stop", "cli/copy:1").returncode == 0
+    assert "cli/copy:1" not in sim.cli("ps").stdout
+    assert sim.cli("rm", "cli/copy:1").returncode == 0

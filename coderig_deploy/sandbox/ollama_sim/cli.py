@@ -1,5 +1,5 @@
 """The `ollama` command: `serve`, and client verbs that talk to the server over HTTP
-as the real CLI does (--version, list, ps, pull, create -f, rm, stop, show)."""
+as the real CLI does (--version, list, ps, pull, create -f, cp, rm, run, stop, show)."""
 
 from __future__ import annotations
 
@@ -182,6 +182,29 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cp(args: argparse.Namespace) -> int:
+    _request("POST", "/api/copy", {"source": args.source, "destination": args.destination}).close()
+    print(f"copied '{args.source}' to '{args.destination}'")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Non-interactive `ollama run MODEL PROMPT`; --verbose prints the timings like the real CLI."""
+    prompt = " ".join(args.prompt) or (sys.stdin.read() if not sys.stdin.isatty() else "")
+    final: dict[str, Any] = {}
+    for final in _lines("/api/generate", {"model": args.model, "prompt": prompt, "stream": True}):
+        print(final.get("response", ""), end="", flush=True)
+    print()
+    if args.verbose and final.get("eval_duration"):
+        rate = final["eval_count"] / final["eval_duration"] * 1e9
+        print(f"total duration:       {final.get('total_duration', 0) / 1e9:.6f}s\n"
+              f"load duration:        {final.get('load_duration', 0) / 1e9:.6f}s\n"
+              f"prompt eval count:    {final.get('prompt_eval_count', 0)} token(s)\n"
+              f"eval count:           {final['eval_count']} token(s)\n"
+              f"eval rate:            {rate:.2f} tokens/s", file=sys.stderr)
+    return 0
+
+
 def cmd_serve(_: argparse.Namespace) -> int:
     from .server import serve
     return serve(envconfig.from_env())
@@ -209,6 +232,15 @@ def parser() -> argparse.ArgumentParser:
     stop = sub.add_parser("stop", help="Stop a running model")
     stop.add_argument("model")
     stop.set_defaults(func=cmd_stop)
+    cp = sub.add_parser("cp", help="Copy a model")
+    cp.add_argument("source")
+    cp.add_argument("destination")
+    cp.set_defaults(func=cmd_cp)
+    run = sub.add_parser("run", help="Run a model (non-interactive)")
+    run.add_argument("model")
+    run.add_argument("prompt", nargs="*")
+    run.add_argument("--verbose", action="store_true")
+    run.set_defaults(func=cmd_run)
     show = sub.add_parser("show", help="Show information for a model")
     show.add_argument("model")
     show.add_argument("--modelfile", action="store_true")
