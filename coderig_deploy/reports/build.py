@@ -12,9 +12,11 @@ from coderig_deploy.reports.model import CheckResult, HostReport, RunReport
 
 
 def host_report(host: str, bench: dict[str, Any] | None, exp: Expectations,
-                verify: list[Check] | None = None) -> HostReport:
-    """One host's report: the verdict of its benchmark result plus any verify checks."""
-    checks: list[CheckResult] = []
+                verify: list[Check] | None = None,
+                leading: list[CheckResult] | None = None) -> HostReport:
+    """One host's report: `leading` checks (e.g. apply's `provision`), the verdict of its
+    benchmark result, then any verify checks."""
+    checks: list[CheckResult] = list(leading or [])
     if bench is not None:
         checks += [CheckResult(**c) for c in judge(bench, exp)["checks"]]
     checks += [CheckResult(**c.as_dict(), source="verify") for c in verify or []]

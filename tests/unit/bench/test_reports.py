@@ -74,3 +74,13 @@ def test_report_cli_prints_past_run(tmp_path: Path) -> None:
     write_run(tmp_path, _run())
     result = CliRunner().invoke(app, ["report", str(tmp_path), "--json"])
     assert json.loads(result.stdout)["hosts"][1]["verdict"] == "fail"
+
+
+def test_leading_provision_check_counts_in_the_verdict() -> None:
+    from coderig_deploy.reports import CheckResult
+
+    failed = CheckResult(name="provision", status="fail", reason="ollama: unit failed")
+    rep = host_report("ws-1", GOOD, EXP, leading=[failed])
+    assert rep.checks[0].name == "provision" and rep.verdict == "fail"
+    assert rep.reasons[0] == "provision: ollama: unit failed"
+    assert host_report("ws-1", None, EXP).verdict == "fail"  # nothing came back
