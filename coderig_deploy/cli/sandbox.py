@@ -55,7 +55,7 @@ def _render(rows: list[dict[str, Any]]) -> Any:
 def up_cmd(
     hosts: Annotated[int, typer.Option(help="How many hosts to add", min=1, max=50)] = 1,
     gpu: Annotated[str | None, typer.Option(help="Catalog GPU slug, e.g. rtx-4090")] = None,
-    gpu_count: Annotated[int | None, typer.Option(help="Cards per host; 0 = no GPU", min=0,
+    gpu_count: Annotated[int | None, typer.Option(help="Cards per host (default 1 with --gpu); 0 = no GPU", min=0,
                                                      max=8)] = None,
     name: Annotated[str, typer.Option(help="Host name prefix (hosts are PREFIX1, PREFIX2...)")
                     ] = "ws",
@@ -64,9 +64,8 @@ def up_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Add hosts to the lab (creating it) and wait until each runs systemd fully."""
-    count = gpu_count if gpu_count is not None else (1 if gpu else 0)
     lab = _lab()
-    specs = [HostSpec(gpu=gpu, count=count, driver_installed=not no_driver)] * hosts
+    specs = [HostSpec(gpu=gpu, count=gpu_count, driver_installed=not no_driver)] * hosts
     new = lab.up(specs, prefix=name)
     emit([host_row(lab, h) for h in new], json_out, _render([host_row(lab, h) for h in new]))
 

@@ -50,8 +50,14 @@ class HostSpec(BaseModel):
 
     name: str | None = Field(default=None, description="hostname; default <prefix><n>")
     gpu: str | None = Field(default=None, description="catalog GPU slug, e.g. rtx-4090")
-    count: int = Field(default=1, ge=0, le=8, description="number of cards; 0 = no GPU")
+    count: int | None = Field(default=None, ge=0, le=8,
+                              description="number of cards; 0 = no GPU; default 1 with a gpu")
     driver_installed: bool = Field(default=True, description="False: cards visible, no driver")
+
+    @property
+    def cards(self) -> int:
+        """How many cards the host gets."""
+        return self.count if self.count is not None else (1 if self.gpu else 0)
 
 
 def require_root() -> None:
@@ -184,7 +190,7 @@ class Lab:
                 netns=naming.netns_name(current.lab_id, name),
                 veth=naming.veth_name(current.lab_id, name),
                 cgroup=naming.cgroup_name(current.lab_id, name),
-                gpu=GpuSetup(slug=spec.gpu if spec.count else None, count=spec.count,
+                gpu=GpuSetup(slug=spec.gpu if spec.cards else None, count=spec.cards,
                              driver_installed=spec.driver_installed))
             current.hosts[name] = host
             new.append(host)
@@ -280,9 +286,9 @@ def validate(specs: list[HostSpec], prefix: str) -> None:
         if not naming.valid_host_name(name):
             raise UserInputError(f"{name!r} is not a valid host name: lowercase letters, digits "
                                  "and '-', starting with a letter, at most 31 characters")
-        if spec.count and not spec.gpu:
-            raise UserInputError(f"{spec.count} GPU(s) asked for without a model: add --gpu SLUG")
-        if spec.count and spec.gpu:
+        if spec.cards and not spec.gpu:
+            raise UserInputError(f"{spec.cards} GPU(s) asked for without a model: add --gpu SLUG")
+        if spec.cards and spec.gpu:
             load_gpu(spec.gpu)
 
 

@@ -56,6 +56,12 @@ def test_up_and_down_need_root(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     assert not (tmp_path / "lab.json").exists()
 
 
+def test_host_spec_card_count_defaults() -> None:
+    assert HostSpec().cards == 0 and HostSpec(gpu="rtx-4090").cards == 1
+    assert HostSpec(gpu="rtx-4090", count=0).cards == 0
+    assert HostSpec(gpu="rtx-4090", count=2).cards == 2
+
+
 def test_lab_home_follows_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("CODERIG_SANDBOX_HOME", str(tmp_path))
     assert Lab().home == tmp_path.resolve()
