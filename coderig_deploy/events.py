@@ -65,7 +65,7 @@ def one_line(text: str, limit: int = 400) -> str:
 def failure_reason(event: Event) -> str:
     """The most useful single line of a failed or unreachable task's result."""
     res = result(event)
-    msg = one_line(res.get("msg") or "")
+    msg = one_line(res.get("msg") or "").removeprefix("Task failed: ")
     details = [one_line(res.get(k) or "", 200) for k in ("stderr", "stdout") if res.get(k)]
     if msg in ("", "non-zero return code") and details:
         return f"{msg or 'failed'}: {details[0]}" if msg else details[0]

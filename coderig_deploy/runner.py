@@ -15,11 +15,13 @@ role is idempotent.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import signal
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -91,10 +93,19 @@ def prepare(request: RunRequest) -> Path:
         "ANSIBLE_CONFIG": str(project / "ansible.cfg"),
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_RETRY_FILES_ENABLED": "0",
+        "ANSIBLE_SSH_CONTROL_PATH_DIR": str(control_path_dir(request.run_dir)),
     }
     _write(env / "envvars", json.dumps(envvars, indent=2, sort_keys=True).encode())
     _write(env / "settings", json.dumps({"suppress_ansible_output": True}, indent=2).encode())
     return project
+
+
+def control_path_dir(run_dir: Path) -> Path:
+    """SSH control sockets of this run only: a master left by an earlier run (60 s
+    ControlPersist) must not let a host with a wrong key look reachable. Kept short,
+    since a socket path is limited to 108 bytes."""
+    digest = hashlib.sha256(str(run_dir).encode()).hexdigest()[:10]
+    return Path(tempfile.gettempdir()) / "coderig-cp" / digest
 
 
 def _write(path: Path, data: bytes) -> None:
@@ -127,6 +138,7 @@ def run(request: RunRequest, on_event: EventHandler | None = None) -> RunOutcome
             event_handler=handle,
             cancel_callback=interrupted.is_set,
             rotate_artifacts=0,
+            fact_cache_type="memory",  # gathered facts stay out of the artifacts
         )
     status = "canceled" if interrupted.is_set() else str(result.status)
     return RunOutcome(status=status, rc=int(result.rc if result.rc is not None else -1),

@@ -10,6 +10,7 @@ directories work; only connection variables are taken from it.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,8 +37,8 @@ def _target(**fields: object) -> TargetHost:
 
 def from_argument(text: str, user: str | None = None, key: Path | None = None) -> TargetHost:
     """One host argument as a TargetHost."""
-    if text in LOCAL_NAMES:
-        return _target(name="localhost", connection="local")
+    if text in LOCAL_NAMES:  # this machine: sudo unless coderig already runs as root
+        return _target(name="localhost", connection="local", become=os.geteuid() != 0)
     match = _ARG.match(text)
     if not match:
         raise UserInputError(f"cannot read host {text!r}: use [user@]host[:port]")
