@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib.util
 import ipaddress
 import os
-import shutil
 import subprocess
 import time
 from collections.abc import Callable
@@ -33,14 +32,10 @@ from coderig_deploy.sandbox import (
     processes,
     ssh,
     state,
+    teardown,
 )
 from coderig_deploy.sandbox.rootfs import ensure_rootfs
 from coderig_deploy.sandbox.state import GpuSetup, HostState, LabState, ServiceState
-
-# Everything a lab writes in its home ("services" belongs to sandbox/services.py);
-# `down` removes these and nothing else. The lock file stays.
-LAB_FILES = ("hosts", "services", "id_ed25519", "id_ed25519.pub", "known_hosts",
-             "inventory.yml", state.STATE_FILE, state.STATE_FILE.replace(".json", ".tmp"))
 
 
 class HostSpec(BaseModel):
@@ -142,10 +137,10 @@ class Lab:
                 current.hosts[host.name].status, current.hosts[host.name].boot_seconds = \
                     status, seconds
             state.save(current)
-        self._start_services()
         failed = [h.name for h, (status, _) in zip(new, results, strict=True) if status != "running"]
         if failed:
             raise RunFailed(boot.failure_report(self, failed))
+        self._start_services()
         return [self.host(h.name) for h in new]
 
     def _ensure_lab(self) -> LabState:
@@ -252,31 +247,15 @@ class Lab:
                 raise UserInputError(f"no sandbox host named {', '.join(unknown)} in {self.home}")
             doomed = [current.hosts[n] for n in (names if names is not None else current.hosts)]
             with ThreadPoolExecutor(max_workers=max(1, len(doomed))) as pool:
-                list(pool.map(self._destroy, doomed))
+                list(pool.map(lambda h: teardown.destroy_host(self.home, h), doomed))
             for host in doomed:
                 del current.hosts[host.name]
             if names is None:
-                self._destroy_lab(current)
+                teardown.destroy_lab(self.home, current)
             else:
                 state.save(current)
                 self._write_access_files(current)
         return [h.name for h in doomed]
-
-    def _destroy(self, host: HostState) -> None:
-        hosts.stop(host, hosts.HostPaths(self.home, host.name))
-        network.delete_host_network(host.netns, host.veth)
-
-    def _destroy_lab(self, current: LabState) -> None:
-        for service in current.services.values():
-            processes.terminate(service.pid, service.started)
-        network.delete_link(current.bridge)
-        # Only what a lab creates: the home may be a directory the user also uses.
-        for name in LAB_FILES:
-            entry = self.home / name
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry)
-            elif entry.exists() or entry.is_symlink():
-                entry.unlink()
 
 
 def validate(specs: list[HostSpec], prefix: str) -> None:
