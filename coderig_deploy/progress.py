@@ -62,11 +62,11 @@ class Progress:
         when = ev.timestamp(event)
         if host.started is None:
             host.started = when
-        if host.state in (FAILED, UNREACHABLE):
+        if host.state == UNREACHABLE:
             return
         data = ev.data(event)
-        if kind == ev.TASK_START:
-            host.state, host.retries = RUNNING, ""
+        if kind == ev.TASK_START:  # after a failure too: a rescue block runs on
+            host.state, host.retries, host.reason, host.ended = RUNNING, "", "", None
             host.role, host.task = str(data.get("role") or ""), str(data.get("task") or "")
         elif kind == ev.RETRY:
             res = ev.result(event)

@@ -62,7 +62,8 @@ def _one(host: str, counts: dict[str, int], events: list[ev.Event], canceled: bo
         seconds=round(max(times) - min(times), 2) if times else 0.0,
         facts=_facts(events),
     )
-    failure = next((e for e in events if ev.is_real_failure(e) or ev.kind(e) == ev.UNREACHABLE), None)
+    # The last failure is the one that stopped the host: an earlier one was rescued.
+    failure = next((e for e in reversed(events) if ev.is_real_failure(e) or ev.kind(e) == ev.UNREACHABLE), None)
     if failure is not None:
         data = ev.data(failure)
         result.reason = ev.failure_reason(failure)

@@ -74,3 +74,14 @@ def test_hosts_only_the_events_name_are_added_and_waiting_hosts_stay_waiting() -
     lines = {line.host: line for line in progress.lines(0.0)}
     assert lines["extra"].state == "done" and lines["extra"].elapsed == 5.0
     assert lines["planned"].state == "waiting" and lines["planned"].elapsed == 0.0
+
+
+def test_a_rescued_failure_is_followed_by_the_rescue_tasks() -> None:
+    progress = Progress(["ws"])
+    progress.apply(_event("runner_on_start", "ws", "00", role="nvidia_driver", task="Download."))
+    progress.apply(_event("runner_on_failed", "ws", "01", res={"msg": "no network"}))
+    assert progress.lines(0.0)[0].state == "failed"
+    progress.apply(_event("runner_on_start", "ws", "02", role="nvidia_driver", task="Explain."))
+    progress.apply(_event("runner_on_failed", "ws", "03", res={"msg": "needs local-repo"}))
+    (line,) = progress.lines(100.0)
+    assert (line.state, line.task, line.note, line.elapsed) == ("failed", "Explain.", "needs local-repo", 3.0)

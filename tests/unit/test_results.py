@@ -77,3 +77,13 @@ def test_a_reboot_request_is_its_own_status() -> None:
                             "res": {"msg": "reboot required: driver branch 570 is installed but not loaded"}}}
     (result,) = host_results(["ws"], {"ws": {"failures": 1}}, [event])
     assert result.status == "reboot required" and result.failed_role == "nvidia_driver"
+
+
+def test_the_failure_that_stopped_the_host_is_the_reason_not_a_rescued_one() -> None:
+    def failed(t: str, task: str, msg: str) -> dict[str, object]:
+        return {"event": "runner_on_failed", "created": f"2026-01-01T00:00:0{t}+00:00",
+                "event_data": {"host": "ws", "task": task, "role": "nvidia_driver", "res": {"msg": msg}}}
+
+    events = [failed("1", "Download.", "Request failed"), failed("2", "Explain.", "use driver source local-repo")]
+    (result,) = host_results(["ws"], {"ws": {"failures": 1, "rescued": 1}}, events)
+    assert (result.failed_task, result.reason) == ("Explain.", "use driver source local-repo")
