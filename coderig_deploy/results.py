@@ -55,6 +55,7 @@ def host_results(hosts: list[str], stats: dict[str, dict[str, int]], events: lis
 
 def _one(host: str, counts: dict[str, int], events: list[ev.Event], canceled: bool) -> HostResult:
     times = [t for e in events if (t := ev.timestamp(e)) is not None]
+    counts = counts or _counted(events)  # no stats after a canceled run
     result = HostResult(
         host=host, status="ok",
         ok=counts.get("ok", 0), changed=counts.get("changed", 0), failed=counts.get("failures", 0),
@@ -70,14 +71,20 @@ def _one(host: str, counts: dict[str, int], events: list[ev.Event], canceled: bo
         result.failed_role = str(data.get("role") or "") or None
         result.failed_task = str(data.get("task") or "") or None
         result.status = _failure_status(failure, result.reason)
-        if not counts:  # stats missing (canceled run): count from the events
-            result.failed = int(result.status != "unreachable")
-            result.unreachable = int(result.status == "unreachable")
     elif not events:
         result.status = "canceled" if canceled else "not run"
-    elif canceled and not counts:
+    elif canceled:
         result.status, result.reason = "canceled", "the run was interrupted before this host finished"
     return result
+
+
+def _counted(events: list[ev.Event]) -> dict[str, int]:
+    """Stats rebuilt from the events, for a run that ended before its recap."""
+    kinds = [ev.kind(e) for e in events]
+    failed = [e for e in events if ev.is_real_failure(e)]
+    return {"ok": kinds.count(ev.OK), "skipped": kinds.count(ev.SKIPPED), "failures": min(len(failed), 1),
+            "dark": min(kinds.count(ev.UNREACHABLE), 1),
+            "changed": sum(1 for e in events if ev.kind(e) == ev.OK and ev.result(e).get("changed"))}
 
 
 def _failure_status(event: ev.Event, reason: str) -> Status:
