@@ -85,6 +85,7 @@ class FitRequest:
     spread: bool = False  # Ollama keeps a model on one GPU when it fits there (OLLAMA_SCHED_SPREAD)
     ram_bandwidth_gbs: float = 64.0
     depth: int = 512  # tokens already in the cache when decode speed is predicted
+    num_gpu: int | None = None  # Ollama's num_gpu option: at most this many layer slots on GPUs
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,19 @@ class FitResult:
     @property
     def vram_mib(self) -> float:
         return sum(d.used_mib for d in self.devices)
+
+    @property
+    def ps_size_vram_bytes(self) -> int:
+        """Ollama's /api/ps `size_vram`: weights, KV cache and compute buffers on the GPUs."""
+        return round(sum(d.weights_mib + d.kv_cache_mib + d.compute_mib for d in self.devices) * MIB)
+
+    @property
+    def ps_size_bytes(self) -> int:
+        """Ollama's /api/ps `size`: `size_vram`, plus what stays in system RAM under partial
+        offload (Ollama counts the token embedding in the GPU share once every layer is offloaded)."""
+        if self.fits:
+            return self.ps_size_vram_bytes
+        return self.ps_size_vram_bytes + round((self.cpu_weights_mib + self.cpu_kv_cache_mib) * MIB)
 
 
 # --- sizes -------------------------------------------------------------------
@@ -202,7 +216,7 @@ def assign_layers(n_slots: int, capacities: list[float]) -> list[int]:
     return counts
 
 
-def _place(req: FitRequest, devices: tuple[Device, ...], gpu_layers: int) -> tuple[DeviceUse, ...]:
+def place(req: FitRequest, devices: tuple[Device, ...], gpu_layers: int) -> tuple[DeviceUse, ...]:
     """Memory per device with the first `gpu_layers` layer slots on GPUs."""
     arch = req.arch
     _, per_layer, output = weight_split(arch, req.quant, req.file_bytes)
@@ -228,25 +242,26 @@ def _fits(uses: tuple[DeviceUse, ...], margin_mib: float) -> bool:
 
 def _best_placement(req: FitRequest) -> tuple[tuple[Device, ...], tuple[DeviceUse, ...], int]:
     """The most layer slots that fit, preferring one GPU when the whole model fits there."""
-    n_slots = req.arch.layers + 1
-    margin = req.engine.fit_margin_mib
+    all_slots = req.arch.layers + 1
     if not req.devices:
         return (), (), 0
-    candidates: list[tuple[Device, ...]] = []
-    if not req.spread and len(req.devices) > 1:
-        # Ollama's scheduler loads a model on the single GPU with the most memory when it fits entirely.
-        candidates.append((max(req.devices, key=lambda d: d.memory_mib),))
-    candidates.append(req.devices)
-    for devices in candidates:
-        uses = _place(req, devices, n_slots)
+    margin = req.engine.fit_margin_mib
+    most = all_slots if req.num_gpu is None else max(min(req.num_gpu, all_slots), 0)
+    if most == all_slots:
+        candidates = [req.devices]
+        if not req.spread and len(req.devices) > 1:
+            # Ollama's scheduler loads a model on the single GPU with the most memory when it fits there.
+            candidates.insert(0, (max(req.devices, key=lambda d: d.memory_mib),))
+        for devices in candidates:
+            uses = place(req, devices, all_slots)
+            if _fits(uses, margin):
+                return devices, uses, all_slots
+        most -= 1
+    for k in range(most, -1, -1):
+        uses = place(req, req.devices, k)
         if _fits(uses, margin):
-            return devices, uses, n_slots
-    devices = req.devices
-    for k in range(n_slots - 1, -1, -1):
-        uses = _place(req, devices, k)
-        if _fits(uses, margin):
-            return devices, uses, k
-    return devices, _place(req, devices, 0), 0
+            return req.devices, uses, k
+    return req.devices, place(req, req.devices, 0), 0
 
 
 # --- speed -------------------------------------------------------------------

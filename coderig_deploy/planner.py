@@ -127,7 +127,6 @@ def _to_plan(
         for u in result.devices
     ]
     vram = sum(u.used_mib for u in result.devices)
-    size_vram = sum(u.weights_mib + u.kv_cache_mib + u.compute_mib for u in result.devices)
     return Plan(
         model=tag,
         canonical_tag=canonical,
@@ -154,8 +153,7 @@ def _to_plan(
         decode_tok_s=round(result.decode_tok_s, 2),
         decode_depth=request.depth,
         margin_mib=round(result.margin_mib),
-        # Ollama counts the token embedding as part of the GPU share when every layer is offloaded.
-        ps_size_mib=round(size_vram if result.fits else size_vram + result.cpu_weights_mib + result.cpu_kv_cache_mib),
-        ps_size_vram_mib=round(size_vram),
+        ps_size_mib=round(result.ps_size_bytes / fit.MIB),
+        ps_size_vram_mib=round(result.ps_size_vram_bytes / fit.MIB),
         notes=notes,
     )

@@ -7,6 +7,7 @@ The fit module is ``coderig_deploy.fit`` in a checkout and the copy shipped as
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,7 +110,7 @@ class Planner:
         )
 
     @classmethod
-    def from_file(cls, path: Path) -> "Planner":
+    def from_file(cls, path: Path) -> Planner:
         return cls(json.loads(path.read_text()))
 
     def quant(self, info: dict[str, Any]) -> Any:
@@ -131,41 +132,18 @@ class Planner:
         )
 
     def place(self, req: Any, gpus: list[Gpu], force_fraction: float | None = None) -> Placement:
-        """Fit the model; `force_fraction` (the partial_offload switch) caps the GPU share.
+        """Fit the model; `force_fraction` (the partial_offload switch) caps the GPU share
+        by capping the layers offloaded, as Ollama's num_gpu option does.
 
-        ps sizes as the planner defines them: `size_vram` = weights + KV cache + compute
-        buffers on the GPUs (the CUDA context is not counted; nvidia-smi's per-GPU use,
-        written to usage.json, does count it); `size` = `size_vram` when every layer is
-        on a GPU, else plus the weights and KV cache left in system RAM.
+        ps sizes as the fit model defines them (`FitResult.ps_size_bytes` and
+        `ps_size_vram_bytes`); nvidia-smi's per-GPU use, written to usage.json, also
+        counts the CUDA context.
         """
-        arch = req.arch
-        slots = arch.layers + 1
-        if not gpus:
-            return self._cpu_only(req)
         result = fit.fit(req)
-        uses, on_gpu = result.devices, result.layers_on_gpu
-        embd, per_layer, output = fit.weight_split(arch, req.quant, req.file_bytes)
-        cpu_layers = arch.layers - sum(u.layers for u in uses)
-        output_on_cpu = on_gpu <= arch.layers
-        cpu_weights, cpu_kv = result.cpu_weights_mib * MIB, result.cpu_kv_cache_mib * MIB
-        speed = result.decode_tok_s
-        if force_fraction is not None and force_fraction < result.gpu_fraction:
-            on_gpu = min(int(round(force_fraction * slots)), slots - 1)
-            uses = fit._place(req, req.devices, on_gpu)
-            cpu_layers = arch.layers - sum(u.layers for u in uses)
-            output_on_cpu = True
-            speed = fit.decode_tokens_per_second(req, uses, cpu_layers, output_on_cpu)
-            cpu_weights = embd + cpu_layers * per_layer + output
-            cells = fit.kv_cells(req.ctx, req.parallel)
-            cpu_kv = fit.kv_cache_bytes(arch, cells, 1, fit.effective_kv_cache(req), layers=cpu_layers)
-        vram = sum(u.weights_mib + u.kv_cache_mib + u.compute_mib for u in uses) * MIB
-        size = vram if on_gpu == slots else vram + cpu_weights + cpu_kv
-        per_gpu = {g.index: int(round(u.used_mib)) for g, u in zip(gpus, uses)}
-        return Placement(int(size), int(vram), per_gpu, speed, on_gpu, slots)
-
-    def _cpu_only(self, req: Any) -> Placement:
-        arch = req.arch
-        cells = fit.kv_cells(req.ctx, req.parallel)
-        kv = fit.kv_cache_bytes(arch, cells, 1, fit.effective_kv_cache(req))
-        speed = fit.decode_tokens_per_second(req, (), arch.layers, True)
-        return Placement(int(req.file_bytes + kv), 0, {}, speed, 0, arch.layers + 1)
+        slots = req.arch.layers + 1
+        if gpus and force_fraction is not None and force_fraction < result.gpu_fraction:
+            cap = min(round(force_fraction * slots), slots - 1)
+            result = fit.fit(dataclasses.replace(req, num_gpu=cap))
+        per_gpu = {g.index: round(u.used_mib) for g, u in zip(gpus, result.devices)}
+        return Placement(result.ps_size_bytes, result.ps_size_vram_bytes, per_gpu, result.decode_tok_s,
+                         result.layers_on_gpu, result.layers_total)

@@ -98,3 +98,19 @@ def test_fits_keeps_the_stated_margin_on_every_gpu():
     assert plan.fits
     assert all(g.used_mib <= g.total_mib - plan.margin_mib for g in plan.per_gpu)
     assert not make_plan("llama3.1:70b", ["rtx-4090", "rtx-4090"], 32768, "f16").fits
+
+
+def test_num_gpu_caps_the_layers_offloaded():
+    base = make_plan("qwen2.5-coder:14b", ["rtx-4090"], 8192)
+    from coderig_deploy import fit
+    from coderig_deploy.catalog import load_catalog
+
+    cat = load_catalog()
+    choice = cat.model("qwen2.5-coder:14b")
+    req = fit.FitRequest(choice.model.architecture(), choice.quant.quant_type(), choice.file_bytes,
+                         (cat.gpu("rtx-4090").device(),), cat.engine(), ctx=8192, num_gpu=25)
+    capped = fit.fit(req)
+    assert base.fits and not capped.fits
+    assert capped.layers_on_gpu == 25 and capped.devices[0].layers == 25
+    assert capped.ps_size_vram_bytes < capped.ps_size_bytes
+    assert capped.decode_tok_s < base.decode_tok_s / 2
