@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 from coderig_deploy import runner
 from coderig_deploy.profiles import Profile
@@ -51,7 +52,7 @@ class ApplyResult:
 
 def new_run_dir(runs_dir: Path) -> Path:
     """A fresh directory named by the UTC time (suffixed when two runs share a second)."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     for n in range(100):
         candidate = runs_dir / (stamp if n == 0 else f"{stamp}-{n}")
         try:
@@ -110,7 +111,7 @@ def _host_report(host: HostResult) -> HostReport:
     where = f"{host.failed_role}: " if host.failed_role else ""
     reason = (f"{where}{host.reason}" if host.reason else
               f"{host.ok} ok, {host.changed} changed in {host.seconds:.1f} s")
-    status = "pass" if host.passed else "fail"
+    status: Literal["pass", "fail"] = "pass" if host.passed else "fail"
     check = CheckResult(name="provision", status=status, reason=reason,
                         measured={"status": host.status, "changed": host.changed, "failed": host.failed,
                                   "unreachable": host.unreachable})

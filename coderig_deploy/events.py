@@ -46,7 +46,7 @@ def timestamp(event: Event) -> float | None:
     if not isinstance(created, str):
         return None
     try:
-        return datetime.fromisoformat(created.replace("Z", "+00:00")).timestamp()
+        return datetime.fromisoformat(created).timestamp()
     except ValueError:
         return None
 

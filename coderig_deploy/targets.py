@@ -14,6 +14,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from pydantic import ValidationError
 
@@ -118,7 +119,8 @@ def resolve_targets(profile: Profile, opts: TargetOptions) -> tuple[list[TargetH
     """The hosts to run on and the render options (sandbox defaults filled in)."""
     if opts.key is not None and not opts.key.is_file():
         raise UserInputError(f"--key {opts.key}: no such file")
-    registry, archive, policy = opts.model_registry, opts.ollama_url, "refuse"
+    registry, archive = opts.model_registry, opts.ollama_url
+    policy: Literal["refuse", "warn"] = "refuse"
     if opts.sandbox or SANDBOX in opts.hosts:
         targets, urls = from_sandbox([h for h in opts.hosts if h != SANDBOX] or None)
         registry = registry or urls.get("model_registry")

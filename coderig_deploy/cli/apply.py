@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from coderig_deploy.apply import ApplyRequest, ApplyResult, apply_document, apply
+from coderig_deploy.apply import ApplyRequest, ApplyResult, apply, apply_document
 from coderig_deploy.cli import app
 from coderig_deploy.cli.output import console, emit, err_console
 from coderig_deploy.events import Event
@@ -27,20 +27,20 @@ _STATUS_STYLE = {"ok": "green", "failed": "bold red", "unreachable": "bold red",
 @app.command(name="apply")
 def apply_cmd(
     profile: Annotated[str, typer.Option(help="Profile name or path to a profile YAML")],
-    hosts: Annotated[Optional[list[str]], typer.Argument(
+    hosts: Annotated[list[str] | None, typer.Argument(
         help="[user@]host[:port], localhost, or sandbox")] = None,
-    inventory: Annotated[Optional[Path], typer.Option("-i", "--inventory", help="Ansible inventory")] = None,
-    user: Annotated[Optional[str], typer.Option(help="SSH user for hosts given without one")] = None,
-    key: Annotated[Optional[Path], typer.Option(help="SSH private key file")] = None,
+    inventory: Annotated[Path | None, typer.Option("-i", "--inventory", help="Ansible inventory")] = None,
+    user: Annotated[str | None, typer.Option(help="SSH user for hosts given without one")] = None,
+    key: Annotated[Path | None, typer.Option(help="SSH private key file")] = None,
     check: Annotated[bool, typer.Option("--check", help="Dry run: report what would change")] = False,
-    limit: Annotated[Optional[str], typer.Option(help="Ansible --limit pattern")] = None,
-    tags: Annotated[Optional[list[str]], typer.Option(help="Run only these roles' tags")] = None,
+    limit: Annotated[str | None, typer.Option(help="Ansible --limit pattern")] = None,
+    tags: Annotated[list[str] | None, typer.Option(help="Run only these roles' tags")] = None,
     forks: Annotated[int, typer.Option(help="Hosts provisioned in parallel", min=1, max=200)] = 5,
     allow_reboot: Annotated[bool, typer.Option(help="Reboot a host to load a new driver")] = False,
     sandbox: Annotated[bool, typer.Option("--sandbox", help="Target the running sandbox lab")] = False,
-    model_registry: Annotated[Optional[str], typer.Option(help="host:port of a model registry mirror")] = None,
-    ollama_url: Annotated[Optional[str], typer.Option(help="URL of the Ollama release archive")] = None,
-    profiles_dir: Annotated[Optional[Path], typer.Option(help="Extra directory of profiles")] = None,
+    model_registry: Annotated[str | None, typer.Option(help="host:port of a model registry mirror")] = None,
+    ollama_url: Annotated[str | None, typer.Option(help="URL of the Ollama release archive")] = None,
+    profiles_dir: Annotated[Path | None, typer.Option(help="Extra directory of profiles")] = None,
     runs_dir: Annotated[Path, typer.Option(help="Where run directories go")] = Path(".coderig/runs"),
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON")] = False,
 ) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -19,17 +19,17 @@ from coderig_deploy.targets import TargetOptions, resolve_targets
 def render_cmd(
     profile: Annotated[str, typer.Option(help="Profile name or path to a profile YAML")],
     output: Annotated[Path, typer.Option("-o", "--output", help="New directory for the project")],
-    hosts: Annotated[Optional[list[str]], typer.Argument(
+    hosts: Annotated[list[str] | None, typer.Argument(
         help="[user@]host[:port], localhost, or sandbox")] = None,
-    inventory: Annotated[Optional[Path], typer.Option("-i", "--inventory", help="Ansible inventory")] = None,
-    user: Annotated[Optional[str], typer.Option(help="SSH user for hosts given without one")] = None,
-    key: Annotated[Optional[Path], typer.Option(help="SSH private key file")] = None,
+    inventory: Annotated[Path | None, typer.Option("-i", "--inventory", help="Ansible inventory")] = None,
+    user: Annotated[str | None, typer.Option(help="SSH user for hosts given without one")] = None,
+    key: Annotated[Path | None, typer.Option(help="SSH private key file")] = None,
     forks: Annotated[int, typer.Option(help="Hosts provisioned in parallel", min=1, max=200)] = 5,
     allow_reboot: Annotated[bool, typer.Option(help="Let the project reboot hosts for a new driver")] = False,
     sandbox: Annotated[bool, typer.Option("--sandbox", help="Target the running sandbox lab")] = False,
-    model_registry: Annotated[Optional[str], typer.Option(help="host:port of a model registry mirror")] = None,
-    ollama_url: Annotated[Optional[str], typer.Option(help="URL of the Ollama release archive")] = None,
-    profiles_dir: Annotated[Optional[Path], typer.Option(help="Extra directory of profiles")] = None,
+    model_registry: Annotated[str | None, typer.Option(help="host:port of a model registry mirror")] = None,
+    ollama_url: Annotated[str | None, typer.Option(help="URL of the Ollama release archive")] = None,
+    profiles_dir: Annotated[Path | None, typer.Option(help="Extra directory of profiles")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the written files as JSON")] = False,
 ) -> int:
     """Render the self-contained Ansible project (plain ansible-playbook runs it)."""

@@ -107,7 +107,7 @@ def test_run_directory_holds_project_artifacts_and_reports(two_runs: dict[str, A
 
 
 def _override_env(text: str) -> dict[str, str]:
-    pairs = re.findall(r'^Environment="([A-Z_]+)=([^"]*)"$', text, re.M)
+    pairs = re.findall(r'^Environment="([A-Z_]+)=([^"]*)"$', text, re.MULTILINE)
     lines = [line for line in text.splitlines() if line and not line.startswith("#")]
     assert lines[0] == "[Service]" and len(lines) == 1 + len(pairs), text
     return dict(pairs)
@@ -138,8 +138,8 @@ def test_good_hosts_state_with_testinfra(provisioning_lab: Lab, two_runs: dict[s
     assert f"{registry}/library/{profile.model.tag}" in names
     assert profile.model.variant_name in names
     show = json.loads(host.check_output(
-        "curl -sf http://127.0.0.1:11434/api/show -d '%s'" % json.dumps({"model": profile.model.variant_name})))
-    assert re.search(rf"^num_ctx\s+{profile.model.num_ctx}$", show["parameters"], re.M)
+        f"curl -sf http://127.0.0.1:11434/api/show -d '{json.dumps({'model': profile.model.variant_name})}'"))
+    assert re.search(rf"^num_ctx\s+{profile.model.num_ctx}$", show["parameters"], re.MULTILINE)
     assert show["details"]["quantization_level"] == "Q4_K_M"
 
 

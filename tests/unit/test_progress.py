@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from runner_fixtures import load
+
 from coderig_deploy.events import timestamp
 from coderig_deploy.progress import Progress
-from runner_fixtures import load
 
 
 def _event(kind: str, host: str, t: str, **data: Any) -> dict[str, Any]:

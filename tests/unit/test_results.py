@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from runner_fixtures import CASES, load
 
 from coderig_deploy.results import exit_code, host_results
-from runner_fixtures import CASES, load
 
 
 @pytest.mark.parametrize("case", CASES)
