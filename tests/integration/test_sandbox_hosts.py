@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -166,7 +167,8 @@ def test_an_unknown_host_key_is_rejected(provisioning_lab: Lab, tmp_path: Path) 
 def test_ansible_reaches_every_host_through_the_inventory(provisioning_lab: Lab) -> None:
     env = {**os.environ, "ANSIBLE_HOST_KEY_CHECKING": "True", "ANSIBLE_NOCOLOR": "1"}
     proc = subprocess.run(
-        ["ansible", "-i", str(provisioning_lab.inventory_path), "sandbox",
+        [str(Path(sys.executable).parent / "ansible"), "-i", str(provisioning_lab.inventory_path),
+         "sandbox",
          "-m", "ansible.builtin.command", "-a", "cat /etc/hostname"],
         capture_output=True, text=True, env=env, timeout=120, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
