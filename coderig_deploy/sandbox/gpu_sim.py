@@ -130,6 +130,11 @@ def install(root: Path, document: dict[str, Any], driver_installed: bool) -> Non
     sim = root / "etc/coderig-sim"
     sim.mkdir(parents=True, exist_ok=True)
     (sim / "gpus.json").write_text(json.dumps(document, indent=2) + "\n")
+    # The simulator runs as the unprivileged `ollama` user and publishes GPU memory use in
+    # /run/coderig-sim (a tmpfs): systemd-tmpfiles creates it at every boot.
+    tmpfiles = root / "etc/tmpfiles.d/coderig-sim.conf"
+    tmpfiles.parent.mkdir(parents=True, exist_ok=True)
+    tmpfiles.write_text("d /run/coderig-sim 1777 root root -\n")
     _install(GPU_DIR / "lspci.py", root, "usr/bin/lspci", 0o755)
     if not (driver_installed and document["gpus"]):
         return
