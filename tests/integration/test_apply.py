@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from coderig_deploy.profiles import load_profile
-from coderig_deploy.sandbox import Lab, services
+from coderig_deploy.sandbox import HostSpec, Lab, services
 
 pytestmark = pytest.mark.integration
 
@@ -194,3 +194,29 @@ def test_unknown_profile_and_missing_hosts_are_bad_input(tmp_path: Path) -> None
                               capture_output=True, text=True, check=False)
         assert proc.returncode == 2 and message in proc.stderr, proc.stderr
     assert not any(tmp_path.iterdir())  # nothing was run
+
+
+def test_check_mode_on_a_host_without_driver_walks_the_install_path(
+        sandbox_lab: Callable[..., Lab], tmp_path: Path) -> None:
+    """Cards visible on the PCI bus, no driver: preflight reads lspci; the driver install
+    path (cuda-repo) and the Ollama install run in --check and change nothing. The
+    real install needs NVIDIA's repository or a local one, which this machine lacks."""
+    lab = sandbox_lab([HostSpec(name="bare1", gpu="rtx-4090", count=2, driver_installed=False)], name="nodriver")
+    code, doc, _ = run_apply(lab, tmp_path / "runs", "--profile", PROFILE, "--sandbox", "--check")
+    (host,) = doc["hosts"]
+    assert code == 0 and host["status"] == "ok", host
+    assert host["facts"]["preflight_summary"]["gpu_source"] == "lspci"
+    assert host["facts"]["nvidia_driver_summary"]["state"] == "would-install"
+    assert host["changed"] > 0
+    after = lab.ssh("bare1", "id ollama; ls /var/cache/coderig /etc/systemd/system/ollama.service "
+                             "/etc/modprobe.d/blacklist-nouveau.conf; true")
+    assert after.stdout.strip() == "" and "no such user" in after.stderr
+
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    (profiles / "dual-4090-distro.yaml").write_text("extends: dual-4090\ndriver:\n  source: distro\n")
+    code, doc, _ = run_apply(lab, tmp_path / "runs", "--profile", "dual-4090-distro",
+                             "--profiles-dir", str(profiles), "--sandbox", "--check")
+    (host,) = doc["hosts"]
+    assert code == 1 and host["failed_role"] == "nvidia_driver"
+    assert "ships driver branches 535, not 570: use driver source cuda-repo or local-repo" in host["reason"]
