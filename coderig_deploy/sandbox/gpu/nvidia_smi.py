@@ -4,7 +4,7 @@
 Answers like the real tool for the cards in /etc/coderig-sim/gpus.json, with memory
 in use read from /run/coderig-sim/usage.json (written by the Ollama simulator):
 `-L`, `--version`, the default table, `--query-gpu=... --format=csv[,noheader][,nounits]`,
-`--query-compute-apps=...` and `-i/--id`. Pure functions take the documents as
+`--query-compute-apps=...`, `-pm 0|1` and `-i/--id`. Pure functions take the documents as
 arguments so the controller's unit tests exercise the same code.
 """
 
@@ -18,6 +18,8 @@ from typing import Any
 
 GPUS_JSON = os.environ.get("CODERIG_SIM_GPUS", "/etc/coderig-sim/gpus.json")
 USAGE_JSON = os.environ.get("CODERIG_SIM_USAGE", "/run/coderig-sim/usage.json")
+# Persistence mode lives in the driver until the next reboot: a file on the /run tmpfs.
+PERSISTENCE_FILE = os.environ.get("CODERIG_SIM_PERSISTENCE", "/run/coderig-sim/persistence-mode")
 NA = "[N/A]"
 NO_DRIVER = ("NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. "
              "Make sure that the latest NVIDIA driver is installed and running.")
@@ -57,7 +59,7 @@ def _gpu_fields(doc: dict[str, Any], gpu: dict[str, Any], usage: dict[str, Any],
         "memory.total": (str(total), "MiB"), "memory.used": (str(used), "MiB"),
         "memory.free": (str(free), "MiB"), "memory.reserved": (NA, "MiB"),
         "driver_version": (doc["driver_version"], ""), "compute_cap": (gpu["compute_cap"], ""),
-        "count": (str(len(doc["gpus"])), ""), "persistence_mode": ("Disabled", ""),
+        "count": (str(len(doc["gpus"])), ""), "persistence_mode": (persistence_mode(), ""),
         "display_mode": ("Disabled", ""), "display_active": ("Disabled", ""),
         "pstate": ("P2" if busy else "P8", ""), "compute_mode": ("Default", ""),
         "mig.mode.current": (NA, ""), "vbios_version": (NA, ""),
@@ -194,6 +196,29 @@ def select(gpus: list[dict[str, Any]], ids: str | None) -> list[dict[str, Any]]:
     return picked
 
 
+def persistence_mode() -> str:
+    try:
+        with open(PERSISTENCE_FILE) as handle:
+            return "Enabled" if handle.read().strip() == "1" else "Disabled"
+    except OSError:
+        return "Disabled"
+
+
+def set_persistence_mode(value: str, gpus: list[dict[str, Any]]) -> tuple[int, str]:
+    """`nvidia-smi -pm 0|1`: root only, as with the real driver."""
+    if value not in ("0", "1"):
+        raise QueryError("Invalid combination of input arguments. Please run 'nvidia-smi -h' for help.")
+    state = "Enabled" if value == "1" else "Disabled"
+    try:
+        with open(PERSISTENCE_FILE, "w") as handle:
+            handle.write(value + "\n")
+    except OSError:
+        lines = [f"Unable to set persistence mode for GPU {g['bus_id']}: Insufficient Permissions" for g in gpus]
+        return 4, "\n".join(lines) + "\nTerminating early due to previous errors.\n"
+    lines = [f"{state} persistence mode for GPU {g['bus_id']}." for g in gpus]
+    return 0, "\n".join(lines) + "\nAll done.\n"
+
+
 def _load(path: str) -> dict[str, Any] | None:
     try:
         with open(path) as handle:
@@ -208,14 +233,16 @@ def _options(argv: list[str]) -> dict[str, str]:
     args = iter(argv)
     for arg in args:
         key, eq, value = arg.partition("=")
-        if key in ("-i", "--id", "--query-gpu", "--query-compute-apps", "--format") and not eq:
+        valued = ("-i", "--id", "--query-gpu", "--query-compute-apps", "--format", "-pm", "--persistence-mode")
+        if key in valued and not eq:
             value = next(args, "")
         if key in ("-L", "--list-gpus", "--version", "-h", "--help"):
             value = "1"
-        elif key not in ("-i", "--id", "--query-gpu", "--query-compute-apps", "--format"):
+        elif key not in valued:
             raise QueryError("Invalid combination of input arguments. "
                              "Please run 'nvidia-smi -h' for help.")
-        opts["-i" if key == "--id" else "-L" if key == "--list-gpus" else key] = value
+        canonical = {"--id": "-i", "--list-gpus": "-L", "--persistence-mode": "-pm"}
+        opts[canonical.get(key, key)] = value
     return opts
 
 
@@ -231,6 +258,8 @@ def run(argv: list[str], doc: dict[str, Any] | None, usage: dict[str, Any]) -> t
             return 0, version_text(doc)
         if "-L" in opts:
             return 0, list_gpus(gpus)
+        if "-pm" in opts:
+            return set_persistence_mode(opts["-pm"], gpus)
         for key, query in (("--query-gpu", query_gpu), ("--query-compute-apps", None)):
             if key in opts:
                 if "csv" not in fmt:
