@@ -18,8 +18,9 @@ from coderig_deploy import runner
 from coderig_deploy.profiles import Profile
 from coderig_deploy.project import ProjectSpec, RenderOptions, TargetHost, spec_for
 from coderig_deploy.render import render_project
-from coderig_deploy.reports import CheckResult, HostReport, run_report, write_run
+from coderig_deploy.reports import CheckResult, host_report, run_report, write_run
 from coderig_deploy.results import HostResult, exit_code, host_results
+from coderig_deploy.smoke import expectations
 
 APPLY_SCHEMA = "coderig-apply/1"
 
@@ -102,17 +103,18 @@ def apply_document(result: ApplyResult, request: ApplyRequest) -> dict[str, obje
 
 def write_records(result: ApplyResult, request: ApplyRequest) -> None:
     (result.run_dir / "apply.json").write_text(json.dumps(apply_document(result, request), indent=2) + "\n")
-    write_run(result.run_dir, run_report([_host_report(h) for h in result.hosts],
-                                         profile=result.spec.profile, model=result.spec.model_tag))
+    exp = expectations(request.profile)
+    hosts = [host_report(h.host, h.facts.get("smoke_benchmark_result"), exp, leading=[provision_check(h)])
+             for h in result.hosts]
+    write_run(result.run_dir, run_report(hosts, profile=result.spec.profile, model=result.spec.model_tag))
 
 
-def _host_report(host: HostResult) -> HostReport:
-    """The provisioning outcome as the report's first check of the host."""
+def provision_check(host: HostResult) -> CheckResult:
+    """The provisioning outcome as the first check of the host's report."""
     where = f"{host.failed_role}: " if host.failed_role else ""
     reason = (f"{where}{host.reason}" if host.reason else
               f"{host.ok} ok, {host.changed} changed in {host.seconds:.1f} s")
     status: Literal["pass", "fail"] = "pass" if host.passed else "fail"
-    check = CheckResult(name="provision", status=status, reason=reason,
-                        measured={"status": host.status, "changed": host.changed, "failed": host.failed,
-                                  "unreachable": host.unreachable})
-    return HostReport(host=host.host, verdict=status, reasons=[] if host.passed else [reason], checks=[check])
+    return CheckResult(name="provision", status=status, reason=reason,
+                       measured={"status": host.status, "changed": host.changed, "failed": host.failed,
+                                 "unreachable": host.unreachable})
