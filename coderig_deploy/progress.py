@@ -7,7 +7,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from typing import Any
 
 from coderig_deploy import events as ev
 
@@ -40,6 +42,19 @@ class ProgressLine:
     note: str
 
 
+def transfer_note(res: dict[str, Any]) -> str:
+    """"1.2/40.0 GiB" when a polled task printed a progress document (the models role's
+    pull helper: {"completed": bytes, "total": bytes, "status": ...}), else ""."""
+    try:
+        doc = json.loads(str(res.get("stdout") or ""))
+    except ValueError:
+        return ""
+    if not isinstance(doc, dict) or not doc.get("total"):
+        return ""
+    gib = 1 << 30
+    return f"{doc.get('completed', 0) / gib:.1f}/{doc['total'] / gib:.1f} GiB"
+
+
 class Progress:
     """Per-host state folded from events."""
 
@@ -70,7 +85,7 @@ class Progress:
             host.role, host.task = str(data.get("role") or ""), str(data.get("task") or "")
         elif kind == ev.RETRY:
             res = ev.result(event)
-            host.retries = f"retry {res.get('attempts', '?')}/{res.get('retries', '?')}"
+            host.retries = transfer_note(res) or f"retry {res.get('attempts', '?')}/{res.get('retries', '?')}"
         elif kind in (ev.OK, ev.SKIPPED) or (kind == ev.FAILED and not ev.is_real_failure(event)):
             host.tasks_done += 1
             host.changed += 1 if ev.result(event).get("changed") else 0

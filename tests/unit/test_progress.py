@@ -86,3 +86,13 @@ def test_a_rescued_failure_is_followed_by_the_rescue_tasks() -> None:
     progress.apply(_event("runner_on_failed", "ws", "03", res={"msg": "needs local-repo"}))
     (line,) = progress.lines(100.0)
     assert (line.state, line.task, line.note, line.elapsed) == ("failed", "Explain.", "needs local-repo", 3.0)
+
+
+def test_a_polled_transfer_shows_its_bytes() -> None:
+    progress = Progress(["ws"])
+    progress.apply(_event("runner_on_start", "ws", "00", role="models", task="Wait for the pull to finish."))
+    doc = '{"status": "pulling 4bd6cbf2d094", "completed": 1288490188, "total": 42949672960, "done": false}'
+    progress.apply(_event("runner_retry", "ws", "05", res={"attempts": 3, "retries": 3600, "stdout": doc}))
+    assert progress.lines(0.0)[0].note == "1.2/40.0 GiB"
+    progress.apply(_event("runner_retry", "ws", "07", res={"attempts": 4, "retries": 3600, "stdout": "not json"}))
+    assert progress.lines(0.0)[0].note == "retry 4/3600"
