@@ -1,0 +1,85 @@
+"""The models role's pull helper against a local server speaking /api/pull's stream."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+HELPER = Path(__file__).parents[2] / "playbooks/roles/models/files/coderig-pull.py"
+# Lines as ollama.md documents them: "completed" missing at first, then counts, then success.
+SUCCESS = [{"status": "pulling manifest"},
+           {"status": "pulling 4bd6cbf2d094", "digest": "sha256:4bd6", "total": 2000},
+           {"status": "pulling 4bd6cbf2d094", "digest": "sha256:4bd6", "total": 2000, "completed": 2000},
+           {"status": "pulling 0ba8f0e314b4", "digest": "sha256:0ba8", "total": 48, "completed": 48},
+           {"status": "verifying sha256 digest"}, {"status": "writing manifest"}, {"status": "success"}]
+ERROR_LINE = [{"status": "pulling manifest"}, {"error": "pull model manifest: file does not exist"}]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    script: tuple[dict[str, object], ...] = ()
+    status = 200
+
+    def do_POST(self) -> None:
+        request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        assert request["stream"] is True and request["model"] == "10.0.0.1:5000/library/m:1b"
+        self.send_response(self.status)
+        self.end_headers()
+        for line in self.script:
+            self.wfile.write(json.dumps(line).encode() + b"\n")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[str, type[_Handler]]]:
+    handler = type("H", (_Handler,), {})
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", handler
+    httpd.shutdown()
+
+
+def _pull(url: str, tmp_path: Path) -> tuple[int, dict[str, object]]:
+    progress = tmp_path / "progress.json"
+    proc = subprocess.run([sys.executable, str(HELPER), "--url", url, "--model", "10.0.0.1:5000/library/m:1b",
+                           "--insecure", "--progress", str(progress)], capture_output=True, text=True, timeout=30, check=False)
+    return proc.returncode, json.loads(progress.read_text())
+
+
+def test_a_successful_pull_ends_done_with_the_byte_counts(server: tuple[str, type[_Handler]], tmp_path: Path) -> None:
+    url, handler = server
+    handler.script = tuple(SUCCESS)
+    assert _pull(url, tmp_path) == (0, {"status": "success", "done": True, "completed": 2048, "total": 2048})
+
+
+def test_an_error_line_ends_the_pull_with_its_message(server: tuple[str, type[_Handler]], tmp_path: Path) -> None:
+    url, handler = server
+    handler.script = tuple(ERROR_LINE)
+    assert _pull(url, tmp_path) == (1, {"done": True, "error": "pull model manifest: file does not exist"})
+
+
+def test_an_error_answer_is_read_from_its_body(server: tuple[str, type[_Handler]], tmp_path: Path) -> None:
+    url, handler = server
+    handler.script, handler.status = ({"error": "model not found"},), 500
+    assert _pull(url, tmp_path) == (1, {"done": True, "error": "model not found"})
+
+
+def test_a_stream_that_stops_early_is_an_error(server: tuple[str, type[_Handler]], tmp_path: Path) -> None:
+    url, handler = server
+    handler.script = tuple(SUCCESS[:3])
+    code, doc = _pull(url, tmp_path)
+    assert code == 1 and "not success" in str(doc["error"])
+
+
+def test_nobody_listening_is_an_error(tmp_path: Path) -> None:
+    code, doc = _pull("http://127.0.0.1:9", tmp_path)
+    assert code == 1 and doc["done"] is True and "Connection refused" in str(doc["error"])
