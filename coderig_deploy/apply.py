@@ -16,11 +16,23 @@ from typing import Literal
 
 from coderig_deploy import runner
 from coderig_deploy.profiles import Profile
-from coderig_deploy.project import ProjectSpec, RenderOptions, TargetHost, spec_for
+from coderig_deploy.project import (
+    BenchmarkSeam,
+    ProjectSpec,
+    RenderOptions,
+    TargetHost,
+    spec_for,
+)
 from coderig_deploy.render import render_project
-from coderig_deploy.reports import CheckResult, host_report, run_report, write_run
+from coderig_deploy.reports import (
+    CheckResult,
+    HostReport,
+    host_report,
+    run_report,
+    write_run,
+)
 from coderig_deploy.results import HostResult, exit_code, host_results
-from coderig_deploy.smoke import expectations
+from coderig_deploy.smoke import PYZ_NAME, expectations, host_args, write_pyz
 
 APPLY_SCHEMA = "coderig-apply/1"
 
@@ -35,6 +47,7 @@ class ApplyRequest:
     limit: str | None = None
     tags: list[str] = field(default_factory=list)
     extra_files: dict[str, Path] = field(default_factory=dict)
+    benchmark: bool = True  # run the smoke benchmark at the end (issue: proven, not just installed)
 
 
 @dataclass(frozen=True)
@@ -45,10 +58,14 @@ class ApplyResult:
     seconds: float
     hosts: list[HostResult]
     spec: ProjectSpec
+    reports: list[HostReport] = field(default_factory=list)  # verdict per host: provision + benchmark checks
 
     @property
     def exit_code(self) -> int:
-        return 130 if self.status == "canceled" else exit_code(self.hosts)
+        if self.status == "canceled":
+            return 130
+        verdict_failed = any(r.verdict == "fail" for r in self.reports)
+        return max(exit_code(self.hosts), 1 if verdict_failed else 0)
 
 
 def new_run_dir(runs_dir: Path) -> Path:
@@ -66,21 +83,37 @@ def new_run_dir(runs_dir: Path) -> Path:
 
 def apply(request: ApplyRequest, on_event: runner.EventHandler | None = None) -> ApplyResult:
     """Render, run and record one apply; raises CoderigError only for bad input or environment."""
-    spec = spec_for(request.profile, request.hosts, request.options)
+    spec = spec_for(request.profile, request.hosts, _with_benchmark(request))
     files = render_project(spec)
     runner.require_ansible_playbook()
     run_dir = new_run_dir(request.runs_dir)
+    extra_files = dict(request.extra_files)
+    if spec.benchmark is not None and request.options.benchmark is None:
+        extra_files[f"files/{PYZ_NAME}"] = write_pyz(run_dir / "bench")
     started = time.monotonic()
     outcome = runner.run(runner.RunRequest(
         run_dir=run_dir, files=files, check=request.check, limit=request.limit, tags=request.tags,
-        forks=spec.forks, extra_files=request.extra_files, extravars={"coderig_run_dir": str(run_dir)},
+        forks=spec.forks, extra_files=extra_files, extravars={"coderig_run_dir": str(run_dir)},
     ), on_event)
     results = host_results([h.name for h in spec.hosts], outcome.stats, outcome.events,
                            canceled=outcome.status == "canceled")
+    exp = expectations(request.profile)
+    reports = [host_report(h.host, h.facts.get("smoke_benchmark_result"), exp, leading=[provision_check(h)])
+               for h in results]
     result = ApplyResult(run_dir=run_dir, status=outcome.status, rc=outcome.rc,
-                         seconds=round(time.monotonic() - started, 2), hosts=results, spec=spec)
+                         seconds=round(time.monotonic() - started, 2), hosts=results, spec=spec, reports=reports)
     write_records(result, request)
     return result
+
+
+def _with_benchmark(request: ApplyRequest) -> RenderOptions:
+    """The render options with the smoke benchmark seam filled in, unless turned off or given."""
+    options = request.options
+    if not request.benchmark or options.benchmark is not None:
+        return options
+    probe = spec_for(request.profile, request.hosts, options)
+    seam = BenchmarkSeam(program=PYZ_NAME, args=[*host_args(request.profile), "--url", probe.api_url])
+    return options.model_copy(update={"benchmark": seam})
 
 
 def apply_document(result: ApplyResult, request: ApplyRequest) -> dict[str, object]:
@@ -103,10 +136,7 @@ def apply_document(result: ApplyResult, request: ApplyRequest) -> dict[str, obje
 
 def write_records(result: ApplyResult, request: ApplyRequest) -> None:
     (result.run_dir / "apply.json").write_text(json.dumps(apply_document(result, request), indent=2) + "\n")
-    exp = expectations(request.profile)
-    hosts = [host_report(h.host, h.facts.get("smoke_benchmark_result"), exp, leading=[provision_check(h)])
-             for h in result.hosts]
-    write_run(result.run_dir, run_report(hosts, profile=result.spec.profile, model=result.spec.model_tag))
+    write_run(result.run_dir, run_report(result.reports, profile=result.spec.profile, model=result.spec.model_tag))
 
 
 def provision_check(host: HostResult) -> CheckResult:

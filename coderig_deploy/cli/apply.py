@@ -17,6 +17,7 @@ from coderig_deploy.cli.output import console, emit, err_console
 from coderig_deploy.events import Event
 from coderig_deploy.profiles import load_profile
 from coderig_deploy.progress import Progress, ProgressLine
+from coderig_deploy.reports import summary_row
 from coderig_deploy.targets import TargetOptions, resolve_targets
 
 _STATE_STYLE = {"waiting": "dim", "running": "cyan", "done": "green", "failed": "bold red", "unreachable": "bold red"}
@@ -42,6 +43,8 @@ def apply_cmd(
     ollama_url: Annotated[str | None, typer.Option(help="URL of the Ollama release archive")] = None,
     profiles_dir: Annotated[Path | None, typer.Option(help="Extra directory of profiles")] = None,
     runs_dir: Annotated[Path, typer.Option(help="Where run directories go")] = Path(".coderig/runs"),
+    bench: Annotated[bool, typer.Option("--bench/--no-bench",
+                                        help="End with the smoke benchmark and its verdict per host")] = True,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON")] = False,
 ) -> int:
     """Provision hosts for a profile (driver, Ollama, model, smoke) and report each host."""
@@ -50,7 +53,7 @@ def apply_cmd(
         hosts=hosts or [], inventory=inventory, user=user, key=key, sandbox=sandbox, forks=forks,
         allow_reboot=allow_reboot, model_registry=model_registry, ollama_url=ollama_url))
     request = ApplyRequest(profile=loaded, hosts=targets, options=options, runs_dir=runs_dir,
-                           check=check, limit=limit, tags=tags or [])
+                           check=check, limit=limit, tags=tags or [], benchmark=bench)
     progress = Progress([t.name for t in targets])
     if json_out:
         result = apply(request, progress.apply)
@@ -99,17 +102,32 @@ class _LiveView:
         return table
 
 
+_MEASURED = ("tok/s (expected)", "VRAM MiB per GPU (planned)", "offload", "context", "verdict")
+_VERDICT_STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red"}
+
+
 def render_result(out: Console, result: ApplyResult) -> None:
     table = Table(title=f"{result.spec.profile}: {result.status} in {result.seconds:.1f} s")
-    for column in ("host", "status", "ok", "changed", "failed", "unreachable", "time", "reason"):
+    for column in ("host", "status", "ok", "changed", "failed", "unreachable", "time", *_MEASURED, "reason"):
         table.add_column(column)
+    rows = {r.host: summary_row(r) for r in result.reports}
     for h in result.hosts:
         where = f"{h.failed_role}: " if h.failed_role else ""
+        row = rows.get(h.host, {})
+        measured = [row.get(c, "-") for c in _MEASURED]
+        measured[-1] = f"[{_VERDICT_STYLE.get(measured[-1], '')}]{measured[-1]}[/]"
         table.add_row(h.host, f"[{_STATUS_STYLE[h.status]}]{h.status}[/]", str(h.ok), str(h.changed),
-                      str(h.failed), str(h.unreachable), f"{h.seconds:.1f}s",
-                      f"{where}{h.reason}" if h.reason else _warnings(h.facts))
+                      str(h.failed), str(h.unreachable), f"{h.seconds:.1f}s", *measured,
+                      f"{where}{h.reason}" if h.reason else _reasons(result, h.host, h.facts))
     out.print(table)
     out.print(f"run directory: {result.run_dir}")
+
+
+def _reasons(result: ApplyResult, host: str, facts: dict[str, Any]) -> str:
+    """A passing host's warnings, or the benchmark's reasons for a warn/fail verdict."""
+    report = next((r for r in result.reports if r.host == host), None)
+    reasons = "; ".join(report.reasons) if report is not None and report.reasons else ""
+    return "; ".join(x for x in (reasons, _warnings(facts)) if x)
 
 
 def _warnings(facts: dict[str, Any]) -> str:
