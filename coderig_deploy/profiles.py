@@ -26,6 +26,7 @@ from coderig_deploy.resources import shipped_dir
 SAFE_DURATION = r"^-?[0-9]+(ns|us|ms|s|m|h)?$"
 SAFE_HOSTPORT = r"^[A-Za-z0-9.\-\[\]:]+:[0-9]{1,5}$"
 SAFE_PATH = r"^/[A-Za-z0-9._/\-]+$"
+SAFE_URL = r"^https?://[A-Za-z0-9.\-\[\]:]+(/[A-Za-z0-9._~/+\-]*)?$"
 SAFE_TAG = r"^[a-z0-9][a-z0-9._\-/]*:[A-Za-z0-9._\-]+$"
 SAFE_VERSION = r"^[0-9]+\.[0-9]+\.[0-9]+(-[A-Za-z0-9.]+)?$"
 
@@ -57,6 +58,18 @@ class Driver(_Strict):
     secure_boot: Literal["warn", "refuse"] = Field(
         default="warn", description="What to do when Secure Boot is on (unsigned modules won't load)"
     )
+    local_repo_url: str | None = Field(
+        default=None, pattern=SAFE_URL, description="source local-repo: the apt repository hosts install from"
+    )
+    local_repo_key_url: str | None = Field(
+        default=None, pattern=SAFE_URL, description="source local-repo: the repository's signing key"
+    )
+
+    @model_validator(mode="after")
+    def _local_repo_named(self) -> Driver:
+        if self.source == "local-repo" and not self.local_repo_url:
+            raise ValueError("source local-repo needs local_repo_url (the apt repository the hosts can reach)")
+        return self
 
 
 class Ollama(_Strict):

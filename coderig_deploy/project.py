@@ -135,6 +135,8 @@ class ProjectSpec(_Strict):
     driver_branch: int = Field(ge=550)
     driver_open_kernel_modules: bool
     driver_source: Literal["distro", "cuda-repo", "local-repo"]
+    driver_local_repo_url: Annotated[str, _matching(_URL, "http(s) URL")] | None = None
+    driver_local_repo_key_url: Annotated[str, _matching(_URL, "http(s) URL")] | None = None
     allow_reboot: bool = False
     ollama_version: Annotated[str, _matching(_VERSION, "version")]
     ollama_env: dict[str, str]
@@ -220,6 +222,8 @@ def spec_for(profile: Profile, hosts: list[TargetHost], options: RenderOptions |
         driver_branch=profile.driver.branch,
         driver_open_kernel_modules=profile.driver.open_kernel_modules,
         driver_source=profile.driver.source,
+        driver_local_repo_url=profile.driver.local_repo_url,
+        driver_local_repo_key_url=profile.driver.local_repo_key_url,
         allow_reboot=opts.allow_reboot,
         ollama_version=profile.ollama.version,
         ollama_env=profile.ollama_env(),

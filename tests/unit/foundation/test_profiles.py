@@ -98,3 +98,25 @@ def test_user_directory_is_searched_first(tmp_path):
     (tmp_path / "budget-4070.yaml").write_text("extends: midrange-4090\ndescription: mine\n")
     # extends finds the shipped midrange-4090; the name resolves to the user's file
     assert load_profile("budget-4070", tmp_path).description == "mine"
+
+
+def test_local_repo_source_needs_its_url(tmp_path):
+    (tmp_path / "offline.yaml").write_text("extends: budget-4070\ndescription: offline\ndriver: {source: local-repo}\n")
+    with pytest.raises(ProfileError, match="local_repo_url"):
+        load_profile("offline", tmp_path)
+
+
+def test_local_repo_url_reaches_the_rendered_variables(tmp_path):
+    from coderig_deploy.project import TargetHost, spec_for
+    from coderig_deploy.render import render_project
+
+    (tmp_path / "offline.yaml").write_text(
+        "extends: budget-4070\ndescription: offline\n"
+        "driver: {source: local-repo, local_repo_url: 'http://10.0.0.5/nvidia', "
+        "local_repo_key_url: 'http://10.0.0.5/nvidia/key.asc'}\n")
+    profile = load_profile("offline", tmp_path)
+    files = render_project(spec_for(profile, [TargetHost(name="ws1", address="10.0.0.7")]))
+    group_vars = next(v for k, v in files.items() if str(k).endswith("group_vars/all.yml"))
+    text = group_vars if isinstance(group_vars, str) else group_vars.decode()
+    assert 'nvidia_driver_local_repo_url: "http://10.0.0.5/nvidia"' in text
+    assert 'nvidia_driver_local_repo_key_url: "http://10.0.0.5/nvidia/key.asc"' in text
