@@ -145,6 +145,6 @@ def provision_check(host: HostResult) -> CheckResult:
     reason = (f"{where}{host.reason}" if host.reason else
               f"{host.ok} ok, {host.changed} changed in {host.seconds:.1f} s")
     status: Literal["pass", "fail"] = "pass" if host.passed else "fail"
-    return CheckResult(name="provision", status=status, reason=reason,
+    return CheckResult(name="provision", status=status, reason=reason, source="apply",
                        measured={"status": host.status, "changed": host.changed, "failed": host.failed,
                                  "unreachable": host.unreachable})
