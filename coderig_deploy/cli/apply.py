@@ -13,6 +13,19 @@ from rich.table import Table
 
 from coderig_deploy.apply import ApplyRequest, ApplyResult, apply, apply_document
 from coderig_deploy.cli import app
+from coderig_deploy.cli.options import (
+    AllowRebootOpt,
+    ForksOpt,
+    HostsArg,
+    InventoryOpt,
+    KeyOpt,
+    ModelRegistryOpt,
+    OllamaUrlOpt,
+    ProfileOpt,
+    ProfilesDirOpt,
+    SandboxOpt,
+    UserOpt,
+)
 from coderig_deploy.cli.output import console, emit, err_console
 from coderig_deploy.events import Event
 from coderig_deploy.profiles import load_profile
@@ -27,21 +40,20 @@ _STATUS_STYLE = {"ok": "green", "failed": "bold red", "unreachable": "bold red",
 
 @app.command(name="apply")
 def apply_cmd(
-    profile: Annotated[str, typer.Option(help="Profile name or path to a profile YAML")],
-    hosts: Annotated[list[str] | None, typer.Argument(
-        help="[user@]host[:port], localhost, or sandbox")] = None,
-    inventory: Annotated[Path | None, typer.Option("-i", "--inventory", help="Ansible inventory")] = None,
-    user: Annotated[str | None, typer.Option(help="SSH user for hosts given without one")] = None,
-    key: Annotated[Path | None, typer.Option(help="SSH private key file")] = None,
+    profile: ProfileOpt,
+    hosts: HostsArg = None,
+    inventory: InventoryOpt = None,
+    user: UserOpt = None,
+    key: KeyOpt = None,
     check: Annotated[bool, typer.Option("--check", help="Dry run: report what would change")] = False,
     limit: Annotated[str | None, typer.Option(help="Ansible --limit pattern")] = None,
     tags: Annotated[list[str] | None, typer.Option(help="Run only these roles' tags")] = None,
-    forks: Annotated[int, typer.Option(help="Hosts provisioned in parallel", min=1, max=200)] = 5,
-    allow_reboot: Annotated[bool, typer.Option(help="Reboot a host to load a new driver")] = False,
-    sandbox: Annotated[bool, typer.Option("--sandbox", help="Target the running sandbox lab")] = False,
-    model_registry: Annotated[str | None, typer.Option(help="host:port of a model registry mirror")] = None,
-    ollama_url: Annotated[str | None, typer.Option(help="URL of the Ollama release archive")] = None,
-    profiles_dir: Annotated[Path | None, typer.Option(help="Extra directory of profiles")] = None,
+    forks: ForksOpt = 5,
+    allow_reboot: AllowRebootOpt = False,
+    sandbox: SandboxOpt = False,
+    model_registry: ModelRegistryOpt = None,
+    ollama_url: OllamaUrlOpt = None,
+    profiles_dir: ProfilesDirOpt = None,
     runs_dir: Annotated[Path, typer.Option(help="Where run directories go")] = Path(".coderig/runs"),
     bench: Annotated[bool, typer.Option("--bench/--no-bench",
                                         help="End with the smoke benchmark and its verdict per host")] = True,

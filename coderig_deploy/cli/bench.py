@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 from urllib.parse import urlparse
 
 import typer
@@ -27,13 +27,13 @@ def _no_gpu_probe(_prefer: str) -> dict:
 @app.command()
 def bench(
     host: Annotated[str, typer.Option(help="Ollama base URL")] = DEFAULT_URL,
-    model: Annotated[Optional[str], typer.Option(help="Model tag (default: the profile's)")] = None,
-    profile: Annotated[Optional[str], typer.Option(help="Judge against this profile")] = None,
-    profiles_dir: Annotated[Optional[Path], typer.Option(help="Extra directory of profiles")] = None,
+    model: Annotated[str | None, typer.Option(help="Model tag (default: the profile's)")] = None,
+    profile: Annotated[str | None, typer.Option(help="Judge against this profile")] = None,
+    profiles_dir: Annotated[Path | None, typer.Option(help="Extra directory of profiles")] = None,
     runs: Annotated[int, typer.Option(min=1, help="Timed repetitions")] = 5,
     num_predict: Annotated[int, typer.Option(min=1, help="Tokens generated per run")] = 128,
     code_check: Annotated[bool, typer.Option(help="Run the code-check tasks")] = True,
-    out: Annotated[Optional[Path], typer.Option(help="Write report.json/.md/junit.xml here")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write report.json/.md/junit.xml here")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> int:
     """Benchmark a model: load time, decode/prefill tok/s, TTFT, VRAM fit, code check."""

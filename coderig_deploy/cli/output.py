@@ -9,6 +9,7 @@ from typing import Any
 
 from rich.console import Console
 
+
 def _width() -> int | None:
     # Piped output (CI logs, `| less`) would otherwise be squeezed to 80 columns.
     return None if sys.stdout.isatty() else 160

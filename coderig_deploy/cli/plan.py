@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from coderig_deploy.cli import app
+from coderig_deploy.cli.options import ProfilesDirOpt
 from coderig_deploy.cli.output import emit
 from coderig_deploy.errors import UserInputError
 from coderig_deploy.planner import Plan, make_plan
@@ -30,17 +31,17 @@ class OnOff(str, Enum):
 
 @app.command()
 def plan(
-    model: Annotated[Optional[str], typer.Option(help="Ollama model tag, e.g. qwen2.5-coder:32b")] = None,
-    gpu: Annotated[Optional[list[str]], typer.Option(help="GPU slug; repeat once per card")] = None,
-    ctx: Annotated[Optional[int], typer.Option(help="Context length (num_ctx) in tokens")] = None,
-    kv_cache: Annotated[Optional[KvCacheOpt], typer.Option(help="KV cache type")] = None,
-    flash_attention: Annotated[Optional[OnOff], typer.Option(help="Flash attention")] = None,
-    parallel: Annotated[Optional[int], typer.Option(help="OLLAMA_NUM_PARALLEL")] = None,
-    profile: Annotated[Optional[str], typer.Option(help="Take model, context and GPUs from a profile")] = None,
-    profiles_dir: Annotated[Optional[Path], typer.Option(help="Extra directory of profiles")] = None,
+    model: Annotated[str | None, typer.Option(help="Ollama model tag, e.g. qwen2.5-coder:32b")] = None,
+    gpu: Annotated[list[str] | None, typer.Option(help="GPU slug; repeat once per card")] = None,
+    ctx: Annotated[int | None, typer.Option(help="Context length (num_ctx) in tokens")] = None,
+    kv_cache: Annotated[KvCacheOpt | None, typer.Option(help="KV cache type")] = None,
+    flash_attention: Annotated[OnOff | None, typer.Option(help="Flash attention")] = None,
+    parallel: Annotated[int | None, typer.Option(help="OLLAMA_NUM_PARALLEL")] = None,
+    profile: Annotated[str | None, typer.Option(help="Take model, context and GPUs from a profile")] = None,
+    profiles_dir: ProfilesDirOpt = None,
     spread: Annotated[bool, typer.Option(help="Split over all GPUs even when one is enough")] = False,
-    ram_bandwidth: Annotated[Optional[float], typer.Option(help="System RAM bandwidth, GB/s")] = None,
-    depth: Annotated[Optional[int], typer.Option(help="Tokens in context for the speed estimate")] = None,
+    ram_bandwidth: Annotated[float | None, typer.Option(help="System RAM bandwidth, GB/s")] = None,
+    depth: Annotated[int | None, typer.Option(help="Tokens in context for the speed estimate")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> int:
     """Does a model fit on these GPUs, how is it split, and how fast will it generate?"""

@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from coderig_deploy.cli import app
+from coderig_deploy.cli.options import ProfilesDirOpt
 from coderig_deploy.cli.output import emit
 from coderig_deploy.cli.plan import render_plan
 from coderig_deploy.errors import ProfileError
-from coderig_deploy.profiles import Profile, list_profiles, load_profile, load_profile_file
+from coderig_deploy.profiles import (
+    Profile,
+    list_profiles,
+    load_profile,
+    load_profile_file,
+)
 
 profiles_app = typer.Typer(help="List, show and validate hardware profiles.", no_args_is_help=True)
 app.add_typer(profiles_app, name="profiles")
 
-ProfilesDir = Annotated[Optional[Path], typer.Option(help="Extra directory of profiles (searched first)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON")]
 
 
@@ -39,7 +44,7 @@ def summary(p: Profile) -> dict:
 
 
 @profiles_app.command("list")
-def list_cmd(profiles_dir: ProfilesDir = None, json_out: JsonOpt = False) -> None:
+def list_cmd(profiles_dir: ProfilesDirOpt = None, json_out: JsonOpt = False) -> None:
     """Every profile: GPUs, model, quant, context, predicted VRAM per GPU, expected tok/s."""
     rows = [summary(load_profile(name, profiles_dir)) for name in list_profiles(profiles_dir)]
 
@@ -57,7 +62,7 @@ def list_cmd(profiles_dir: ProfilesDir = None, json_out: JsonOpt = False) -> Non
 
 
 @profiles_app.command("show")
-def show_cmd(name: str, profiles_dir: ProfilesDir = None, json_out: JsonOpt = False) -> None:
+def show_cmd(name: str, profiles_dir: ProfilesDirOpt = None, json_out: JsonOpt = False) -> None:
     """A profile, the Ollama environment it sets, and its plan."""
     p = load_profile(name, profiles_dir)
     data = {"profile": p.model_dump(mode="json"), "ollama_env": p.ollama_env(),
@@ -77,7 +82,7 @@ def show_cmd(name: str, profiles_dir: ProfilesDir = None, json_out: JsonOpt = Fa
 
 
 @profiles_app.command("validate")
-def validate_cmd(files: list[Path], profiles_dir: ProfilesDir = None, json_out: JsonOpt = False) -> int:
+def validate_cmd(files: list[Path], profiles_dir: ProfilesDirOpt = None, json_out: JsonOpt = False) -> int:
     """Validate profile files; each must load and its plan must fit its own hardware."""
     results, failed = [], 0
     for path in files:

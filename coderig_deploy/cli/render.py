@@ -8,6 +8,19 @@ from typing import Annotated
 import typer
 
 from coderig_deploy.cli import app
+from coderig_deploy.cli.options import (
+    AllowRebootOpt,
+    ForksOpt,
+    HostsArg,
+    InventoryOpt,
+    KeyOpt,
+    ModelRegistryOpt,
+    OllamaUrlOpt,
+    ProfileOpt,
+    ProfilesDirOpt,
+    SandboxOpt,
+    UserOpt,
+)
 from coderig_deploy.cli.output import emit
 from coderig_deploy.profiles import load_profile
 from coderig_deploy.project import spec_for
@@ -17,19 +30,18 @@ from coderig_deploy.targets import TargetOptions, resolve_targets
 
 @app.command(name="render")
 def render_cmd(
-    profile: Annotated[str, typer.Option(help="Profile name or path to a profile YAML")],
+    profile: ProfileOpt,
     output: Annotated[Path, typer.Option("-o", "--output", help="New directory for the project")],
-    hosts: Annotated[list[str] | None, typer.Argument(
-        help="[user@]host[:port], localhost, or sandbox")] = None,
-    inventory: Annotated[Path | None, typer.Option("-i", "--inventory", help="Ansible inventory")] = None,
-    user: Annotated[str | None, typer.Option(help="SSH user for hosts given without one")] = None,
-    key: Annotated[Path | None, typer.Option(help="SSH private key file")] = None,
-    forks: Annotated[int, typer.Option(help="Hosts provisioned in parallel", min=1, max=200)] = 5,
-    allow_reboot: Annotated[bool, typer.Option(help="Let the project reboot hosts for a new driver")] = False,
-    sandbox: Annotated[bool, typer.Option("--sandbox", help="Target the running sandbox lab")] = False,
-    model_registry: Annotated[str | None, typer.Option(help="host:port of a model registry mirror")] = None,
-    ollama_url: Annotated[str | None, typer.Option(help="URL of the Ollama release archive")] = None,
-    profiles_dir: Annotated[Path | None, typer.Option(help="Extra directory of profiles")] = None,
+    hosts: HostsArg = None,
+    inventory: InventoryOpt = None,
+    user: UserOpt = None,
+    key: KeyOpt = None,
+    forks: ForksOpt = 5,
+    allow_reboot: AllowRebootOpt = False,
+    sandbox: SandboxOpt = False,
+    model_registry: ModelRegistryOpt = None,
+    ollama_url: OllamaUrlOpt = None,
+    profiles_dir: ProfilesDirOpt = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the written files as JSON")] = False,
 ) -> int:
     """Render the self-contained Ansible project (plain ansible-playbook runs it)."""

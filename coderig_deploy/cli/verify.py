@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -38,13 +38,13 @@ def _sandbox_targets() -> list[Target]:
 
 @app.command()
 def verify(
-    hosts: Annotated[Optional[list[str]], typer.Argument(help="[user@]address[:port] ...")] = None,
+    hosts: Annotated[list[str] | None, typer.Argument(help="[user@]address[:port] ...")] = None,
     profile: Annotated[str, typer.Option(help="Profile the hosts were provisioned with")] = ...,
     sandbox: Annotated[bool, typer.Option(help="Verify every running sandbox host")] = False,
-    profiles_dir: Annotated[Optional[Path], typer.Option(help="Extra directory of profiles")] = None,
-    identity: Annotated[Optional[Path], typer.Option(help="SSH private key")] = None,
-    known_hosts: Annotated[Optional[Path], typer.Option(help="known_hosts file (default ~/.ssh/known_hosts)")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Write report.json/.md/junit.xml here")] = None,
+    profiles_dir: Annotated[Path | None, typer.Option(help="Extra directory of profiles")] = None,
+    identity: Annotated[Path | None, typer.Option(help="SSH private key")] = None,
+    known_hosts: Annotated[Path | None, typer.Option(help="known_hosts file (default ~/.ssh/known_hosts)")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write report.json/.md/junit.xml here")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> int:
     """Check driver, Ollama, service, drop-in, bind address, models and store on hosts."""

@@ -18,6 +18,24 @@ from coderig_deploy.sandbox import registry
 from coderig_deploy.sandbox.release import build_release
 
 
+
+# The unit reference/ollama.md documents (scripts/install.sh writes it), for tests that
+# install the simulator by hand instead of through the ollama role.
+OLLAMA_UNIT = """[Unit]
+Description=Ollama Service
+After=network-online.target
+
+[Service]
+ExecStart=/usr/local/bin/ollama serve
+User=ollama
+Group=ollama
+Restart=always
+RestartSec=3
+
+[Install]
+WantedBy=default.target
+"""
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -18,27 +18,13 @@ import pytest
 from coderig_deploy.planner import make_plan
 from coderig_deploy.sandbox import HostSpec, Lab, services
 from coderig_deploy.sandbox.ssh import ssh_argv
-from tests.integration.ollama_sim_support import free_port
+from tests.integration.ollama_sim_support import OLLAMA_UNIT, free_port
 
 pytestmark = pytest.mark.integration
 
 TAG = "qwen2.5-coder:14b-instruct-q4_K_M"  # a shipped profile's tag: seeded by `sandbox up`
 HOST = "sim1"
 
-UNIT = """[Unit]
-Description=Ollama Service
-After=network-online.target
-
-[Service]
-ExecStart=/usr/local/bin/ollama serve
-User=ollama
-Group=ollama
-Restart=always
-RestartSec=3
-
-[Install]
-WantedBy=default.target
-"""
 
 
 def ok(lab: Lab, command: str, stdin: str | None = None) -> str:
@@ -55,7 +41,7 @@ def install(lab: Lab) -> None:
             "tar --zstd -xf ollama-linux-amd64.tar.zst -C /usr/local; "
             "id ollama >/dev/null 2>&1 || useradd -r -s /bin/false -U -m -d /usr/share/ollama ollama; "
             "install -d -m 1777 /run/coderig-sim")
-    ok(lab, "cat > /etc/systemd/system/ollama.service", stdin=UNIT)
+    ok(lab, "cat > /etc/systemd/system/ollama.service", stdin=OLLAMA_UNIT)
     ok(lab, "mkdir -p /etc/systemd/system/ollama.service.d && "
             "cat > /etc/systemd/system/ollama.service.d/override.conf",
        stdin='[Service]\nEnvironment="OLLAMA_KEEP_ALIVE=5m"\nEnvironment="OLLAMA_CONTEXT_LENGTH=8192"\n')

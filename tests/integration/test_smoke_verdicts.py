@@ -33,24 +33,11 @@ from coderig_deploy.sandbox.synthetic_models import build
 from coderig_deploy.smoke import expectations, host_args, write_pyz
 from coderig_deploy.verify.runner import Target, run_verify
 from coderig_deploy.verify.spec import spec_for
+from tests.integration.ollama_sim_support import OLLAMA_UNIT
 
 pytestmark = pytest.mark.integration
 PROFILE = "midrange-4090"
 FAULTS = "/etc/coderig-sim/ollama-faults.json"
-UNIT = """[Unit]
-Description=Ollama Service
-After=network-online.target
-
-[Service]
-ExecStart=/usr/local/bin/ollama serve
-User=ollama
-Group=ollama
-Restart=always
-RestartSec=3
-
-[Install]
-WantedBy=multi-user.target
-"""
 
 
 class Host:
@@ -116,7 +103,7 @@ def _provision(host: Host, tmp: Path) -> None:
     dropin = "[Service]\n" + "".join(f'Environment="{k}={v}"\n' for k, v in env.items())
     host.put(build_release(tmp).archive.read_bytes(), "/tmp/ollama.tar.zst")
     host.put(_store_tarball(p), "/tmp/store.tar")
-    host.put(UNIT.encode(), "/etc/systemd/system/ollama.service")
+    host.put(OLLAMA_UNIT.encode(), "/etc/systemd/system/ollama.service")
     host.sh("mkdir -p /etc/systemd/system/ollama.service.d")
     host.put(dropin.encode(), "/etc/systemd/system/ollama.service.d/override.conf")
     host.put((tmp / "coderig-bench.pyz").read_bytes(), "/root/coderig-bench.pyz")
