@@ -136,6 +136,7 @@ def test_good_hosts_state_with_testinfra(provisioning_lab: Lab, two_runs: dict[s
     names = {m["name"] for m in tags["models"]}
     registry = services.urls(provisioning_lab)["model_registry"]
     assert f"{registry}/library/{profile.model.tag}" in names
+    assert profile.model.tag in names  # also known by its library name, as users' tools ask for it
     assert profile.model.variant_name in names
     show = json.loads(host.check_output(
         f"curl -sf http://127.0.0.1:11434/api/show -d '{json.dumps({'model': profile.model.variant_name})}'"))
@@ -220,3 +221,19 @@ def test_check_mode_on_a_host_without_driver_walks_the_install_path(
     (host,) = doc["hosts"]
     assert code == 1 and host["failed_role"] == "nvidia_driver"
     assert "ships driver branches 535, not 570: use driver source cuda-repo or local-repo" in host["reason"]
+
+
+def test_verify_passes_every_check_on_the_provisioned_hosts(provisioning_lab: Lab, two_runs: dict[str, Any]) -> None:
+    """`coderig-deploy verify` (testinfra over SSH, keys checked) agrees with apply on the good hosts."""
+    targets = [f"root@{provisioning_lab.host(name).ip}" for name in GOOD]
+    proc = subprocess.run([CLI, "verify", *targets, "--profile", PROFILE, "--identity", str(provisioning_lab.key),
+                           "--known-hosts", str(provisioning_lab.known_hosts), "--json"],
+                          capture_output=True, text=True, check=False, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["verdict"] == "pass" and len(report["hosts"]) == 2
+    for host in report["hosts"]:
+        names = {c["name"] for c in host["checks"]}
+        assert {"driver_branch", "ollama_version", "unit_enabled_active", "dropin_environment", "bind_address",
+                "model_present", "store_owned_by_ollama", "store_not_world_writable"} <= names, names
+        assert all(c["status"] == "pass" for c in host["checks"]), host["checks"]
