@@ -1,51 +1,42 @@
-"""Code check: extract the model's function from its answer and run it against asserts.
+"""Code check: extract the model's function from its answer and test it, isolated.
 
-The answer runs in a child process, in a fresh temporary directory, with a time
-limit, resource limits and no network. Which isolation a host gets depends on what
-it allows, and the result says which one it was:
+The answer runs in a child process (codecheck_child.py) in a fresh temporary
+directory, with a time limit, rlimits, an empty environment, and the isolation of
+isolation.py: network and PID namespaces, as uid 65534. Without such isolation it
+does not run at all: the task is ``skipped`` ("no isolation") and the report says so.
 
-- ``netns`` (root): ``unshare --net --pid --fork --kill-child`` then ``setpriv`` to
-  uid/gid 65534 (nobody). The child's network namespace has only a loopback that is
-  down: no connection can leave it, whatever the code does. Its PID namespace means
-  every process it starts dies with it, even one that calls setsid().
-- ``userns`` (not root, unprivileged user namespaces allowed): the same, with
-  ``unshare --map-root-user``; the code runs as the calling user.
-- ``socket-guard`` (neither works): a prologue replaces ``socket.socket``,
-  ``socket.create_connection`` and ``_socket.socket`` with functions that raise.
-  This is best effort only: code that runs another program (``subprocess``,
-  ``os.system``) or loads a C library can still reach the network. The process
-  group is killed on timeout; a grandchild that calls setsid() can outlive it.
-
-The guard prologue runs in every mode, as a second line.
+The child never decides a pass. It returns the value of each call (plain builtin
+types only) on a line tagged with a per-run nonce that the answer's process never
+holds; this module compares the values with the task's expected results, which never
+leave this process. Printing a marker and exiting early, returning an object whose
+``__eq__`` always says yes, or printing a forged result line all fail.
 """
 
 from __future__ import annotations
 
+import ast
+import json
 import os
 import re
-import shutil
+import secrets
 import signal
 import subprocess
-import sys
 import tempfile
+import time
 from dataclasses import asdict, dataclass
+from importlib import resources
 from typing import Any
 
-NOBODY = 65534
+from coderig_deploy.bench import isolation as _isolation
+
+NO_ISOLATION = "no isolation"
+MAX_VALUE_CHARS = 100_000
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.S)
-_GUARD = '''\
-import socket as _s, _socket as _cs
-def _no_network(*a, **k):
-    raise OSError(101, "network disabled by the coderig code check")
-_s.socket = _cs.socket = _s.create_connection = _s.socketpair = _no_network
-del _s, _cs
-'''
-PASS_MARK = "CODERIG-CODECHECK-PASSED"
 
 
 @dataclass(frozen=True)
 class CodeCheckResult:
-    """The outcome of one task: status is "passed", "failed" or "no_code"."""
+    """The outcome of one task: status is "passed", "failed", "no_code" or "skipped"."""
 
     task: str
     status: str
@@ -81,31 +72,9 @@ def extract_code(answer: str, entry_point: str) -> str | None:
     return None
 
 
-def check_script(code: str, tests: list[str]) -> str:
-    """The program the child runs: guard, the model's code, the asserts, a pass mark."""
-    return "\n".join([_GUARD, code, "", *tests, f"print({PASS_MARK!r})", ""])
-
-
-def _probe(cmd: list[str]) -> bool:
-    try:
-        return subprocess.run([*cmd, "true"], capture_output=True, timeout=10).returncode == 0
-    except (OSError, subprocess.SubprocessError):
-        return False
-
-
 def detect_isolation() -> tuple[str, list[str]]:
-    """The strongest isolation this host allows, and the command prefix that gives it."""
-    unshare, setpriv = shutil.which("unshare"), shutil.which("setpriv")
-    if unshare and os.geteuid() == 0 and setpriv:
-        prefix = [unshare, "--net", "--pid", "--fork", "--kill-child", "--",
-                  setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--"]
-        if _probe(prefix):
-            return "netns", prefix
-    if unshare:
-        prefix = [unshare, "--map-root-user", "--net", "--pid", "--fork", "--kill-child", "--"]
-        if _probe(prefix):
-            return "userns", prefix
-    return "socket-guard", []
+    """The isolation this host allows (isolation.detect)."""
+    return _isolation.detect()
 
 
 def _limits(cpu_s: int) -> None:
@@ -116,39 +85,121 @@ def _limits(cpu_s: int) -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (16 << 20, 16 << 20))
 
 
-def run_check(task: str, code: str | None, tests: list[str], timeout_s: float = 10.0,
+def run_check(task: str, code: str | None, tests: list[dict[str, str]], timeout_s: float = 10.0,
               isolation: tuple[str, list[str]] | None = None) -> CodeCheckResult:
-    """Run `code` against `tests` in a throw-away directory; never raises for bad code."""
-    import time
-
+    """Run `code` against `tests` ({"call", "expect"|"raises"}); never raises for bad code."""
     mode, prefix = isolation or detect_isolation()
     if code is None:
         return CodeCheckResult(task, "no_code", "the answer held no code block", mode, 0.0)
+    if mode == _isolation.NONE or not prefix:
+        return CodeCheckResult(task, "skipped", f"{NO_ISOLATION}: {_isolation.why_none()}; "
+                               "the answer was not run", _isolation.NONE, 0.0)
     started = time.monotonic()
+    nonce = secrets.token_hex(16)
+    request = json.dumps({"nonce": nonce, "calls": [t["call"] for t in tests]}) + "\n"
     with tempfile.TemporaryDirectory(prefix="coderig-codecheck-") as tmp:
         os.chmod(tmp, 0o755)
-        script = os.path.join(tmp, "check.py")
-        with open(script, "w", encoding="utf-8") as fh:
-            fh.write(check_script(code, tests))
-        os.chmod(script, 0o644)
-        cmd = [*prefix, os.path.realpath(sys.executable), "-I", "-S", "-B", script]
-        status, detail = _run(cmd, tmp, timeout_s)
+        child = resources.files(__package__).joinpath("codecheck_child.py").read_text("utf-8")
+        for name, text in (("harness.py", child), ("answer.py", code)):
+            with open(os.path.join(tmp, name), "w", encoding="utf-8") as fh:
+                fh.write(text)
+            os.chmod(os.path.join(tmp, name), 0o644)
+        cmd = [*prefix, _isolation.python(), "-I", "-S", "-B", "harness.py"]
+        status, detail = _run(cmd, tmp, request, nonce, tests, timeout_s)
     return CodeCheckResult(task, status, detail, mode, round(time.monotonic() - started, 3))
 
 
-def _run(cmd: list[str], cwd: str, timeout_s: float) -> tuple[str, str]:
+def _run(cmd: list[str], cwd: str, request: str, nonce: str, tests: list[dict[str, str]],
+         timeout_s: float) -> tuple[str, str]:
     cpu = int(timeout_s) + 1
-    proc = subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+    proc = subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True,
                             env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
                             preexec_fn=lambda: _limits(cpu))
     try:
-        out, err = proc.communicate(timeout=timeout_s)
+        out, err = proc.communicate(request, timeout=timeout_s)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
         return "failed", f"timed out after {timeout_s:g}s and was killed"
-    if proc.returncode == 0 and PASS_MARK in out:
-        return "passed", "all asserts held"
-    tail = (err.strip().splitlines() or ["exit status %d" % proc.returncode])[-1]
-    return "failed", tail[:300]
+    except BrokenPipeError:
+        out, err = proc.communicate()
+    report = _tagged_report(out, nonce)
+    if report is None:
+        tail = (err.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+        return "failed", f"the harness reported no result ({tail[:200]})"
+    return judge_results(report.get("results"), tests, err)
+
+
+def _tagged_report(stdout: str, nonce: str) -> dict[str, Any] | None:
+    """The harness's one report line: only a line starting with this run's nonce counts."""
+    lines = [line for line in stdout.splitlines() if line.startswith(nonce + " ")]
+    if len(lines) != 1:
+        return None
+    try:
+        report = json.loads(lines[0][len(nonce) + 1:])
+    except ValueError:
+        return None
+    return report if isinstance(report, dict) else None
+
+
+def judge_results(raw: Any, tests: list[dict[str, str]], stderr: str = "") -> tuple[str, str]:
+    """Compare what the answer returned with the expected results: ("passed"|"failed", why)."""
+    try:
+        results = json.loads(raw) if isinstance(raw, str) and raw else None
+    except ValueError:
+        results = None
+    if isinstance(results, dict) and isinstance(results.get("load_error"), str):
+        return "failed", f"the answer did not load: {results['load_error'][:200]}"
+    if not isinstance(results, list) or len(results) != len(tests):
+        tail = (stderr.strip().splitlines() or ["no output"])[-1]
+        return "failed", f"the answer returned no results (it exited early?): {tail[:200]}"
+    for test, result in zip(tests, results):
+        problem = _case_problem(test, result)
+        if problem:
+            return "failed", problem
+    return "passed", f"all {len(tests)} calls returned the expected results"
+
+
+def _case_problem(test: dict[str, str], result: Any) -> str | None:
+    call = test["call"]
+    if not isinstance(result, dict):
+        return f"{call}: malformed result"
+    raised = result.get("raised")
+    if "raises" in test:
+        if isinstance(raised, list) and test["raises"] in raised:
+            return None
+        return f"{call} did not raise {test['raises']}"
+    if raised is not None:
+        name = raised[0] if isinstance(raised, list) and raised else "an exception"
+        return f"{call} raised {name}: {str(result.get('message'))[:120]}"
+    got = _literal(result.get("value"))
+    expected = ast.literal_eval(test["expect"])
+    if got is _BAD or not same(got, expected):
+        shown = str(result.get("value"))[:80]
+        return f"{call} returned {shown}, expected {test['expect']}"
+    return None
+
+
+_BAD = object()
+
+
+def _literal(text: Any) -> Any:
+    """A value the answer's process sent (untrusted): a Python literal, or _BAD."""
+    if not isinstance(text, str) or len(text) > MAX_VALUE_CHARS:
+        return _BAD
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return _BAD
+
+
+def same(got: Any, expected: Any) -> bool:
+    """Equal values of the same types all the way down (True is not 1, (1, 2) not [1, 2])."""
+    if type(got) is not type(expected):
+        return False
+    if isinstance(got, (list, tuple)):
+        return len(got) == len(expected) and all(map(same, got, expected))
+    if isinstance(got, dict):
+        return got.keys() == expected.keys() and all(same(got[k], expected[k]) for k in got)
+    return bool(got == expected)

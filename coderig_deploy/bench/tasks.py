@@ -1,7 +1,9 @@
 """The code-check tasks shipped as data (tasks/*.json), readable from a zipapp too.
 
 Each task: ``id``, ``entry_point`` (the function asked for), ``prompt`` (its
-signature and docstring), ``tests`` (assert statements) and ``reference`` (a
+signature and docstring), ``tests`` (calls and what each must give:
+``{"call": "f(1)", "expect": "<python literal>"}`` or ``{"call": ..., "raises":
+"ValueError"}``; the controller compares, see codecheck.py) and ``reference`` (a
 correct solution: unit tests prove every task passes with it, and the sandbox's
 Ollama simulator answers with it when healthy).
 """
@@ -25,7 +27,7 @@ class CodeTask:
     id: str
     entry_point: str
     prompt: str
-    tests: list[str]
+    tests: list[dict[str, str]]
     reference: str
 
     def request_prompt(self) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 from coderig_deploy.bench.checks import FAIL, PASS, SKIP, WARN, Check, overall
 from coderig_deploy.bench.vramcheck import context_check, gpu_memory_checks, offload_check
 
+SKIPPED = "skipped: "
 MEASURED_CHECKS = ("decode_speed", "generation_length", "gpu_offload", "context", "code_check")
 
 
@@ -29,7 +30,9 @@ def judge(result: dict[str, Any], exp: Expectations) -> dict[str, Any]:
     """Return {"status": pass|warn|fail, "reasons": [...], "checks": [...]} for a result."""
     checks = _checks(result, exp)
     status = overall(checks)
-    reasons = [f"{c.name}: {c.reason}" for c in checks if c.status in (FAIL, WARN)]
+    # A code check skipped for want of isolation is not a pass: it is listed with the reasons.
+    reasons = [f"{c.name}: {c.reason}" for c in checks
+               if c.status in (FAIL, WARN) or c.reason.startswith(SKIPPED)]
     return {"status": status, "reasons": reasons, "checks": [c.as_dict() for c in checks]}
 
 
@@ -77,13 +80,19 @@ def length_check(result: dict[str, Any]) -> Check:
 
 
 def code_check(results: list[dict[str, Any]] | None, required: bool) -> Check:
-    """Pass when every code task passed; a failed or code-less answer fails the host."""
+    """Pass when every code task passed; a failed or code-less answer fails the host.
+
+    Skipped (no isolation on the host) is its own status, shown with the reasons.
+    """
     if not results:
         return Check("code_check", FAIL if required else SKIP, "no code check was run")
     bad = [f"{r['task']} {r['status']} ({r['detail']})" for r in results
-           if r["status"] != "passed"]
-    summary = f"{len(results) - len(bad)}/{len(results)} passed"
+           if r["status"] not in ("passed", "skipped")]
+    summary = f"{sum(r['status'] == 'passed' for r in results)}/{len(results)} passed"
     if bad:
         return Check("code_check", FAIL, f"{summary}: " + "; ".join(bad), summary, "all")
+    skipped = [r for r in results if r["status"] == "skipped"]
+    if skipped:  # no isolation on this host: the answers were never run
+        return Check("code_check", SKIP, SKIPPED + skipped[0]["detail"], "skipped", "all")
     isolation = results[0]["isolation"]
     return Check("code_check", PASS, f"{summary} (isolation: {isolation})", summary, "all")

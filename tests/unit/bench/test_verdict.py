@@ -86,6 +86,24 @@ def test_code_check_failure_and_no_code_fail() -> None:
     assert "0/2 passed" in " ".join(verdict["reasons"])
 
 
+def test_code_check_without_isolation_is_skipped_and_listed() -> None:
+    detail = "no isolation: unshare (util-linux) is not installed; the answer was not run"
+    skipped = [{"task": t, "status": "skipped", "detail": detail, "isolation": "none"}
+               for t in ("a", "b")]
+    verdict = judge(_with(code_check=skipped), EXP)
+    check = next(c for c in verdict["checks"] if c["name"] == "code_check")
+    assert (check["status"], check["measured"]) == ("skip", "skipped")
+    assert check["reason"] == "skipped: " + detail
+    assert verdict["reasons"] == ["code_check: skipped: " + detail]
+
+
+def test_a_code_less_answer_still_fails_when_the_rest_were_skipped() -> None:
+    results = [{"task": "a", "status": "no_code", "detail": "none", "isolation": "none"},
+               {"task": "b", "status": "skipped", "detail": "no isolation: x", "isolation": "none"}]
+    verdict = judge(_with(code_check=results), EXP)
+    assert verdict["status"] == "fail" and _status(verdict, "code_check") == "fail"
+
+
 def test_service_down_fails_and_skips_the_rest() -> None:
     verdict = judge({"error": "cannot reach Ollama at http://127.0.0.1:11434"}, EXP)
     assert verdict["status"] == "fail"
