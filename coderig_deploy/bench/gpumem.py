@@ -1,5 +1,12 @@
 """GPU memory per device, read from the driver: pynvml when importable, else nvidia-smi.
 
+Both paths report the same "used": the driver's reserved memory apart, as nvidia-smi
+shows it. NVML's v1 call counts the reserved memory as used (615 MiB on an idle H200
+where nvidia-smi said 0: shared/reference/real-gpu-notes.md), so pynvml reads the v2
+call (``nvmlDeviceGetMemoryInfo_v2``, with ``reserved``) and falls back to v1 only on
+a driver without it; the probe's ``memory_api`` says which figure it is. The memory a
+model can use is total minus reserved (``usable_mib``), not the marketing size.
+
 The nvidia-smi parser survives what real hosts print (shared/reference/host-outputs.md):
 with or without a header line, with or without units (`24564 MiB`), `[N/A]` for
 unsupported fields, names with or without the `NVIDIA ` prefix.
@@ -15,8 +22,14 @@ from typing import Any
 
 from coderig_deploy.errors import BenchError
 
-QUERY_FIELDS = ("index", "name", "uuid", "memory.total", "memory.used")
-NVIDIA_SMI_ARGS = ("--query-gpu=" + ",".join(QUERY_FIELDS), "--format=csv,noheader,nounits")
+QUERY_FIELDS = ("index", "name", "uuid", "memory.total", "memory.used", "memory.reserved")
+# Drivers older than the memory.reserved field reject the query (exit 2): ask again without.
+LEGACY_FIELDS = QUERY_FIELDS[:5]
+_FORMAT = "--format=csv,noheader,nounits"
+NVIDIA_SMI_ARGS = ("--query-gpu=" + ",".join(QUERY_FIELDS), _FORMAT)
+LEGACY_ARGS = ("--query-gpu=" + ",".join(LEGACY_FIELDS), _FORMAT)
+# Which "used" a probe reports: v2 and nvidia-smi leave the reserved memory out, v1 not.
+NVML_V2, NVML_V1, NVIDIA_SMI = "nvml-v2", "nvml-v1 (used includes reserved)", "nvidia-smi"
 _MISSING = {"[N/A]", "N/A", "[Not Supported]", "[Unknown Error]", ""}
 _HINTS = {
     "version mismatch": "the driver was upgraded without a reboot: reboot the host",
@@ -33,9 +46,17 @@ class GpuMemory:
     uuid: str | None
     total_mib: int | None
     used_mib: int | None
+    reserved_mib: int | None = None
+
+    @property
+    def usable_mib(self) -> int | None:
+        """What allocations can get: total minus the driver's reserved memory."""
+        if self.total_mib is None or self.reserved_mib is None:
+            return None
+        return self.total_mib - self.reserved_mib
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "usable_mib": self.usable_mib}
 
 
 def _value(cell: str) -> str | None:
@@ -72,7 +93,8 @@ def parse_query_gpu(text: str, fields: tuple[str, ...] = QUERY_FIELDS) -> list[G
         gpus.append(GpuMemory(
             index=int(cell["index"]), name=(_value(cell.get("name", "")) or "unknown"),
             uuid=_value(cell.get("uuid", "")), total_mib=_mib(cell.get("memory.total", "")),
-            used_mib=_mib(cell.get("memory.used", ""))))
+            used_mib=_mib(cell.get("memory.used", "")),
+            reserved_mib=_mib(cell.get("memory.reserved", ""))))
     return gpus
 
 
@@ -83,12 +105,17 @@ def read_nvidia_smi(binary: str = "nvidia-smi", timeout_s: float = 20.0) -> list
         raise BenchError("nvidia-smi not found: the NVIDIA driver is not installed")
     proc = subprocess.run([path, *NVIDIA_SMI_ARGS], capture_output=True, text=True,
                           timeout=timeout_s, check=False)
+    fields = QUERY_FIELDS
+    if proc.returncode == 2 and "memory.reserved" in proc.stdout + proc.stderr:
+        proc = subprocess.run([path, *LEGACY_ARGS], capture_output=True, text=True,
+                              timeout=timeout_s, check=False)
+        fields = LEGACY_FIELDS
     if proc.returncode != 0:
         message = (proc.stdout + proc.stderr).strip()
         hint = next((h for k, h in _HINTS.items() if k in message), "")
         raise BenchError(f"nvidia-smi failed (exit {proc.returncode}): {message}"
                          + (f" ({hint})" if hint else ""))
-    return parse_query_gpu(proc.stdout)
+    return parse_query_gpu(proc.stdout, fields)
 
 
 def read_pynvml() -> list[GpuMemory]:
@@ -107,21 +134,49 @@ def read_pynvml() -> list[GpuMemory]:
         pynvml.nvmlShutdown()
 
 
+def nvml_memory(pynvml: Any, handle: Any) -> tuple[int, int, int | None]:
+    """(total, used, reserved) bytes: v2 where the driver has it, else v1 (reserved None)."""
+    version = getattr(pynvml, "nvmlMemory_v2", None)
+    if version is not None:
+        try:
+            mem = pynvml.nvmlDeviceGetMemoryInfo(handle, version=version)
+            return int(mem.total), int(mem.used), int(mem.reserved)
+        except pynvml.NVMLError as exc:
+            absent = {getattr(pynvml, name, None) for name in (
+                "NVML_ERROR_FUNCTION_NOT_FOUND", "NVML_ERROR_NOT_SUPPORTED",
+                "NVML_ERROR_ARGUMENT_VERSION_MISMATCH")}
+            if getattr(exc, "value", None) not in absent:
+                raise
+    mem = pynvml.nvmlDeviceGetMemoryInfo(handle)
+    return int(mem.total), int(mem.used), None
+
+
+def _mib_of(value: int | None) -> int | None:
+    return None if value is None else value // 2**20
+
+
 def _read_nvml_devices(pynvml: Any) -> list[GpuMemory]:
     gpus = []
     for index in range(pynvml.nvmlDeviceGetCount()):
         handle = pynvml.nvmlDeviceGetHandleByIndex(index)
-        mem = pynvml.nvmlDeviceGetMemoryInfo(handle)
+        total, used, reserved = nvml_memory(pynvml, handle)
         name, uuid = pynvml.nvmlDeviceGetName(handle), pynvml.nvmlDeviceGetUUID(handle)
         gpus.append(GpuMemory(
             index=index, name=name.decode() if isinstance(name, bytes) else name,
             uuid=uuid.decode() if isinstance(uuid, bytes) else uuid,
-            total_mib=mem.total // 2**20, used_mib=mem.used // 2**20))
+            total_mib=_mib_of(total), used_mib=_mib_of(used), reserved_mib=_mib_of(reserved)))
     return gpus
 
 
+def memory_api(source: str, gpus: list[GpuMemory]) -> str:
+    """Which figure "used" is: NVML v2 / nvidia-smi (reserved apart) or NVML v1 (included)."""
+    if source != "pynvml":
+        return NVIDIA_SMI
+    return NVML_V1 if any(g.reserved_mib is None for g in gpus) else NVML_V2
+
+
 def probe(prefer: str = "auto") -> dict[str, Any]:
-    """Read every GPU's memory: {"source", "gpus": [...], "error"}; never raises.
+    """Read every GPU's memory: {"source", "memory_api", "gpus": [...], "error"}; never raises.
 
     `prefer`: "auto" (pynvml when importable, else nvidia-smi), "pynvml" or "nvidia-smi".
     """
@@ -138,5 +193,6 @@ def probe(prefer: str = "auto") -> dict[str, Any]:
         else:
             gpus = read_nvidia_smi()
     except (BenchError, OSError, subprocess.SubprocessError) as exc:
-        return {"source": source, "gpus": [], "error": str(exc)}
-    return {"source": source, "gpus": [g.as_dict() for g in gpus], "error": None}
+        return {"source": source, "memory_api": None, "gpus": [], "error": str(exc)}
+    return {"source": source, "memory_api": memory_api(source, gpus),
+            "gpus": [g.as_dict() for g in gpus], "error": None}

@@ -44,10 +44,13 @@ def context_check(ps: dict[str, Any] | None, num_ctx: int | None) -> Check:
 
 def gpu_memory_checks(gpu_memory: dict[str, Any], planned_mib: dict[int, int],
                       tolerance_pct: float = 10.0, tolerance_min_mib: int = 1024) -> list[Check]:
-    """One check per planned GPU: driver-reported use within tolerance of the plan.
+    """One check per planned GPU: the plan fits the usable memory, and the driver-reported
+    use is within tolerance of the plan.
 
-    The driver's figure includes its idle baseline and any other process (a desktop),
-    hence a tolerance of max(`tolerance_pct` of the plan, `tolerance_min_mib`).
+    Usable is total minus the driver's reserved memory (what CUDA can allocate), or the
+    total where the driver does not report reserved memory. The driver's "used" includes
+    its idle baseline and any other process (a desktop), hence a tolerance of
+    max(`tolerance_pct` of the plan, `tolerance_min_mib`).
     """
     if not planned_mib:
         return []
@@ -65,6 +68,9 @@ def _one_gpu(index: int, planned: int, gpu: dict[str, Any] | None, pct: float,
     if gpu is None:
         return Check(name, FAIL, f"GPU {index} is planned but the driver does not show it",
                      None, planned)
+    short = _short_of_usable(index, planned, gpu)
+    if short:
+        return Check(name, FAIL, short, gpu.get("used_mib"), planned)
     used = gpu.get("used_mib")
     if used is None:
         return Check(name, WARN, f"GPU {index} does not report memory use", None, planned)
@@ -74,3 +80,16 @@ def _one_gpu(index: int, planned: int, gpu: dict[str, Any] | None, pct: float,
         return Check(name, PASS, f"GPU {index} uses {used} MiB, plan {expected}", used, planned)
     return Check(name, WARN, f"GPU {index} uses {used} MiB, outside plan {expected}",
                  used, planned)
+
+
+def _short_of_usable(index: int, planned: int, gpu: dict[str, Any]) -> str | None:
+    """Why the plan cannot fit this GPU's usable memory, or None when it can."""
+    total, reserved = gpu.get("total_mib"), gpu.get("reserved_mib")
+    if total is None:
+        return None
+    usable = total - (reserved or 0)
+    if planned <= usable:
+        return None
+    where = f"total {total} - reserved {reserved}" if reserved is not None else "total"
+    return (f"GPU {index}: the plan needs {planned} MiB but only {usable} MiB are usable "
+            f"({where}): the model will not fit entirely on this GPU")

@@ -84,7 +84,7 @@ def gpus_document(spec: GpuLike | None, count: int, seed: str) -> dict[str, Any]
             "bandwidth_gbs": spec.bandwidth_gbs, "compute_cap": str(spec.compute_capability),
             "pci_device_id": device, "bus_id": f"00000000:{index + 1:02X}:00.0",
             "lspci_name": lspci_names().get(device, f"Device {device}"),
-            "idle_used_mib": facts["idle_used_mib"],
+            "idle_used_mib": facts["idle_used_mib"], "reserved_mib": facts["reserved_mib"],
         })
     return {
         "driver_version": facts["driver_version"], "nvml_version": facts["nvml_version"],

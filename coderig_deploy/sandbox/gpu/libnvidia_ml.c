@@ -7,6 +7,10 @@
  * /etc/coderig-sim/gpus.json; memory in use from /run/coderig-sim/usage.json (read
  * on every call, so it follows what the Ollama simulator loads). Built on the
  * controller: gcc -shared -fPIC -Wl,-soname,libnvidia-ml.so.1.
+ *
+ * Memory as a real driver reports it (shared/reference/real-gpu-notes.md): the v1
+ * call counts the driver's reserved memory (gpus.json `reserved_mib`) as used, the
+ * v2 call reports it apart, as nvidia-smi does: v1 used = v2 used + reserved.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -17,7 +21,8 @@ typedef int nvmlReturn_t;
 enum {
     NVML_SUCCESS = 0, NVML_ERROR_UNINITIALIZED = 1, NVML_ERROR_INVALID_ARGUMENT = 2,
     NVML_ERROR_NOT_SUPPORTED = 3, NVML_ERROR_NOT_FOUND = 6, NVML_ERROR_INSUFFICIENT_SIZE = 7,
-    NVML_ERROR_DRIVER_NOT_LOADED = 9, NVML_ERROR_UNKNOWN = 999
+    NVML_ERROR_DRIVER_NOT_LOADED = 9, NVML_ERROR_ARGUMENT_VERSION_MISMATCH = 25,
+    NVML_ERROR_UNKNOWN = 999
 };
 
 #define MAX_GPUS 16
@@ -27,7 +32,7 @@ enum {
 typedef struct {
     unsigned int index;
     char name[96], uuid[96], bus_id[32];
-    unsigned long long total_mib, idle_mib;
+    unsigned long long total_mib, idle_mib, reserved_mib;
     int cc_major, cc_minor;
     unsigned int pci_device_id;
 } sim_device;
@@ -38,6 +43,8 @@ typedef struct {
     unsigned int version;
     unsigned long long total, reserved, free, used;
 } nvmlMemory_v2_t;
+/* NVML_STRUCT_VERSION(Memory, 2), as nvml.h defines it. */
+#define NVML_MEMORY_V2 ((unsigned int)(sizeof(nvmlMemory_v2_t) | (2u << 24)))
 typedef struct {
     char busIdLegacy[16];
     unsigned int domain, bus, device, pciDeviceId, pciSubSystemId;
@@ -177,6 +184,8 @@ static int load_devices(void) {
         string_value(member(g, "bus_id"), d->bus_id, sizeof d->bus_id);
         d->total_mib = (unsigned long long)number_value(member(g, "memory_total_mib"), 0);
         d->idle_mib = (unsigned long long)number_value(member(g, "idle_used_mib"), 0);
+        d->reserved_mib = (unsigned long long)number_value(member(g, "reserved_mib"), 0);
+        if (d->reserved_mib > d->total_mib) d->reserved_mib = d->total_mib;
         string_value(member(g, "compute_cap"), tmp, sizeof tmp);
         sscanf(tmp, "%d.%d", &d->cc_major, &d->cc_minor);
         string_value(member(g, "pci_device_id"), tmp, sizeof tmp);
@@ -235,6 +244,7 @@ const char *nvmlErrorString(nvmlReturn_t result) {
     case NVML_ERROR_NOT_FOUND: return "Not Found";
     case NVML_ERROR_INSUFFICIENT_SIZE: return "Insufficient Size";
     case NVML_ERROR_DRIVER_NOT_LOADED: return "Driver Not Loaded";
+    case NVML_ERROR_ARGUMENT_VERSION_MISMATCH: return "Argument Version Mismatch";
     default: return "Unknown Error";
     }
 }
@@ -297,27 +307,32 @@ nvmlReturn_t nvmlDeviceGetUUID(nvmlDevice_t device, char *uuid, unsigned int len
     return copy_string(device->uuid, uuid, length);
 }
 
-static void usage_bytes(nvmlDevice_t d, unsigned long long *total, unsigned long long *used) {
+/* Bytes in use by allocations (what nvidia-smi calls used), never past total - reserved. */
+static unsigned long long allocated_bytes(nvmlDevice_t d) {
     unsigned long long in_use = d->idle_mib + loaded_mib(d->index);
-    if (in_use > d->total_mib) in_use = d->total_mib;
-    *total = d->total_mib * MIB;
-    *used = in_use * MIB;
+    if (in_use > d->total_mib - d->reserved_mib) in_use = d->total_mib - d->reserved_mib;
+    return in_use * MIB;
 }
 
+/* v1: the reserved memory counts as used, so an idle card shows `reserved_mib` used. */
 nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t device, nvmlMemory_t *memory) {
     REQUIRE_DEVICE(device);
     if (!memory) return NVML_ERROR_INVALID_ARGUMENT;
-    usage_bytes(device, &memory->total, &memory->used);
+    memory->total = device->total_mib * MIB;
+    memory->used = allocated_bytes(device) + device->reserved_mib * MIB;
     memory->free = memory->total - memory->used;
     return NVML_SUCCESS;
 }
 
+/* v2: reserved apart; used as nvidia-smi shows it; free = total - reserved - used. */
 nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t device, nvmlMemory_v2_t *memory) {
     REQUIRE_DEVICE(device);
     if (!memory) return NVML_ERROR_INVALID_ARGUMENT;
-    usage_bytes(device, &memory->total, &memory->used);
-    memory->reserved = 0;
-    memory->free = memory->total - memory->used;
+    if (memory->version != NVML_MEMORY_V2) return NVML_ERROR_ARGUMENT_VERSION_MISMATCH;
+    memory->total = device->total_mib * MIB;
+    memory->reserved = device->reserved_mib * MIB;
+    memory->used = allocated_bytes(device);
+    memory->free = memory->total - memory->reserved - memory->used;
     return NVML_SUCCESS;
 }
 

@@ -37,11 +37,18 @@ def used_by_gpu(usage: dict[str, Any]) -> dict[int, int]:
     return used
 
 
+def reserved(gpu: dict[str, Any]) -> int:
+    """MiB the driver keeps for itself: in total, in neither used nor free (NVML v2)."""
+    return min(int(gpu["memory_total_mib"]), int(gpu.get("reserved_mib", 0)))
+
+
 def memory(gpu: dict[str, Any], usage: dict[str, Any]) -> tuple[int, int, int]:
-    """(total, used, free) MiB of one card: the idle baseline plus what is loaded."""
-    total = int(gpu["memory_total_mib"])
-    used = min(total, int(gpu.get("idle_used_mib", 0)) + used_by_gpu(usage).get(gpu["index"], 0))
-    return total, used, total - used
+    """(total, used, free) MiB of one card as nvidia-smi reports it (NVML v2 figures):
+    used is the idle baseline plus what is loaded; free leaves out the reserved memory."""
+    total, kept = int(gpu["memory_total_mib"]), reserved(gpu)
+    loaded = int(gpu.get("idle_used_mib", 0)) + used_by_gpu(usage).get(gpu["index"], 0)
+    used = min(total - kept, loaded)
+    return total, used, total - kept - used
 
 
 def _gpu_fields(doc: dict[str, Any], gpu: dict[str, Any], usage: dict[str, Any],
@@ -57,7 +64,7 @@ def _gpu_fields(doc: dict[str, Any], gpu: dict[str, Any], usage: dict[str, Any],
         "pci.sub_device_id": (NA, ""), "pci.domain": ("0x0000", ""),
         "pci.bus": (f"0x{gpu['bus_id'].split(':')[1]}", ""),
         "memory.total": (str(total), "MiB"), "memory.used": (str(used), "MiB"),
-        "memory.free": (str(free), "MiB"), "memory.reserved": (NA, "MiB"),
+        "memory.free": (str(free), "MiB"), "memory.reserved": (str(reserved(gpu)), "MiB"),
         "driver_version": (doc["driver_version"], ""), "compute_cap": (gpu["compute_cap"], ""),
         "count": (str(len(doc["gpus"])), ""), "persistence_mode": (persistence_mode(), ""),
         "display_mode": ("Disabled", ""), "display_active": ("Disabled", ""),

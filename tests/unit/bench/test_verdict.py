@@ -110,6 +110,18 @@ def test_service_down_fails_and_skips_the_rest() -> None:
     assert _status(verdict, "service") == "fail" and _status(verdict, "decode_speed") == "skip"
 
 
+@pytest.mark.parametrize("total,status", [(21400, "pass"), (21000, "fail")])
+def test_the_plan_must_fit_total_minus_reserved(total: int, status: str) -> None:
+    # GPU 0 plans 20500 MiB; 615 MiB reserved by the driver are not usable.
+    gpus = [{"index": 0, "used_mib": 20400, "total_mib": total, "reserved_mib": 615},
+            {"index": 1, "used_mib": 19500}]
+    verdict = judge(_with(gpu_memory__gpus=gpus), EXP)
+    assert _status(verdict, "vram_gpu0") == status and _status(verdict, "vram_gpu1") == "pass"
+    if status == "fail":
+        assert ("vram_gpu0: GPU 0: the plan needs 20500 MiB but only 20385 MiB are usable "
+                "(total 21000 - reserved 615)") in verdict["reasons"][0]
+
+
 def test_each_gpu_is_checked_on_its_own() -> None:
     gpus = [{"index": 0, "used_mib": 21000}, {"index": 1, "used_mib": 4000}]
     verdict = judge(_with(gpu_memory__gpus=gpus), EXP)

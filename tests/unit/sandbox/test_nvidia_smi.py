@@ -52,9 +52,17 @@ def test_table_truncates_long_names(smi: ModuleType) -> None:
     assert "No running processes found" in table
 
 
-def test_memory_used_never_exceeds_total(smi: ModuleType, dual_4090: dict[str, Any]) -> None:
+def test_memory_used_never_exceeds_what_the_driver_does_not_reserve(
+        smi: ModuleType, dual_4090: dict[str, Any]) -> None:
     usage = {"gpus": [{"index": 0, "used_mib": 10**6}]}
-    assert smi.memory(dual_4090["gpus"][0], usage) == (24576, 24576, 0)
+    assert smi.memory(dual_4090["gpus"][0], usage) == (24576, 24576 - 615, 0)
+
+
+def test_reserved_memory_is_its_own_field(smi: ModuleType, dual_4090: dict[str, Any]) -> None:
+    # As on the real H200 (real-gpu-notes.md): idle, used 0-ish, reserved apart, free the rest.
+    argv = ["--query-gpu=memory.total,memory.reserved,memory.used,memory.free",
+            "--format=csv,noheader,nounits"]
+    assert smi.run(argv, dual_4090, {}) == (0, "24576, 615, 1, 23960\n" * 2)
 
 
 @pytest.mark.parametrize("fmt", ["csv", "csv,noheader", "csv,nounits", "csv,noheader,nounits"])
