@@ -122,8 +122,6 @@ def _run(cmd: list[str], cwd: str, request: str, nonce: str, tests: list[dict[st
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
         return "failed", f"timed out after {timeout_s:g}s and was killed"
-    except BrokenPipeError:
-        out, err = proc.communicate()
     report = _tagged_report(out, nonce)
     if report is None:
         tail = (err.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
