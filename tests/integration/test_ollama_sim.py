@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -19,6 +17,7 @@ import httpx
 import ollama
 import pytest
 
+from coderig_deploy.bench import codecheck
 from coderig_deploy.planner import make_plan
 from tests.integration.ollama_sim_support import LocalSim, start_registry, stop_pid, unpack_release
 
@@ -261,8 +260,7 @@ def test_copy_and_delete(client: ollama.Client, base: str) -> None:
 
 def _run_task(answer: str, task: dict) -> bool:
     code = answer.split("```python\n", 1)[1].split("```", 1)[0]
-    script = code + "\n" + "\n".join(task["tests"]) + "\n"
-    return subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=20).returncode == 0
+    return codecheck.run_check(task["id"], code, task["tests"]).status == "passed"
 
 
 @pytest.mark.parametrize("broken", [False, True])
