@@ -1,6 +1,6 @@
 """A lab: a set of booted sandbox hosts sharing one bridge, key and state directory.
 
-    lab = Lab()                      # state in $CODERIG_SANDBOX_HOME or the default
+    lab = Lab()                      # the caller's lab (state.lab_home())
     lab.up([HostSpec(name="ws1", gpu="rtx-4090", count=2)])
     lab.ssh("ws1", "nvidia-smi -L")
     lab.down()
