@@ -55,3 +55,17 @@ def test_a_user_name_unsafe_as_a_directory_is_refused(as_root: pytest.MonkeyPatc
     as_root.setenv("SUDO_USER", name)
     with pytest.raises(EnvironmentProblem, match="cannot name a sandbox lab: set CODERIG_SANDBOX_HOME"):
         lab_home()
+
+
+def test_a_shared_lab_of_an_older_version_is_pointed_out(as_root: pytest.MonkeyPatch, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from coderig_deploy.cli import sandbox as cli_sandbox
+
+    as_root.setattr(cli_sandbox, "LABS_ROOT", tmp_path)
+    as_root.setenv("SUDO_USER", "alice")
+    cli_sandbox._lab()
+    assert "older version" not in capsys.readouterr().err
+    (tmp_path / "lab.json").write_text("{}")
+    cli_sandbox._lab()
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"`CODERIG_SANDBOX_HOME={tmp_path} coderig-deploy sandbox down`" in err
