@@ -38,9 +38,17 @@ def yaml_value(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=True)
 
 
+class _IndentedDumper(yaml.SafeDumper):
+    """Indents list items below their key, as yamllint (and so ansible-lint) expects."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
+
+
 def yaml_block(value: Any, indent: int = 2) -> str:
     """A YAML block for a nested `value`, each line indented by `indent`, keys sorted."""
-    text = yaml.safe_dump(value, default_flow_style=False, sort_keys=True, allow_unicode=False, width=120)
+    text = yaml.dump(value, Dumper=_IndentedDumper, default_flow_style=False, sort_keys=True,
+                     allow_unicode=False, width=120)
     pad = " " * indent
     return "\n" + "".join(pad + line + "\n" for line in text.splitlines()).rstrip("\n")
 

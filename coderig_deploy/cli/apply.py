@@ -7,9 +7,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from coderig_deploy.apply import ApplyRequest, ApplyResult, apply, apply_document
 from coderig_deploy.cli import app
@@ -30,7 +32,7 @@ from coderig_deploy.cli.output import console, emit, err_console
 from coderig_deploy.events import Event
 from coderig_deploy.profiles import load_profile
 from coderig_deploy.progress import Progress, ProgressLine
-from coderig_deploy.reports import summary_row
+from coderig_deploy.reports import HostReport
 from coderig_deploy.targets import TargetOptions, resolve_targets
 
 _STATE_STYLE = {"waiting": "dim", "running": "cyan", "done": "green", "failed": "bold red", "unreachable": "bold red"}
@@ -94,10 +96,16 @@ def _with_progress(request: ApplyRequest, progress: Progress) -> ApplyResult:
     return apply(request, log)
 
 
-def _log_line(line: ProgressLine) -> str:
+def _log_line(line: ProgressLine) -> Text:
+    """One plain line per host step (host and task text are never read as markup)."""
     where = f"{line.role}: {line.task}" if line.role else line.task
     note = f" ({line.note})" if line.note else ""
-    return f"{line.host:<14} {line.state:<11} {line.elapsed:6.1f}s  {where}{note}"
+    return Text(f"{line.host:<14} {line.state:<11} {line.elapsed:6.1f}s  {where}{note}")
+
+
+def _cell(text: str, style: str = "") -> Text:
+    """A one-line cell: cut with an ellipsis where the column ends, never wrapped."""
+    return Text(text, style=style, no_wrap=True, overflow="ellipsis")
 
 
 class _LiveView:
@@ -106,33 +114,55 @@ class _LiveView:
 
     def __rich__(self) -> Table:
         table = Table(box=None, show_header=False, pad_edge=False)
+        table.add_column(max_width=16)
+        for _ in range(3):
+            table.add_column(no_wrap=True)
+        table.add_column(ratio=1)  # the task: takes what is left, cut to one line
         for line in self.progress.lines(time.time()):
-            style = _STATE_STYLE.get(line.state, "")
             task = f"{line.role}: {line.task}" if line.role else line.task
-            table.add_row(line.host, f"[{style}]{line.state}[/]", f"{line.elapsed:.0f}s",
-                          f"{line.tasks_done} tasks, {line.changed} changed", task + (f" ({line.note})" if line.note else ""))
+            table.add_row(_cell(line.host), _cell(line.state, _STATE_STYLE.get(line.state, "")),
+                          f"{line.elapsed:.0f}s", f"{line.tasks_done} tasks, {line.changed} chg",
+                          _cell(task + (f" ({line.note})" if line.note else "")))
         return table
 
 
-_MEASURED = ("tok/s (expected)", "VRAM MiB per GPU (planned)", "offload", "context", "verdict")
 _VERDICT_STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red"}
 
 
 def render_result(out: Console, result: ApplyResult) -> None:
-    table = Table(title=f"{result.spec.profile}: {result.status} in {result.seconds:.1f} s")
-    for column in ("host", "status", "ok", "changed", "failed", "unreachable", "time", *_MEASURED, "reason"):
-        table.add_column(column)
-    rows = {r.host: summary_row(r) for r in result.reports}
+    """A compact table (one line per host, fits 80 columns); the details are in the report."""
+    table = Table(title=Text(f"{result.spec.profile}: {result.status} in {result.seconds:.1f} s"),
+                  box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True,
+                  title_justify="left")
+    table.add_column("host", max_width=16)
+    table.add_column("status", no_wrap=True)
+    table.add_column("chg", justify="right", no_wrap=True)
+    table.add_column("tok/s", justify="right", no_wrap=True)
+    table.add_column("VRAM", justify="right", no_wrap=True)
+    table.add_column("verdict", no_wrap=True, min_width=7)
+    table.add_column("reason", ratio=1)
+    reports = {r.host: r for r in result.reports}
     for h in result.hosts:
+        report = reports.get(h.host)
+        verdict = report.verdict if report else "-"
         where = f"{h.failed_role}: " if h.failed_role else ""
-        row = rows.get(h.host, {})
-        measured = [row.get(c, "-") for c in _MEASURED]
-        measured[-1] = f"[{_VERDICT_STYLE.get(measured[-1], '')}]{measured[-1]}[/]"
-        table.add_row(h.host, f"[{_STATUS_STYLE[h.status]}]{h.status}[/]", str(h.ok), str(h.changed),
-                      str(h.failed), str(h.unreachable), f"{h.seconds:.1f}s", *measured,
-                      f"{where}{h.reason}" if h.reason else _reasons(result, h.host, h.facts))
+        reason = f"{where}{h.reason}" if h.reason else _reasons(result, h.host, h.facts)
+        table.add_row(_cell(h.host), _cell(h.status, _STATUS_STYLE.get(h.status, "")), str(h.changed),
+                      _tok_s(report), _vram_gib(report), _cell(verdict, _VERDICT_STYLE.get(verdict, "")),
+                      _cell(" ".join(reason.split()) or "-"))
     out.print(table)
-    out.print(f"run directory: {result.run_dir}")
+    out.print(Text(f"run directory: {result.run_dir}"), soft_wrap=True)
+    out.print(Text(f"details (also in report.md there): coderig-deploy report {result.run_dir}"), soft_wrap=True)
+
+
+def _tok_s(report: HostReport | None) -> str:
+    return "-" if report is None or report.decode_tok_s is None else f"{report.decode_tok_s:.1f}"
+
+
+def _vram_gib(report: HostReport | None) -> str:
+    """Driver-reported use summed over the host's GPUs (per GPU and plan: see the report)."""
+    used = [u for u in (report.gpu_used_mib if report else []) if u is not None]
+    return f"{sum(used) / 1024:.1f}G" if used else "-"
 
 
 def _reasons(result: ApplyResult, host: str, facts: dict[str, Any]) -> str:

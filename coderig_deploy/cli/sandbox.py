@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated, Any
 
 import typer
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from coderig_deploy.cli import app
 from coderig_deploy.cli.output import emit, err_console
 from coderig_deploy.errors import EnvironmentProblem
 from coderig_deploy.sandbox import HostSpec, Lab
-from coderig_deploy.sandbox.state import HostState
+from coderig_deploy.sandbox.state import LABS_ROOT, STATE_FILE, HostState
 
 sandbox_app = typer.Typer(
     help="Boot, list and remove sandbox hosts (local Debian hosts with simulated GPUs). "
-    "Needs root. The lab lives in $CODERIG_SANDBOX_HOME (default /var/lib/coderig/sandbox).",
+    "Needs root. Each user has an own lab in /var/lib/coderig/sandbox/USER (USER = $SUDO_USER "
+    "under sudo); $CODERIG_SANDBOX_HOME overrides the directory.",
     no_args_is_help=True)
 app.add_typer(sandbox_app, name="sandbox")
 
@@ -25,7 +28,16 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON")]
 
 
 def _lab() -> Lab:
-    return Lab(progress=lambda message: err_console.print(f"[dim]{message}[/]"))
+    _note_legacy_lab()
+    return Lab(progress=lambda message: err_console.print(escape(message), style="dim"))
+
+
+def _note_legacy_lab() -> None:
+    """Labs used to live directly in LABS_ROOT, shared by every user; say how to remove one."""
+    if (LABS_ROOT / STATE_FILE).is_file() and "CODERIG_SANDBOX_HOME" not in os.environ:
+        err_console.print(escape(
+            f"note: a shared lab from an older version is still in {LABS_ROOT}; remove it with "
+            f"`CODERIG_SANDBOX_HOME={LABS_ROOT} coderig-deploy sandbox down`"), style="yellow")
 
 
 def host_row(lab: Lab, host: HostState) -> dict[str, Any]:
@@ -72,25 +84,27 @@ def up_cmd(
 
 @sandbox_app.command("list")
 def list_cmd(json_out: JsonOpt = False) -> None:
-    """Every host of the lab: name, IP, GPUs, state."""
-    lab = Lab()
+    """Every host of your lab: name, IP, GPUs, state."""
+    lab = _lab()
     rows = [host_row(lab, h) for h in lab.hosts()]
     emit(rows, json_out, _render(rows))
 
 
 @sandbox_app.command("down")
 def down_cmd(names: Annotated[list[str] | None, typer.Argument(
-        help="Hosts to remove; none = the whole lab")] = None) -> None:
-    """Stop and remove hosts, leaving no process, mount, namespace, link or cgroup."""
-    removed = _lab().down(names or None)
-    err_console.print(f"removed {len(removed)} host(s)" + (f": {', '.join(removed)}"
-                                                            if removed else ""))
+        help="Hosts to remove; none = your whole lab (other users' labs are never touched)")
+        ] = None) -> None:
+    """Stop and remove hosts of your lab, leaving no process, mount, namespace, link or cgroup."""
+    lab = _lab()
+    removed = lab.down(names or None)
+    err_console.print(escape(f"removed {len(removed)} host(s) from {lab.home}"
+                             + (f": {', '.join(removed)}" if removed else "")))
 
 
 @sandbox_app.command("inventory")
 def inventory_cmd(json_out: JsonOpt = False) -> None:
-    """The lab as an Ansible inventory (YAML; with the SSH key and known_hosts)."""
-    lab = Lab()
+    """Your lab as an Ansible inventory (YAML; with the SSH key and known_hosts)."""
+    lab = _lab()
     if not lab.inventory_path.is_file():
         raise EnvironmentProblem(f"no sandbox lab at {lab.home}: run `sandbox up` first")
     text = lab.inventory_path.read_text()

@@ -1,6 +1,6 @@
 """A lab: a set of booted sandbox hosts sharing one bridge, key and state directory.
 
-    lab = Lab()                      # state in $CODERIG_SANDBOX_HOME or the default
+    lab = Lab()                      # the caller's lab (state.lab_home())
     lab.up([HostSpec(name="ws1", gpu="rtx-4090", count=2)])
     lab.ssh("ws1", "nvidia-smi -L")
     lab.down()
@@ -154,8 +154,8 @@ class Lab:
             current = LabState(lab_id=lab, home=self.home, bridge=bridge, subnet=str(subnet),
                                bridge_ip=str(naming.bridge_address(subnet)))
             state.save(current)
-        self.progress("preparing the shared Debian rootfs (built once per machine, ~1 min)")
-        rootfs = ensure_rootfs()
+        self.progress("preparing the shared Debian rootfs (built once per machine)")
+        rootfs = ensure_rootfs(progress=self.progress)
         current.rootfs = rootfs.path
         self.progress(f"rootfs ready from {rootfs.source} in {rootfs.seconds:.1f}s")
         ssh.generate_key(self.key, f"coderig-sandbox@{current.lab_id}")

@@ -12,8 +12,9 @@ import hashlib
 import os
 import shutil
 import subprocess
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -31,6 +32,9 @@ PACKAGES: tuple[str, ...] = (
 RECIPE_VERSION = "1"
 COMPLETE_MARKER = ".coderig-rootfs-complete"
 TAR_FLAGS = ("--numeric-owner", "--xattrs", "--xattrs-include=*")
+PROGRESS_EVERY = 12.0  # seconds between progress lines of a long step
+
+Report = Callable[[str], None]
 
 
 class Rootfs(BaseModel):
@@ -54,11 +58,39 @@ def cache_key(suite: str, packages: tuple[str, ...] = PACKAGES) -> str:
 
 
 @contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
+def _locked(lock_path: Path, progress: Report) -> Iterator[None]:
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with lock_path.open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            progress(f"rootfs: another process is building it ({lock_path} is locked); waiting")
+            fcntl.flock(handle, fcntl.LOCK_EX)
         yield
+
+
+def run_with_progress(argv: list[str], what: str, progress: Report,
+                      every: float = PROGRESS_EVERY) -> None:
+    """Run `argv`; every `every` seconds report the elapsed time and its last output line
+    (debootstrap's "I: Retrieving ...", "I: Unpacking ..." name the phase)."""
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            errors="replace")
+    assert proc.stdout is not None
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout or []), daemon=True)
+    reader.start()
+    started = time.monotonic()
+    while True:
+        try:
+            proc.wait(timeout=every)
+            break
+        except subprocess.TimeoutExpired:
+            last = lines[-1].strip() if lines else "starting"
+            progress(f"{what}: {time.monotonic() - started:.0f}s, {last}")
+    reader.join()
+    if proc.returncode != 0:
+        tail = [line.strip() for line in lines[-5:]]
+        raise EnvironmentProblem(f"{what} failed (exit {proc.returncode}): " + " | ".join(tail))
 
 
 def _run(argv: list[str], what: str) -> None:
@@ -68,13 +100,14 @@ def _run(argv: list[str], what: str) -> None:
         raise EnvironmentProblem(f"{what} failed (exit {proc.returncode}): " + " | ".join(tail))
 
 
-def _debootstrap(mirror: Mirror, target: Path) -> None:
+def _debootstrap(mirror: Mirror, target: Path, progress: Report) -> None:
     if shutil.which("debootstrap") is None:
         raise EnvironmentProblem("debootstrap is not installed: apt-get install debootstrap")
-    _run(
+    progress(f"rootfs: debootstrap {mirror.suite} from {mirror.uri} (about 3 minutes, once per machine)")
+    run_with_progress(
         ["debootstrap", "--variant=minbase", "--components=main",
          "--include=" + ",".join(PACKAGES), mirror.suite, str(target), mirror.uri],
-        f"debootstrap {mirror.suite} from {mirror.uri}",
+        f"debootstrap {mirror.suite}", progress,
     )
     _customise(target)
 
@@ -102,14 +135,15 @@ def _unpack(tarball: Path, target: Path) -> None:
          f"unpacking {tarball}")
 
 
-def ensure_rootfs(mirror: Mirror | None = None) -> Rootfs:
+def ensure_rootfs(mirror: Mirror | None = None, progress: Report | None = None) -> Rootfs:
     """Return the unpacked shared rootfs, building or unpacking it if needed."""
+    report = progress or (lambda message: None)
     mirror = mirror or configured_mirror()
     key = cache_key(mirror.suite)
     base = cache_dir()
     path, tarball = base / f"rootfs-{key}", base / f"rootfs-{key}.tar.zst"
     started = time.monotonic()
-    with _locked(base / f"rootfs-{key}.lock"):
+    with _locked(base / f"rootfs-{key}.lock", report):
         if (path / COMPLETE_MARKER).is_file():
             return Rootfs(path=path, tarball=tarball, source="unpacked",
                           seconds=time.monotonic() - started)
@@ -118,10 +152,12 @@ def ensure_rootfs(mirror: Mirror | None = None) -> Rootfs:
         shutil.rmtree(path, ignore_errors=True)
         if tarball.is_file():
             source = "tarball"
+            report(f"rootfs: unpacking {tarball}")
             _unpack(tarball, scratch)
         else:
             source = "debootstrap"
-            _debootstrap(mirror, scratch)
+            _debootstrap(mirror, scratch, report)
+            report(f"rootfs: packing it into {tarball} for the next labs")
             _pack(scratch, tarball)
         (scratch / COMPLETE_MARKER).write_text(key + "\n")
         scratch.rename(path)

@@ -7,19 +7,45 @@ from __future__ import annotations
 
 import fcntl
 import os
+import pwd
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-DEFAULT_HOME = Path("/var/lib/coderig/sandbox")
+from coderig_deploy.errors import EnvironmentProblem
+
+LABS_ROOT = Path("/var/lib/coderig/sandbox")
 STATE_FILE = "lab.json"
+# A user name that is safe as one path component (POSIX names, plus '@' for directory users).
+USER_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}")
+
+
+def invoking_user() -> str:
+    """Who asked for the lab: SUDO_USER when root runs it via sudo, else the uid's name."""
+    sudo_user = os.environ.get("SUDO_USER", "") if os.geteuid() == 0 else ""
+    if sudo_user:
+        name = sudo_user
+    else:
+        try:
+            name = pwd.getpwuid(os.getuid()).pw_name
+        except KeyError:  # a uid without a passwd entry (containers)
+            name = f"uid-{os.getuid()}"
+    if not USER_NAME.fullmatch(name):
+        raise EnvironmentProblem(f"user name {name!r} cannot name a sandbox lab: "
+                                 "set CODERIG_SANDBOX_HOME to a directory for it")
+    return name
 
 
 def lab_home() -> Path:
-    """The lab's state directory (override with CODERIG_SANDBOX_HOME)."""
-    return Path(os.environ.get("CODERIG_SANDBOX_HOME", str(DEFAULT_HOME))).resolve()
+    """The caller's lab: LABS_ROOT/<user>, so two users never share (or remove) hosts.
+
+    CODERIG_SANDBOX_HOME overrides it (tests, or a lab a team shares on purpose).
+    """
+    override = os.environ.get("CODERIG_SANDBOX_HOME")
+    return Path(override).resolve() if override else LABS_ROOT / invoking_user()
 
 
 class GpuSetup(BaseModel):

@@ -66,7 +66,9 @@ def test_lab_home_follows_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_p
     monkeypatch.setenv("CODERIG_SANDBOX_HOME", str(tmp_path))
     assert Lab().home == tmp_path.resolve()
     monkeypatch.delenv("CODERIG_SANDBOX_HOME")
-    assert Lab().home == Path("/var/lib/coderig/sandbox")
+    monkeypatch.setattr("os.geteuid", lambda: 0)
+    monkeypatch.setenv("SUDO_USER", "carol")
+    assert Lab().home == Path("/var/lib/coderig/sandbox/carol")
 
 
 @pytest.mark.parametrize("spec,message", [
