@@ -44,7 +44,8 @@ _BENCH_ARG = re.compile(r"^[A-Za-z0-9._:/=,+\-]+$")
 
 def _matching(pattern: re.Pattern[str], what: str):  # type: ignore[no-untyped-def]
     def check(value: str) -> str:
-        if not pattern.match(value):
+        # fullmatch: with match(), `$` also matches before a trailing newline ("budget\n").
+        if not pattern.fullmatch(value):
             raise ValueError(f"{value!r} is not a valid {what}")
         return value
 
@@ -52,7 +53,7 @@ def _matching(pattern: re.Pattern[str], what: str):  # type: ignore[no-untyped-d
 
 
 def _host(value: str) -> str:
-    if _IPV4.match(value) or (":" in value and _IPV6.match(value)) or _HOSTNAME.match(value):
+    if _IPV4.fullmatch(value) or (":" in value and _IPV6.fullmatch(value)) or _HOSTNAME.fullmatch(value):
         return value
     raise ValueError(f"{value!r} is not a valid host name or IP address")
 
@@ -162,9 +163,9 @@ class ProjectSpec(_Strict):
     @classmethod
     def _safe_env(cls, env: dict[str, str]) -> dict[str, str]:
         for name, value in env.items():
-            if not _ENV_NAME.match(name):
+            if not _ENV_NAME.fullmatch(name):
                 raise ValueError(f"environment name {name!r} is not OLLAMA_<UPPER_CASE>")
-            if not _ENV_VALUE.match(value):
+            if not _ENV_VALUE.fullmatch(value):
                 raise ValueError(
                     f"{name}={value!r}: only letters, digits and ._:/+-[] may go into the systemd drop-in"
                 )
