@@ -14,11 +14,21 @@ import sys
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from coderig_deploy import __version__
-from coderig_deploy.cli.output import err_console
+from coderig_deploy.cli.output import err_console, plain
 from coderig_deploy.errors import CoderigError
+
+
+
+def _argument_label(self: typer.core.TyperArgument, ctx: object) -> str | None:
+    """An argument's help label: its metavar (HOST) or `hosts...` alone, not typer's `<list[str]>`."""
+    if self.metavar or self.nargs != 1:
+        return None
+    return self.display_type(ctx)  # type: ignore[arg-type]
+
+
+typer.core.TyperArgument.display_type_rich = _argument_label  # type: ignore[method-assign]
 
 app = typer.Typer(
     name="coderig-deploy",
@@ -77,4 +87,4 @@ def main() -> None:
 
 def _print_error(message: str) -> None:
     # Messages carry users' and hosts' text (`budget[/x]`, `[a-z0-9]`): never rich markup.
-    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    err_console.print(plain(("error:", "bold red"), " ", message), highlight=False, soft_wrap=True)

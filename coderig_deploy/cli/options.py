@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 ProfileOpt = Annotated[str, typer.Option("--profile", metavar="NAME|FILE", help="Profile name or path to a profile YAML")]
-HostsArg = Annotated[list[str] | None, typer.Argument(metavar="[HOST]...", help="[user@]host[:port], localhost, or sandbox", show_default=False)]
+HostsArg = Annotated[list[str] | None, typer.Argument(metavar="HOST", help="[user@]host[:port], localhost, or sandbox", show_default=False)]
 InventoryOpt = Annotated[Path | None, typer.Option("-i", "--inventory", metavar="FILE", help="Ansible inventory")]
 UserOpt = Annotated[str | None, typer.Option("--user", metavar="USER", help="SSH user for hosts given without one")]
 KeyOpt = Annotated[Path | None, typer.Option("--key", metavar="FILE", help="SSH private key file")]

@@ -7,12 +7,11 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from coderig_deploy.cli import app
 from coderig_deploy.cli.options import ProfilesDirOpt
-from coderig_deploy.cli.output import emit
+from coderig_deploy.cli.output import emit, plain
 from coderig_deploy.cli.plan import render_plan
 from coderig_deploy.errors import ProfileError
 from coderig_deploy.profiles import (
@@ -63,7 +62,7 @@ def list_cmd(profiles_dir: ProfilesDirOpt = None, json_out: JsonOpt = False) -> 
 
 
 @profiles_app.command("show")
-def show_cmd(name: Annotated[str, typer.Argument(metavar="NAME|FILE", help="Profile name or file")],
+def show_cmd(name: Annotated[str, typer.Argument(metavar="PROFILE", help="Profile name or file")],
              profiles_dir: ProfilesDirOpt = None, json_out: JsonOpt = False) -> None:
     """A profile, the Ollama environment it sets, and its plan."""
     p = load_profile(name, profiles_dir)
@@ -71,7 +70,7 @@ def show_cmd(name: Annotated[str, typer.Argument(metavar="NAME|FILE", help="Prof
             "variant": p.model.variant_name, "plan": p.plan.model_dump(mode="json")}
 
     def render(console: Console) -> None:
-        console.print(f"[bold]{p.name}[/]: {escape(p.description)}")
+        console.print(plain((p.name, "bold"), ": ", p.description))
         console.print(f"hardware: {p.hardware.count}x {p.hardware.gpu}; driver {p.driver.branch} "
                       f"({p.driver.source}); Ollama {p.ollama.version}")
         console.print(f"model: {p.model.tag} as {p.model.variant_name} (num_ctx {p.model.num_ctx})")
@@ -84,7 +83,7 @@ def show_cmd(name: Annotated[str, typer.Argument(metavar="NAME|FILE", help="Prof
 
 
 @profiles_app.command("validate")
-def validate_cmd(files: Annotated[list[Path], typer.Argument(metavar="FILE...", help="Profile YAML files")],
+def validate_cmd(files: Annotated[list[Path], typer.Argument(metavar="FILE", help="Profile YAML files")],
                  profiles_dir: ProfilesDirOpt = None, json_out: JsonOpt = False) -> int:
     """Validate profile files; each must load and its plan must fit its own hardware."""
     results, failed = [], 0
@@ -101,12 +100,12 @@ def validate_cmd(files: Annotated[list[Path], typer.Argument(metavar="FILE...", 
         # One line per problem; each message line already names its file (and line).
         for r in results:
             if r["valid"]:
-                console.print(f"[green]ok[/] {escape(r['file'])}")
+                console.print(plain(("ok", "green"), " ", r["file"]))
             elif r["message"].startswith(r["file"]):
                 for line in r["message"].splitlines():
-                    console.print(f"[red]invalid[/] {escape(line)}", soft_wrap=True)
+                    console.print(plain(("invalid", "red"), " ", line), soft_wrap=True)
             else:
-                console.print(f"[red]invalid[/] {escape(r['file'])}: {escape(r['message'])}", soft_wrap=True)
+                console.print(plain(("invalid", "red"), " ", r["file"], ": ", r["message"]), soft_wrap=True)
 
     emit(results, json_out, render)
     return 2 if failed else 0
