@@ -10,25 +10,16 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-
 from typing import Annotated
 
 import typer
 
 from coderig_deploy import __version__
+from coderig_deploy.cli import helpfmt
 from coderig_deploy.cli.output import err_console, plain
 from coderig_deploy.errors import CoderigError
 
-
-
-def _argument_label(self: typer.core.TyperArgument, ctx: object) -> str | None:
-    """An argument's help label: its metavar (HOST) or `hosts...` alone, not typer's `<list[str]>`."""
-    if self.metavar or self.nargs != 1:
-        return None
-    return self.display_type(ctx)  # type: ignore[arg-type]
-
-
-typer.core.TyperArgument.display_type_rich = _argument_label  # type: ignore[method-assign]
+helpfmt.install()
 
 app = typer.Typer(
     name="coderig-deploy",
@@ -36,9 +27,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain help: square brackets in help texts ([user@]host) are text, not rich markup.
     rich_markup_mode=None,
 )
-
 
 
 def _print_version(value: bool) -> None:

@@ -47,7 +47,7 @@ def apply_cmd(
     key: KeyOpt = None,
     check: Annotated[bool, typer.Option("--check", help="Dry run: report what would change")] = False,
     limit: Annotated[str | None, typer.Option(help="Ansible --limit pattern")] = None,
-    tags: Annotated[list[str] | None, typer.Option(metavar="TAG", help="Run only these roles' tags")] = None,
+    tags: Annotated[list[str] | None, typer.Option(help="Run only these roles' tags")] = None,
     forks: ForksOpt = 5,
     allow_reboot: AllowRebootOpt = False,
     sandbox: SandboxOpt = False,
