@@ -86,8 +86,8 @@ class GpuRequirement(_Strict):
     slug: Word
     names: list[Annotated[str, _matching(_GPU_NAME, "GPU name")]]
     pci_ids: list[Annotated[str, _matching(_PCI_ID, "PCI device id (4 lowercase hex digits)")]]
-    count: int = Field(ge=0, le=16)
-    min_vram_mib: int = Field(ge=0)
+    count: int = Field(ge=1, le=16)
+    min_vram_mib: int = Field(ge=0, le=1_048_576)
 
 
 class GpuPlan(_Strict):

@@ -271,3 +271,21 @@ def test_help_shows_readable_types(capsys, monkeypatch, command):
     assert "list[" not in out and "<bool>" not in out, out
     if command[0] in ("apply", "render", "verify"):  # square brackets in help are text, not markup
         assert "[user@]host[:port]" in out or "[user@]address[:port]" in out
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("--ctx", "99999999999"), "Invalid value for '--ctx': Input should be less than or equal to 1048576"),
+    (("--ctx", "100"), "--ctx 100 is too small: use at least 256 tokens"),
+    (("--parallel", "100"), "Invalid value for '--parallel': Input should be less than or equal to 64"),
+    (("--depth", "-5"), "Invalid value for '--depth': Input should be greater than or equal to 0"),
+    (("--ram-bandwidth", "-1"), "Invalid value for '--ram-bandwidth': Input should be greater than or equal to 1"),
+])
+def test_plan_numbers_are_bounded(capsys, monkeypatch, args, message):
+    code, out, err = cli(capsys, monkeypatch, "plan", "--profile", "budget-4070", *args)
+    assert_bad(code, out, err, message)
+
+
+def test_a_description_with_brackets_is_shown_as_written(tmp_path, capsys, monkeypatch):
+    path = profile(tmp_path, 'extends: budget-4070\ndescription: "[/x] [bold]b[/bold] \\\\[a-z] [red]"\n')
+    code, out, _ = cli(capsys, monkeypatch, "profiles", "show", str(path))
+    assert code == 0 and out.splitlines()[0] == r"mine: [/x] [bold]b[/bold] \[a-z] [red]"
