@@ -290,6 +290,8 @@ def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], str]]:
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         problem = getattr(exc, "problem", None) or str(exc)
         raise ProfileError(f"{where}: invalid YAML: {problem}") from None
+    except RecursionError:
+        raise ProfileError(f"{path}: invalid YAML: nested too deeply for a profile") from None
     if not isinstance(data, dict):
         raise ProfileError(f"{path}: a profile must be a YAML mapping")
     return data, _key_lines(node, path)

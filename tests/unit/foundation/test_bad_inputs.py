@@ -105,6 +105,25 @@ def test_runs_dir_that_cannot_be_created(tmp_path, capsys, monkeypatch, runs_dir
     assert len(err.strip().splitlines()) == 1
 
 
+def test_runs_dir_on_a_read_only_file_system(tmp_path, capsys, monkeypatch):
+    """A real read-only mount (we run as root, like the integration tests)."""
+    mount = tmp_path / "ro"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(mount)], check=True)
+    try:
+        code, out, err = cli(capsys, monkeypatch, "apply", "--profile", "budget-4070", "localhost",
+                             "--runs-dir", str(mount / "runs"))
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+    assert_bad(code, out, err, f"--runs-dir {mount / 'runs'}: cannot create a run directory: Read-only file system")
+
+
+def test_yaml_nested_too_deeply(tmp_path, capsys, monkeypatch):
+    path = profile(tmp_path, "description: " + "[" * 5000 + "]" * 5000 + "\n")
+    code, out, err = cli(capsys, monkeypatch, "profiles", "validate", str(path))
+    assert_bad(code, out, err, "mine.yaml: invalid YAML: nested too deeply for a profile")
+
+
 def test_render_output_that_cannot_be_written(tmp_path, capsys, monkeypatch):
     (tmp_path / "a-file").write_text("")
     code, out, err = cli(capsys, monkeypatch, "render", "--profile", "budget-4070", "localhost",
