@@ -140,7 +140,8 @@ class ModelRef(_Strict):
 
 
 class Expectations(_Strict):
-    decode_tok_s: float = Field(gt=0, le=100_000, allow_inf_nan=False, description="Decode speed the seed guide promises")
+    decode_tok_s: float = Field(gt=0, le=100_000, allow_inf_nan=False,
+                                description="Decode speed the seed guide promises")
     tolerance_tok_s: float = Field(ge=0, le=100_000, allow_inf_nan=False, description="How far below it still passes")
     gpu_percent: int = Field(default=100, ge=0, le=100)
 
@@ -280,7 +281,8 @@ def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], str]]:
         raise ProfileError(f"{path}: cannot read: {exc.strerror}") from None
     except UnicodeDecodeError as exc:
         line = path.read_bytes()[: exc.start].count(b"\n") + 1
-        raise ProfileError(f"{path}:{line}: not UTF-8 text (byte {exc.object[exc.start]:#04x}); save it as UTF-8") from None
+        byte = exc.object[exc.start]
+        raise ProfileError(f"{path}:{line}: not UTF-8 text (byte {byte:#04x}); save it as UTF-8") from None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         _refuse_duplicate_keys(node, path)

@@ -40,9 +40,9 @@ def models_cmd(json_out: JsonOpt = False) -> None:
     rows = []
     for spec in sorted(catalog.models.values(), key=lambda m: (m.ollama_name, m.params_b)):
         infix = "" if spec.tag_infix == "-" else f"-{spec.tag_infix}"
+        quant = catalog.quants[spec.default_quant].ollama_tag
         rows.append({"tag": f"{spec.ollama_name}:{spec.ollama_size}", "params_b": spec.params_b,
-                     "default_quant": catalog.quants[spec.default_quant].ollama_tag,
-                     "example": f"{spec.ollama_name}:{spec.ollama_size}{infix}-{catalog.quants[spec.default_quant].ollama_tag}",
+                     "default_quant": quant, "example": f"{spec.ollama_name}:{spec.ollama_size}{infix}-{quant}",
                      "trained_ctx": spec.trained_ctx})
     quants = [q.ollama_tag for q in catalog.quants.values()]
 

@@ -32,19 +32,23 @@ class OnOff(str, Enum):
 
 @app.command()
 def plan(
-    model: Annotated[str | None, typer.Option(metavar="TAG",
-                                              help="Ollama model tag, e.g. qwen2.5-coder:32b (`coderig-deploy models`)")] = None,
-    gpu: Annotated[list[str] | None, typer.Option(metavar="SLUG",
-                                                  help="GPU slug (`coderig-deploy gpus`); repeat once per card")] = None,
-    ctx: Annotated[int | None, typer.Option(metavar="TOKENS", max=1_048_576, help="Context length (num_ctx) in tokens")] = None,
+    model: Annotated[str | None, typer.Option(
+        metavar="TAG", help="Ollama model tag, e.g. qwen2.5-coder:32b (`coderig-deploy models`)")] = None,
+    gpu: Annotated[list[str] | None, typer.Option(
+        metavar="SLUG", help="GPU slug (`coderig-deploy gpus`); repeat once per card")] = None,
+    ctx: Annotated[int | None, typer.Option(
+        metavar="TOKENS", max=1_048_576, help="Context length (num_ctx) in tokens")] = None,
     kv_cache: Annotated[KvCacheOpt | None, typer.Option(help="KV cache type")] = None,
     flash_attention: Annotated[OnOff | None, typer.Option(help="Flash attention")] = None,
     parallel: Annotated[int | None, typer.Option(metavar="N", max=64, help="OLLAMA_NUM_PARALLEL")] = None,
-    profile: Annotated[str | None, typer.Option(metavar="NAME|FILE", help="Take model, context and GPUs from a profile")] = None,
+    profile: Annotated[str | None, typer.Option(
+        metavar="NAME|FILE", help="Take model, context and GPUs from a profile")] = None,
     profiles_dir: ProfilesDirOpt = None,
     spread: Annotated[bool, typer.Option(help="Split over all GPUs even when one is enough")] = False,
-    ram_bandwidth: Annotated[float | None, typer.Option(metavar="GB/S", min=1, max=10_000, help="System RAM bandwidth, GB/s")] = None,
-    depth: Annotated[int | None, typer.Option(metavar="TOKENS", min=0, max=1_048_576, help="Tokens in context for the speed estimate")] = None,
+    ram_bandwidth: Annotated[float | None, typer.Option(
+        metavar="GB/S", min=1, max=10_000, help="System RAM bandwidth, GB/s")] = None,
+    depth: Annotated[int | None, typer.Option(
+        metavar="TOKENS", min=0, max=1_048_576, help="Tokens in context for the speed estimate")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> int:
     """Does a model fit on these GPUs, how is it split, and how fast will it generate?"""
