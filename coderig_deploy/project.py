@@ -22,7 +22,7 @@ from pydantic import (
 )
 
 from coderig_deploy.catalog import load_catalog
-from coderig_deploy.profiles import Profile
+from coderig_deploy.profiles import DESCRIPTION_MAX, Profile
 
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9_-]{0,62}))*\.?$")
 _IPV4 = re.compile(r"^[0-9]{1,3}(\.[0-9]{1,3}){3}$")
@@ -125,7 +125,7 @@ class ProjectSpec(_Strict):
     """Everything one rendered project holds."""
 
     profile: Word
-    description: str = Field(max_length=300)
+    description: str = Field(max_length=DESCRIPTION_MAX)
     hosts: list[TargetHost] = Field(min_length=1)
     forks: int = Field(default=5, ge=1, le=200)
     gpu: GpuRequirement
