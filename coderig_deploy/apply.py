@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 from coderig_deploy import runner
+from coderig_deploy.errors import UserInputError
 from coderig_deploy.profiles import Profile
 from coderig_deploy.project import (
     BenchmarkSeam,
@@ -78,6 +79,8 @@ def new_run_dir(runs_dir: Path) -> Path:
             return candidate.resolve()
         except FileExistsError:
             continue
+        except OSError as exc:  # read-only, not a directory, no permission
+            raise UserInputError(f"--runs-dir {runs_dir}: cannot create a run directory: {exc.strerror}") from None
     raise FileExistsError(f"too many runs in {runs_dir} within one second")
 
 

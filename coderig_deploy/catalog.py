@@ -139,7 +139,7 @@ class Catalog(BaseModel):
         except KeyError:
             raise UnknownNameError(
                 f"unknown GPU {slug!r}.{_suggest(slug.lower(), list(self.gpus))} "
-                "`coderig-deploy plan --help` lists the known slugs."
+                "`coderig-deploy gpus` lists the known slugs."
             ) from None
 
     def gpu_by_name(self, name: str) -> GpuSpec | None:
@@ -172,7 +172,8 @@ class Catalog(BaseModel):
         name = name.removeprefix("library/").lower()
         families = sorted({m.ollama_name for m in self.models.values()})
         if name not in families:
-            raise UnknownNameError(f"unknown model {tag!r}.{_suggest(name, families)} Known families: {', '.join(families)}.")
+            raise UnknownNameError(f"unknown model {tag!r}.{_suggest(name, families)} Known families: "
+                                   f"{', '.join(families)}; `coderig-deploy models` lists every size.")
         in_family = [m for m in self.models.values() if m.ollama_name == name]
         match = re.fullmatch(r"(?P<size>[0-9.]+b)(?:-(?P<infix>instruct|a3b|base))?(?:-(?P<quant>[a-z0-9_]+))?", rest or "", re.I)
         sizes = [m.ollama_size for m in in_family]
@@ -182,7 +183,8 @@ class Catalog(BaseModel):
             )
         spec = next((m for m in in_family if m.ollama_size == match["size"].lower()), None)
         if spec is None:
-            raise UnknownNameError(f"unknown size {match['size']!r} for {name}.{_suggest(match['size'], sizes)} Known: {', '.join(sizes)}.")
+            raise UnknownNameError(f"unknown size {match['size']!r} for {name}.{_suggest(match['size'], sizes)} "
+                                   f"Known: {', '.join(sizes)}. `coderig-deploy models` lists them all.")
         quant = self.quant(match["quant"]) if match["quant"] else self.quants[spec.default_quant]
         infix = "" if spec.tag_infix == "-" else f"-{spec.tag_infix}"
         canonical = f"{spec.ollama_name}:{spec.ollama_size}{infix}-{quant.ollama_tag}"

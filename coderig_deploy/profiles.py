@@ -9,6 +9,7 @@ not know are errors that name the file and the line.
 from __future__ import annotations
 
 import difflib
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -17,18 +18,23 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from coderig_deploy.catalog import load_catalog
+from coderig_deploy.confine import store_path_problem
 from coderig_deploy.errors import ProfileError, UnknownNameError
 from coderig_deploy.planner import KvCache, Plan, make_plan
 from coderig_deploy.resources import shipped_dir
 
 # Values that end up in a systemd unit, a shell command or a URL are held to
 # these shapes, so a profile cannot smuggle a newline, quote or `;` into them.
-SAFE_DURATION = r"^-?[0-9]+(ns|us|ms|s|m|h)?$"
+# pydantic checks `pattern` with the Rust regex engine, where `$` is the end of
+# the text (never before a trailing newline): each pattern is a full match.
+SAFE_DURATION = r"^-?[0-9]{1,9}(ns|us|ms|s|m|h)?$"
 SAFE_HOSTPORT = r"^[A-Za-z0-9.\-\[\]:]+:[0-9]{1,5}$"
 SAFE_PATH = r"^/[A-Za-z0-9._/\-]+$"
 SAFE_URL = r"^https?://[A-Za-z0-9.\-\[\]:]+(/[A-Za-z0-9._~/+\-]*)?$"
 SAFE_TAG = r"^[a-z0-9][a-z0-9._\-/]*:[A-Za-z0-9._\-]+$"
 SAFE_VERSION = r"^[0-9]+\.[0-9]+\.[0-9]+(-[A-Za-z0-9.]+)?$"
+SAFE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._\-]*$"
+DESCRIPTION_MAX = 300
 
 
 class _Strict(BaseModel):
@@ -37,10 +43,10 @@ class _Strict(BaseModel):
 
 class Hardware(_Strict):
     gpu: str = Field(description="Catalog slug of the GPU model, e.g. rtx-4090")
-    count: int = Field(ge=0, le=16, description="Number of such cards")
-    min_vram_mib: int = Field(ge=0, description="Memory each card must report at least")
-    min_ram_gib: int = Field(default=16, ge=1, description="System RAM the host must have")
-    min_disk_gib: int = Field(default=50, ge=1, description="Free disk at the model store")
+    count: int = Field(ge=1, le=16, description="Number of such cards (at least one)")
+    min_vram_mib: int = Field(ge=0, le=1_048_576, description="Memory each card must report at least")
+    min_ram_gib: int = Field(default=16, ge=1, le=65_536, description="System RAM the host must have")
+    min_disk_gib: int = Field(default=50, ge=1, le=1_048_576, description="Free disk at the model store")
 
     @field_validator("gpu")
     @classmethod
@@ -50,9 +56,16 @@ class Hardware(_Strict):
         except UnknownNameError as exc:
             raise ValueError(str(exc)) from None
 
+    @model_validator(mode="after")
+    def _vram_the_card_has(self) -> Hardware:
+        total = load_catalog().gpu(self.gpu).vram_mib
+        if self.min_vram_mib > total:
+            raise ValueError(f"min_vram_mib {self.min_vram_mib} is more than a {self.gpu} has ({total} MiB)")
+        return self
+
 
 class Driver(_Strict):
-    branch: int = Field(ge=550, description="NVIDIA driver branch; 550+ (Ollama's minimum)")
+    branch: int = Field(ge=550, le=9999, description="NVIDIA driver branch; 550+ (Ollama's minimum)")
     open_kernel_modules: bool = Field(default=True, description="Ada and newer use the open kernel modules")
     source: Literal["distro", "cuda-repo", "local-repo"] = "cuda-repo"
     secure_boot: Literal["warn", "refuse"] = Field(
@@ -80,8 +93,16 @@ class Ollama(_Strict):
     num_parallel: int = Field(default=1, ge=1, le=64)
     flash_attention: bool = True
     kv_cache_type: KvCache = "f16"
-    models_dir: str = Field(default="/usr/share/ollama/.ollama/models", pattern=SAFE_PATH)
+    models_dir: str = Field(default="/usr/share/ollama/.ollama/models", max_length=200, pattern=SAFE_PATH)
     expose: bool = Field(default=False, description="Must be true to bind anything but loopback")
+
+    @field_validator("models_dir")
+    @classmethod
+    def _confined_store(cls, v: str) -> str:
+        problem = store_path_problem(v)
+        if problem:
+            raise ValueError(problem)
+        return v
 
     @model_validator(mode="after")
     def _loopback_unless_exposed(self) -> Ollama:
@@ -119,14 +140,15 @@ class ModelRef(_Strict):
 
 
 class Expectations(_Strict):
-    decode_tok_s: float = Field(gt=0, description="Decode speed the seed guide promises")
-    tolerance_tok_s: float = Field(ge=0, description="How far below it still passes")
+    decode_tok_s: float = Field(gt=0, le=100_000, allow_inf_nan=False,
+                                description="Decode speed the seed guide promises")
+    tolerance_tok_s: float = Field(ge=0, le=100_000, allow_inf_nan=False, description="How far below it still passes")
     gpu_percent: int = Field(default=100, ge=0, le=100)
 
 
 class Profile(_Strict):
-    name: str
-    description: str
+    name: str = Field(max_length=64, description="Letters, digits and ._- (the file's stem)")
+    description: str = Field(max_length=DESCRIPTION_MAX, description="One line of printable text")
     source: Path | None = Field(default=None, exclude=True)
     hardware: Hardware
     driver: Driver
@@ -134,6 +156,22 @@ class Profile(_Strict):
     model: ModelRef
     expect: Expectations
     model_registry: str | None = Field(default=None, pattern=SAFE_HOSTPORT)
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, v: str) -> str:
+        # It names the rendered project's play and group: no Jinja, quote or newline.
+        if not re.fullmatch(SAFE_NAME, v):
+            raise ValueError(f"{v!r} is not a valid profile name: a letter or digit, then letters, digits and ._-")
+        return v
+
+    @field_validator("description")
+    @classmethod
+    def _one_printable_line(cls, v: str) -> str:
+        # The same rule as the rendered project's (project.ProjectSpec), checked here first.
+        if any(ord(ch) < 32 or ord(ch) == 127 for ch in v):
+            raise ValueError("must be one line of printable text (no tab, newline or control character)")
+        return v
 
     @cached_property
     def plan(self) -> Plan:
@@ -238,20 +276,42 @@ def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any
 
 def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], str]]:
     try:
-        text = path.read_text()
+        text = path.read_bytes().decode("utf-8")
     except OSError as exc:
         raise ProfileError(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        byte = exc.object[exc.start]
+        raise ProfileError(f"{path}:{line}: not UTF-8 text (byte {byte:#04x}); save it as UTF-8") from None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        _refuse_duplicate_keys(node, path)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         problem = getattr(exc, "problem", None) or str(exc)
         raise ProfileError(f"{where}: invalid YAML: {problem}") from None
+    except RecursionError:
+        raise ProfileError(f"{path}: invalid YAML: nested too deeply for a profile") from None
     if not isinstance(data, dict):
         raise ProfileError(f"{path}: a profile must be a YAML mapping")
     return data, _key_lines(node, path)
+
+
+def _refuse_duplicate_keys(node: Any, path: Path) -> None:
+    """YAML lets a later key silently replace an earlier one; in a profile that hides a mistake."""
+    if isinstance(node, yaml.MappingNode):
+        first: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key, line = str(key_node.value), key_node.start_mark.line + 1
+            if key in first:
+                raise ProfileError(f"{path}:{line}: duplicate key {key!r} (first written on line {first[key]})")
+            first[key] = line
+            _refuse_duplicate_keys(value_node, path)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            _refuse_duplicate_keys(item, path)
 
 
 def _key_lines(node: Any, path: Path, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], str]:
@@ -266,12 +326,13 @@ def _key_lines(node: Any, path: Path, prefix: tuple[str, ...] = ()) -> dict[tupl
 
 
 def _describe(path: Path, exc: ValidationError, lines: dict[tuple[str, ...], str]) -> str:
-    out = [f"{path}: invalid profile"]
+    """One `file:line: field: message` line per problem, the file named once per line."""
+    out = []
     for err in exc.errors():
         loc = tuple(str(p) for p in err["loc"])
         where = next((lines[loc[:i]] for i in range(len(loc), 0, -1) if loc[:i] in lines), str(path))
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             message = "unknown key (not part of the profile schema)"
-        out.append(f"  {where}: {'.'.join(loc)}: {message}")
+        out.append(f"{where}: {'.'.join(loc)}: {message}")
     return "\n".join(out)

@@ -22,7 +22,7 @@ from pydantic import (
 )
 
 from coderig_deploy.catalog import load_catalog
-from coderig_deploy.profiles import Profile
+from coderig_deploy.profiles import DESCRIPTION_MAX, Profile
 
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9_-]{0,62}))*\.?$")
 _IPV4 = re.compile(r"^[0-9]{1,3}(\.[0-9]{1,3}){3}$")
@@ -44,7 +44,8 @@ _BENCH_ARG = re.compile(r"^[A-Za-z0-9._:/=,+\-]+$")
 
 def _matching(pattern: re.Pattern[str], what: str):  # type: ignore[no-untyped-def]
     def check(value: str) -> str:
-        if not pattern.match(value):
+        # fullmatch: with match(), `$` also matches before a trailing newline ("budget\n").
+        if not pattern.fullmatch(value):
             raise ValueError(f"{value!r} is not a valid {what}")
         return value
 
@@ -52,7 +53,7 @@ def _matching(pattern: re.Pattern[str], what: str):  # type: ignore[no-untyped-d
 
 
 def _host(value: str) -> str:
-    if _IPV4.match(value) or (":" in value and _IPV6.match(value)) or _HOSTNAME.match(value):
+    if _IPV4.fullmatch(value) or (":" in value and _IPV6.fullmatch(value)) or _HOSTNAME.fullmatch(value):
         return value
     raise ValueError(f"{value!r} is not a valid host name or IP address")
 
@@ -85,8 +86,8 @@ class GpuRequirement(_Strict):
     slug: Word
     names: list[Annotated[str, _matching(_GPU_NAME, "GPU name")]]
     pci_ids: list[Annotated[str, _matching(_PCI_ID, "PCI device id (4 lowercase hex digits)")]]
-    count: int = Field(ge=0, le=16)
-    min_vram_mib: int = Field(ge=0)
+    count: int = Field(ge=1, le=16)
+    min_vram_mib: int = Field(ge=0, le=1_048_576)
 
 
 class GpuPlan(_Strict):
@@ -124,7 +125,7 @@ class ProjectSpec(_Strict):
     """Everything one rendered project holds."""
 
     profile: Word
-    description: str = Field(max_length=300)
+    description: str = Field(max_length=DESCRIPTION_MAX)
     hosts: list[TargetHost] = Field(min_length=1)
     forks: int = Field(default=5, ge=1, le=200)
     gpu: GpuRequirement
@@ -162,9 +163,9 @@ class ProjectSpec(_Strict):
     @classmethod
     def _safe_env(cls, env: dict[str, str]) -> dict[str, str]:
         for name, value in env.items():
-            if not _ENV_NAME.match(name):
+            if not _ENV_NAME.fullmatch(name):
                 raise ValueError(f"environment name {name!r} is not OLLAMA_<UPPER_CASE>")
-            if not _ENV_VALUE.match(value):
+            if not _ENV_VALUE.fullmatch(value):
                 raise ValueError(
                     f"{name}={value!r}: only letters, digits and ._:/+-[] may go into the systemd drop-in"
                 )

@@ -40,7 +40,7 @@ def from_argument(text: str, user: str | None = None, key: Path | None = None) -
     """One host argument as a TargetHost."""
     if text in LOCAL_NAMES:  # this machine: sudo unless coderig already runs as root
         return _target(name="localhost", connection="local", become=os.geteuid() != 0)
-    match = _ARG.match(text)
+    match = _ARG.fullmatch(text)
     if not match:
         raise UserInputError(f"cannot read host {text!r}: use [user@]host[:port]")
     login = match["user"] or user
@@ -67,13 +67,24 @@ def from_inventory(path: Path, user: str | None = None, key: Path | None = None)
             name=host.name, connection="local" if local else "ssh",
             address=None if local else v.get("ansible_host"), port=v.get("ansible_port"),
             user=None if local else login, key_file=None if local else key_file,
-            become=bool(v.get("ansible_become")) or bool(login and login != "root" and not local),
+            become=(bool(login and login != "root" and not local) if v.get("ansible_become") is None
+                    else _flag(host.name, "ansible_become", v["ansible_become"])),
             python=v.get("ansible_python_interpreter"),
             known_hosts=None if local else _known_hosts_file(str(v.get("ansible_ssh_common_args") or "")),
         ))
     if not hosts:
         raise UserInputError(f"{path}: the inventory holds no hosts")
     return hosts
+
+
+def _flag(host: str, name: str, value: object) -> bool:
+    """An inventory boolean the way Ansible reads it: INI gives the string "false", which bool() calls true."""
+    from ansible.module_utils.parsing.convert_bool import boolean
+
+    try:
+        return boolean(value, strict=True)
+    except TypeError:
+        raise UserInputError(f"host {host!r}: {name}={value!r} is not a boolean (true/false, yes/no, 1/0)") from None
 
 
 def _known_hosts_file(ssh_args: str) -> str | None:

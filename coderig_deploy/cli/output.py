@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
+from rich.text import Text
 
 
 def _width() -> int | None:
@@ -25,3 +26,11 @@ def emit(data: Any, as_json: bool, render: Callable[[Console], None]) -> None:
         print(json.dumps(data, indent=2, sort_keys=False))
     else:
         render(console)
+
+
+def plain(*parts: str | tuple[str, str]) -> Text:
+    """Text from users or hosts, never read as rich markup (`[/x]`, `[a-z0-9]`); (text, style) pairs style a part.
+
+    rich.markup.escape is not enough: it leaves a `\\[` that is not tag-shaped, and rich then eats the backslash.
+    """
+    return Text.assemble(*parts)

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from coderig_deploy.catalog import load_catalog
 from coderig_deploy.cli import app
 from coderig_deploy.cli.options import ProfilesDirOpt
 from coderig_deploy.cli.output import emit
@@ -31,17 +32,23 @@ class OnOff(str, Enum):
 
 @app.command()
 def plan(
-    model: Annotated[str | None, typer.Option(help="Ollama model tag, e.g. qwen2.5-coder:32b")] = None,
-    gpu: Annotated[list[str] | None, typer.Option(help="GPU slug; repeat once per card")] = None,
-    ctx: Annotated[int | None, typer.Option(help="Context length (num_ctx) in tokens")] = None,
+    model: Annotated[str | None, typer.Option(
+        metavar="TAG", help="Ollama model tag, e.g. qwen2.5-coder:32b (`coderig-deploy models`)")] = None,
+    gpu: Annotated[list[str] | None, typer.Option(
+        metavar="SLUG", help="GPU slug (`coderig-deploy gpus`); repeat once per card")] = None,
+    ctx: Annotated[int | None, typer.Option(
+        metavar="TOKENS", max=1_048_576, help="Context length (num_ctx) in tokens")] = None,
     kv_cache: Annotated[KvCacheOpt | None, typer.Option(help="KV cache type")] = None,
     flash_attention: Annotated[OnOff | None, typer.Option(help="Flash attention")] = None,
-    parallel: Annotated[int | None, typer.Option(help="OLLAMA_NUM_PARALLEL")] = None,
-    profile: Annotated[str | None, typer.Option(help="Take model, context and GPUs from a profile")] = None,
+    parallel: Annotated[int | None, typer.Option(metavar="N", max=64, help="OLLAMA_NUM_PARALLEL")] = None,
+    profile: Annotated[str | None, typer.Option(
+        metavar="NAME|FILE", help="Take model, context and GPUs from a profile")] = None,
     profiles_dir: ProfilesDirOpt = None,
     spread: Annotated[bool, typer.Option(help="Split over all GPUs even when one is enough")] = False,
-    ram_bandwidth: Annotated[float | None, typer.Option(help="System RAM bandwidth, GB/s")] = None,
-    depth: Annotated[int | None, typer.Option(help="Tokens in context for the speed estimate")] = None,
+    ram_bandwidth: Annotated[float | None, typer.Option(
+        metavar="GB/S", min=1, max=10_000, help="System RAM bandwidth, GB/s")] = None,
+    depth: Annotated[int | None, typer.Option(
+        metavar="TOKENS", min=0, max=1_048_576, help="Tokens in context for the speed estimate")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> int:
     """Does a model fit on these GPUs, how is it split, and how fast will it generate?"""
@@ -76,6 +83,12 @@ def _resolve(
         "parallel": parallel,
     }
     merged = {**base, **{k: v for k, v in overrides.items() if v is not None}}
+    # A misspelt model or GPU is the first thing to say, before asking for what is missing.
+    catalog = load_catalog()
+    if "model_tag" in merged:
+        catalog.model(merged["model_tag"])
+    for slug in merged.get("gpu_slugs", []):
+        catalog.gpu(slug)
     missing = [f"--{k.split('_')[0]}" for k in ("model_tag", "gpu_slugs", "ctx") if k not in merged]
     if missing:
         raise UserInputError(f"plan needs {', '.join(missing)} (or --profile NAME)")

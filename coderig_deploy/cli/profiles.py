@@ -11,7 +11,7 @@ from rich.table import Table
 
 from coderig_deploy.cli import app
 from coderig_deploy.cli.options import ProfilesDirOpt
-from coderig_deploy.cli.output import emit
+from coderig_deploy.cli.output import emit, plain
 from coderig_deploy.cli.plan import render_plan
 from coderig_deploy.errors import ProfileError
 from coderig_deploy.profiles import (
@@ -62,14 +62,15 @@ def list_cmd(profiles_dir: ProfilesDirOpt = None, json_out: JsonOpt = False) -> 
 
 
 @profiles_app.command("show")
-def show_cmd(name: str, profiles_dir: ProfilesDirOpt = None, json_out: JsonOpt = False) -> None:
+def show_cmd(name: Annotated[str, typer.Argument(metavar="PROFILE", help="Profile name or file")],
+             profiles_dir: ProfilesDirOpt = None, json_out: JsonOpt = False) -> None:
     """A profile, the Ollama environment it sets, and its plan."""
     p = load_profile(name, profiles_dir)
     data = {"profile": p.model_dump(mode="json"), "ollama_env": p.ollama_env(),
             "variant": p.model.variant_name, "plan": p.plan.model_dump(mode="json")}
 
     def render(console: Console) -> None:
-        console.print(f"[bold]{p.name}[/]: {p.description}")
+        console.print(plain((p.name, "bold"), ": ", p.description))
         console.print(f"hardware: {p.hardware.count}x {p.hardware.gpu}; driver {p.driver.branch} "
                       f"({p.driver.source}); Ollama {p.ollama.version}")
         console.print(f"model: {p.model.tag} as {p.model.variant_name} (num_ctx {p.model.num_ctx})")
@@ -82,7 +83,8 @@ def show_cmd(name: str, profiles_dir: ProfilesDirOpt = None, json_out: JsonOpt =
 
 
 @profiles_app.command("validate")
-def validate_cmd(files: list[Path], profiles_dir: ProfilesDirOpt = None, json_out: JsonOpt = False) -> int:
+def validate_cmd(files: Annotated[list[Path], typer.Argument(metavar="FILE", help="Profile YAML files")],
+                 profiles_dir: ProfilesDirOpt = None, json_out: JsonOpt = False) -> int:
     """Validate profile files; each must load and its plan must fit its own hardware."""
     results, failed = [], 0
     for path in files:
@@ -95,9 +97,15 @@ def validate_cmd(files: list[Path], profiles_dir: ProfilesDirOpt = None, json_ou
         results.append({"file": str(path), "valid": ok, "message": message})
 
     def render(console: Console) -> None:
+        # One line per problem; each message line already names its file (and line).
         for r in results:
-            console.print(f"{'[green]ok[/]' if r['valid'] else '[red]invalid[/]'} {r['file']}"
-                          + ("" if r["valid"] else f"\n{r['message']}"))
+            if r["valid"]:
+                console.print(plain(("ok", "green"), " ", r["file"]))
+            elif r["message"].startswith(r["file"]):
+                for line in r["message"].splitlines():
+                    console.print(plain(("invalid", "red"), " ", line), soft_wrap=True)
+            else:
+                console.print(plain(("invalid", "red"), " ", r["file"], ": ", r["message"]), soft_wrap=True)
 
     emit(results, json_out, render)
     return 2 if failed else 0

@@ -22,6 +22,7 @@ from coderig_deploy.cli.options import (
     UserOpt,
 )
 from coderig_deploy.cli.output import emit
+from coderig_deploy.errors import UserInputError
 from coderig_deploy.profiles import load_profile
 from coderig_deploy.project import spec_for
 from coderig_deploy.render import render_project, write_project
@@ -31,7 +32,7 @@ from coderig_deploy.targets import TargetOptions, resolve_targets
 @app.command(name="render")
 def render_cmd(
     profile: ProfileOpt,
-    output: Annotated[Path, typer.Option("-o", "--output", help="New directory for the project")],
+    output: Annotated[Path, typer.Option("-o", "--output", metavar="DIR", help="New directory for the project")],
     hosts: HostsArg = None,
     inventory: InventoryOpt = None,
     user: UserOpt = None,
@@ -50,8 +51,11 @@ def render_cmd(
         hosts=hosts or [], inventory=inventory, user=user, key=key, sandbox=sandbox, forks=forks,
         allow_reboot=allow_reboot, model_registry=model_registry, ollama_url=ollama_url))
     files = render_project(spec_for(loaded, targets, options))
-    write_project(files, output)
+    try:
+        write_project(files, output)
+    except OSError as exc:  # read-only, missing parent, a file in the way
+        raise UserInputError(f"--output {output}: cannot write the project: {exc.strerror}") from None
     data = {"output": str(output.resolve()), "files": sorted(files), "hosts": [t.name for t in targets]}
     emit(data, json_out, lambda c: c.print(
-        f"wrote {len(files)} files to {output}\nrun it: cd {output} && ansible-playbook site.yml"))
+        f"wrote {len(files)} files to {output}\nrun it: cd {output} && ansible-playbook site.yml", markup=False))
     return 0
