@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 from coderig_deploy import runner
+from coderig_deploy.pins import unpinned_checks
 from coderig_deploy.profiles import Profile
 from coderig_deploy.project import (
     BenchmarkSeam,
@@ -98,8 +99,8 @@ def apply(request: ApplyRequest, on_event: runner.EventHandler | None = None) ->
     results = host_results([h.name for h in spec.hosts], outcome.stats, outcome.events,
                            canceled=outcome.status == "canceled")
     exp = expectations(request.profile)
-    reports = [host_report(h.host, h.facts.get("smoke_benchmark_result"), exp, leading=[provision_check(h)])
-               for h in results]
+    reports = [host_report(h.host, h.facts.get("smoke_benchmark_result"), exp,
+                           leading=[provision_check(h), *unpinned_checks(spec.unpinned)]) for h in results]
     result = ApplyResult(run_dir=run_dir, status=outcome.status, rc=outcome.rc,
                          seconds=round(time.monotonic() - started, 2), hosts=results, spec=spec, reports=reports)
     write_records(result, request)

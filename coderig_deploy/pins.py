@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from coderig_deploy.errors import UserInputError
+from coderig_deploy.reports.model import CheckResult
 
 
 class UnpinnedSource(UserInputError):
@@ -26,7 +27,11 @@ class UnpinnedSource(UserInputError):
 class Unpinned:
     artifact: str  # what is downloaded
     source: str  # where from
-    how: str  # which pin to give
+    how: str  # which pin to give, on the command line or in the profile
+
+    @property
+    def flag(self) -> str:
+        return self.how.split(" or ")[0]
 
     @property
     def warning(self) -> str:
@@ -75,11 +80,18 @@ def enforce(found: list[Unpinned | None], allow_unpinned: bool) -> list[str]:
     """The warnings for the report; raises UnpinnedSource unless unpinned sources are allowed."""
     unpinned = [u for u in found if u is not None]
     if unpinned and not allow_unpinned:
-        raise UnpinnedSource("; ".join(
-            f"{u.artifact} from plain-HTTP {u.source} has no pin: give {u.how}" for u in unpinned)
-            + " (or --allow-unpinned to accept it unchecked)")
+        raise UnpinnedSource("; ".join(f"{u.source}: plain-HTTP {u.artifact} has no pin, give {u.flag}"
+                                       for u in unpinned) + " (or --allow-unpinned)")
     return [u.warning for u in unpinned]
 
 
 def _is_url_checksum(checksum: str) -> bool:
     return "://" in checksum
+
+
+def unpinned_checks(warnings: list[str]) -> list[CheckResult]:
+    """One `integrity` warning per host report when sources were accepted without a pin."""
+    if not warnings:
+        return []
+    return [CheckResult(name="integrity", status="warn", source="apply", measured=warnings,
+                        reason="accepted without a pin (--allow-unpinned): " + "; ".join(warnings))]
