@@ -192,3 +192,11 @@ def test_the_lab_pins_the_archive_as_built_not_as_served(tmp_path: Path) -> None
     assert services.archive_pin(lab, "0.33.0") == PIN
     assert json.loads((tmp_path / "services" / services.PINS).read_text()) == {"ollama-0.33.0": PIN}
     assert services.archive_pin(lab, "9.9.9") is None
+
+
+def test_apply_refuses_an_unpinned_source_before_a_run_directory_exists(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    r = cli("apply", "--profile", "budget-4070", "localhost", "--runs-dir", str(runs), "--ollama-url", HTTP_ARCHIVE)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "plain-HTTP Ollama archive has no pin, give --ollama-sha256" in r.stderr
+    assert not runs.exists() or not any(runs.iterdir())
