@@ -110,6 +110,12 @@ def test_allow_unpinned_puts_an_integrity_warning_into_the_report() -> None:
     assert report.reasons[0].startswith("integrity: accepted without a pin (--allow-unpinned): Ollama archive")
 
 
+def test_any_url_the_options_accept_can_be_named_in_a_warning() -> None:
+    url = "http://[fd00::1]:8088/~mirror/ollama+v0.33.0/ollama-linux-amd64.tar.zst"
+    spec = spec_for(load_profile("budget-4070"), HOSTS, RenderOptions(ollama_archive_url=url, allow_unpinned=True))
+    assert spec.unpinned[0].startswith(f"Ollama archive from {url} is not pinned")
+
+
 def test_pinned_sources_carry_no_warning() -> None:
     spec = spec_for(load_profile("budget-4070"), HOSTS,
                     RenderOptions(ollama_archive_url=HTTP_ARCHIVE, ollama_archive_checksum=PIN,
