@@ -16,6 +16,7 @@ from typing import Literal
 
 from coderig_deploy import runner
 from coderig_deploy.errors import UserInputError
+from coderig_deploy.pins import unpinned_checks
 from coderig_deploy.profiles import Profile
 from coderig_deploy.project import (
     BenchmarkSeam,
@@ -101,8 +102,8 @@ def apply(request: ApplyRequest, on_event: runner.EventHandler | None = None) ->
     results = host_results([h.name for h in spec.hosts], outcome.stats, outcome.events,
                            canceled=outcome.status == "canceled")
     exp = expectations(request.profile)
-    reports = [host_report(h.host, h.facts.get("smoke_benchmark_result"), exp, leading=[provision_check(h)])
-               for h in results]
+    reports = [host_report(h.host, h.facts.get("smoke_benchmark_result"), exp,
+                           leading=[provision_check(h), *unpinned_checks(spec.unpinned)]) for h in results]
     result = ApplyResult(run_dir=run_dir, status=outcome.status, rc=outcome.rc,
                          seconds=round(time.monotonic() - started, 2), hosts=results, spec=spec, reports=reports)
     write_records(result, request)

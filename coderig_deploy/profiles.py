@@ -35,6 +35,10 @@ SAFE_TAG = r"^[a-z0-9][a-z0-9._\-/]*:[A-Za-z0-9._\-]+$"
 SAFE_VERSION = r"^[0-9]+\.[0-9]+\.[0-9]+(-[A-Za-z0-9.]+)?$"
 SAFE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._\-]*$"
 DESCRIPTION_MAX = 300
+# Integrity pins: a sha256 digest as `sha256:<64 lowercase hex>`; an OpenPGP key
+# fingerprint as 40 (v4) or 64 (v5/v6) hex digits, spaces allowed as gpg prints them.
+SHA256_PIN = r"^sha256:[0-9a-f]{64}$"
+KEY_FINGERPRINT = r"^[0-9A-Fa-f ]{40,80}$"
 
 
 class _Strict(BaseModel):
@@ -77,6 +81,24 @@ class Driver(_Strict):
     local_repo_key_url: str | None = Field(
         default=None, pattern=SAFE_URL, description="source local-repo: the repository's signing key"
     )
+    repo_key_fingerprint: str | None = Field(
+        default=None, pattern=KEY_FINGERPRINT,
+        description="Fingerprint of the repository signing key (local-repo key, or the key cuda-keyring "
+                    "installs); checked on the host before the key is trusted",
+    )
+    keyring_sha256: str | None = Field(
+        default=None, pattern=SHA256_PIN, description="source cuda-repo: sha256:<hex> of the cuda-keyring .deb"
+    )
+
+    @field_validator("repo_key_fingerprint")
+    @classmethod
+    def _fingerprint(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        compact = v.replace(" ", "").upper()
+        if len(compact) not in (40, 64):
+            raise ValueError("a key fingerprint has 40 (OpenPGP v4) or 64 (v5/v6) hex digits")
+        return compact
 
     @model_validator(mode="after")
     def _local_repo_named(self) -> Driver:
@@ -95,6 +117,9 @@ class Ollama(_Strict):
     kv_cache_type: KvCache = "f16"
     models_dir: str = Field(default="/usr/share/ollama/.ollama/models", max_length=200, pattern=SAFE_PATH)
     expose: bool = Field(default=False, description="Must be true to bind anything but loopback")
+    archive_sha256: str | None = Field(
+        default=None, pattern=SHA256_PIN, description="sha256:<hex> of the release archive (a pin)"
+    )
 
     @field_validator("models_dir")
     @classmethod
@@ -119,6 +144,10 @@ class ModelRef(_Strict):
     tag: str = Field(pattern=SAFE_TAG, description="Ollama tag, e.g. qwen2.5-coder:32b-instruct-q4_K_M")
     num_ctx: int = Field(ge=256, le=1_048_576)
     variant: str | None = Field(default=None, pattern=SAFE_TAG, description="Name of the num_ctx variant")
+    manifest_digest: str | None = Field(
+        default=None, pattern=SHA256_PIN,
+        description="sha256:<hex> of the model's manifest in the registry it is pulled from (a pin)",
+    )
 
     @field_validator("tag")
     @classmethod

@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from coderig_deploy import pins
 from coderig_deploy.catalog import load_catalog
 from coderig_deploy.profiles import DESCRIPTION_MAX, Profile
 
@@ -36,6 +37,9 @@ _TAG = re.compile(r"^[a-z0-9][a-z0-9._\-/]*:[A-Za-z0-9._\-]+$")
 _VERSION = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+(-[A-Za-z0-9.]+)?$")
 _URL = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+(/[A-Za-z0-9._~/+\-]*)?$")
 _CHECKSUM = re.compile(r"^sha256:([0-9a-f]{64}|https?://[A-Za-z0-9.\-\[\]:]+(/[A-Za-z0-9._~/+\-]*)?)$")
+_SHA256 = re.compile(r"^sha256:[0-9a-f]{64}$")
+_FINGERPRINT = re.compile(r"^([0-9A-F]{40}|[0-9A-F]{64})$")
+_WARNING = re.compile(r"^[A-Za-z0-9 ._:/<>()~+\[\]\-]+$")
 _WORD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")
 _PCI_ID = re.compile(r"^[0-9a-f]{4}$")
 _GPU_NAME = re.compile(r"^[A-Za-z0-9 ._\-()]+$")
@@ -59,6 +63,7 @@ def _host(value: str) -> str:
 
 
 HostName = Annotated[str, AfterValidator(_host)]
+Sha256Pin = Annotated[str, _matching(_SHA256, "pin (sha256:<64 lowercase hex>)")]
 SafePath = Annotated[str, _matching(_PATH, "absolute path (letters, digits, ._/@+-)")]
 Tag = Annotated[str, _matching(_TAG, "model tag")]
 Word = Annotated[str, _matching(_WORD, "name")]
@@ -138,6 +143,8 @@ class ProjectSpec(_Strict):
     driver_source: Literal["distro", "cuda-repo", "local-repo"]
     driver_local_repo_url: Annotated[str, _matching(_URL, "http(s) URL")] | None = None
     driver_local_repo_key_url: Annotated[str, _matching(_URL, "http(s) URL")] | None = None
+    driver_repo_key_fingerprint: Annotated[str, _matching(_FINGERPRINT, "key fingerprint")] | None = None
+    driver_keyring_checksum: Sha256Pin | None = None
     allow_reboot: bool = False
     ollama_version: Annotated[str, _matching(_VERSION, "version")]
     ollama_env: dict[str, str]
@@ -148,6 +155,10 @@ class ProjectSpec(_Strict):
     model_num_ctx: int = Field(ge=256)
     model_quantization: Word
     model_registry: Annotated[str, _matching(_HOSTPORT, "host:port")] | None = None
+    model_manifest_digest: Sha256Pin | None = None
+    allow_unpinned: bool = False
+    unpinned: list[Annotated[str, _matching(_WARNING, "warning")]] = Field(
+        default_factory=list, description="Artifacts fetched without a pin (allow_unpinned): report warnings")
     expect: Expect
     plan: PlanSummary
     benchmark: BenchmarkSeam | None = None
@@ -197,6 +208,8 @@ class RenderOptions(_Strict):
     model_registry: Annotated[str, _matching(_HOSTPORT, "host:port")] | None = None
     ollama_archive_url: Annotated[str, _matching(_URL, "http(s) URL")] | None = None
     ollama_archive_checksum: Annotated[str, _matching(_CHECKSUM, "checksum")] | None = None
+    model_manifest_digest: Sha256Pin | None = None
+    allow_unpinned: bool = Field(default=False, description="Accept plain-HTTP sources without a pin (warned)")
     resource_policy: Literal["refuse", "warn"] = "refuse"
     benchmark: BenchmarkSeam | None = None
 
@@ -207,6 +220,14 @@ def spec_for(profile: Profile, hosts: list[TargetHost], options: RenderOptions |
     catalog = load_catalog()
     gpu = catalog.gpu(profile.hardware.gpu)
     plan = profile.plan
+    archive_checksum, archive_unpinned = pins.archive_checksum(
+        opts.ollama_archive_url, opts.ollama_archive_checksum or profile.ollama.archive_sha256)
+    registry = opts.model_registry or profile.model_registry
+    digest = opts.model_manifest_digest or profile.model.manifest_digest
+    driver = profile.driver
+    key_url = driver.local_repo_key_url if driver.source == "local-repo" else None
+    unpinned = pins.enforce([archive_unpinned, pins.manifest_digest(registry, digest),
+                             pins.repo_key(key_url, driver.repo_key_fingerprint)], opts.allow_unpinned)
     return ProjectSpec(
         profile=profile.name,
         description=profile.description,
@@ -225,16 +246,21 @@ def spec_for(profile: Profile, hosts: list[TargetHost], options: RenderOptions |
         driver_source=profile.driver.source,
         driver_local_repo_url=profile.driver.local_repo_url,
         driver_local_repo_key_url=profile.driver.local_repo_key_url,
+        driver_repo_key_fingerprint=driver.repo_key_fingerprint,
+        driver_keyring_checksum=driver.keyring_sha256,
         allow_reboot=opts.allow_reboot,
         ollama_version=profile.ollama.version,
         ollama_env=profile.ollama_env(),
         ollama_archive_url=opts.ollama_archive_url,
-        ollama_archive_checksum=opts.ollama_archive_checksum or _sibling_checksums(opts.ollama_archive_url),
+        ollama_archive_checksum=archive_checksum,
         model_tag=profile.model.tag,
         model_variant=profile.model.variant_name,
         model_num_ctx=profile.model.num_ctx,
         model_quantization=plan.quant,
-        model_registry=opts.model_registry or profile.model_registry,
+        model_registry=registry,
+        model_manifest_digest=digest,
+        allow_unpinned=opts.allow_unpinned,
+        unpinned=unpinned,
         expect=Expect(**profile.expect.model_dump()),
         plan=PlanSummary(
             fits=plan.fits, vram_mib=plan.vram_mib,
@@ -245,9 +271,3 @@ def spec_for(profile: Profile, hosts: list[TargetHost], options: RenderOptions |
         benchmark=opts.benchmark,
     )
 
-
-def _sibling_checksums(archive_url: str | None) -> str | None:
-    """A mirrored release keeps Ollama's sha256sum.txt next to the archive."""
-    if archive_url is None:
-        return None
-    return "sha256:" + archive_url.rsplit("/", 1)[0] + "/sha256sum.txt"

@@ -19,7 +19,7 @@ from typing import Literal
 from pydantic import ValidationError
 
 from coderig_deploy.errors import EnvironmentProblem, UserInputError
-from coderig_deploy.profiles import Profile
+from coderig_deploy.profiles import SHA256_PIN, Profile
 from coderig_deploy.project import RenderOptions, TargetHost
 
 LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
@@ -94,7 +94,8 @@ def _known_hosts_file(ssh_args: str) -> str | None:
 
 
 def from_sandbox(names: list[str] | None = None) -> tuple[list[TargetHost], dict[str, str]]:
-    """The running lab's hosts (all, or those named) and its service URLs."""
+    """The running lab's hosts (all, or those named), its service URLs and the lab's home
+    (`lab_home`), which vouches for the digests of what the lab serves."""
     from coderig_deploy.sandbox import Lab, services
 
     lab = Lab()
@@ -108,7 +109,18 @@ def from_sandbox(names: list[str] | None = None) -> tuple[list[TargetHost], dict
     chosen = [known[n] for n in names] if names else hosts
     targets = [_target(name=h.name, address=h.ip, user="root", key_file=str(lab.key),
                        known_hosts=str(lab.known_hosts), python="/usr/bin/python3") for h in chosen]
-    return targets, services.urls(lab)
+    return targets, {**services.urls(lab), "lab_home": str(lab.home)}
+
+
+def sandbox_pins(lab_home: str, profile: Profile, archive_is_lab: bool, registry_is_lab: bool,
+                 ) -> tuple[str | None, str | None]:
+    """The lab's pins for the archive and the model manifest it serves (it built both)."""
+    from coderig_deploy.sandbox import Lab, services
+
+    lab = Lab(Path(lab_home))
+    archive = services.archive_pin(lab, profile.ollama.version) if archive_is_lab else None
+    manifest = services.manifest_pin(profile.model.tag) if registry_is_lab else None
+    return archive, manifest
 
 
 @dataclass(frozen=True)
@@ -124,19 +136,32 @@ class TargetOptions:
     allow_reboot: bool = False
     model_registry: str | None = None
     ollama_url: str | None = None
+    ollama_sha256: str | None = None
+    model_digest: str | None = None
+    allow_unpinned: bool = False
 
 
 def resolve_targets(profile: Profile, opts: TargetOptions) -> tuple[list[TargetHost], RenderOptions]:
     """The hosts to run on and the render options (sandbox defaults filled in)."""
     if opts.key is not None and not opts.key.is_file():
         raise UserInputError(f"--key {opts.key}: no such file")
+    for option, value in (("--ollama-sha256", opts.ollama_sha256), ("--model-digest", opts.model_digest)):
+        if value is not None and not re.fullmatch(SHA256_PIN, value):
+            raise UserInputError(f"{option} {value!r}: a pin is sha256:<64 lowercase hex digits>")
     registry, archive = opts.model_registry, opts.ollama_url
+    archive_pin, manifest_pin = opts.ollama_sha256, opts.model_digest
     policy: Literal["refuse", "warn"] = "refuse"
     if opts.sandbox or SANDBOX in opts.hosts:
         targets, urls = from_sandbox([h for h in opts.hosts if h != SANDBOX] or None)
         registry = registry or urls.get("model_registry")
         if archive is None and "ollama_download_base" in urls:
             archive = f"{urls['ollama_download_base']}/v{profile.ollama.version}/ollama-linux-amd64.tar.zst"
+        # The lab built the archive and the models it serves, so it knows their digests;
+        # they stand in for the real release's, so they override the profile's pins.
+        lab_archive, lab_manifest = sandbox_pins(
+            urls["lab_home"], profile, archive_is_lab=opts.ollama_url is None,
+            registry_is_lab=registry == urls.get("model_registry"))
+        archive_pin, manifest_pin = archive_pin or lab_archive, manifest_pin or lab_manifest
         # Sandbox hosts share the controller's RAM and disk: GPUs are simulated, memory
         # is not, so a shortfall there is reported as a warning instead of refusing.
         policy = "warn"
@@ -147,7 +172,9 @@ def resolve_targets(profile: Profile, opts: TargetOptions) -> tuple[list[TargetH
         raise UserInputError("no hosts: give HOST arguments, -i INVENTORY, or --sandbox")
     try:
         options = RenderOptions(forks=opts.forks, allow_reboot=opts.allow_reboot, model_registry=registry,
-                                ollama_archive_url=archive, resource_policy=policy)
+                                ollama_archive_url=archive, ollama_archive_checksum=archive_pin,
+                                model_manifest_digest=manifest_pin, allow_unpinned=opts.allow_unpinned,
+                                resource_policy=policy)
     except ValidationError as exc:
         raise UserInputError("; ".join(f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: "
                                        f"{e['msg'].removeprefix('Value error, ')}" for e in exc.errors())) from None

@@ -17,11 +17,14 @@ from coderig_deploy.apply import ApplyRequest, ApplyResult, apply, apply_documen
 from coderig_deploy.cli import app
 from coderig_deploy.cli.options import (
     AllowRebootOpt,
+    AllowUnpinnedOpt,
     ForksOpt,
     HostsArg,
     InventoryOpt,
     KeyOpt,
+    ModelDigestOpt,
     ModelRegistryOpt,
+    OllamaSha256Opt,
     OllamaUrlOpt,
     ProfileOpt,
     ProfilesDirOpt,
@@ -55,6 +58,9 @@ def apply_cmd(
     sandbox: SandboxOpt = False,
     model_registry: ModelRegistryOpt = None,
     ollama_url: OllamaUrlOpt = None,
+    ollama_sha256: OllamaSha256Opt = None,
+    model_digest: ModelDigestOpt = None,
+    allow_unpinned: AllowUnpinnedOpt = False,
     profiles_dir: ProfilesDirOpt = None,
     runs_dir: Annotated[Path, typer.Option(help="Where run directories go")] = Path(".coderig/runs"),
     bench: Annotated[bool, typer.Option("--bench/--no-bench",
@@ -65,7 +71,8 @@ def apply_cmd(
     loaded = load_profile(profile, profiles_dir)
     targets, options = resolve_targets(loaded, TargetOptions(
         hosts=hosts or [], inventory=inventory, user=user, key=key, sandbox=sandbox, forks=forks,
-        allow_reboot=allow_reboot, model_registry=model_registry, ollama_url=ollama_url))
+        allow_reboot=allow_reboot, model_registry=model_registry, ollama_url=ollama_url,
+        ollama_sha256=ollama_sha256, model_digest=model_digest, allow_unpinned=allow_unpinned))
     request = ApplyRequest(profile=loaded, hosts=targets, options=options, runs_dir=runs_dir,
                            check=check, limit=limit, tags=tags or [], benchmark=bench)
     progress = Progress([t.name for t in targets])

@@ -19,3 +19,9 @@ SandboxOpt = Annotated[bool, typer.Option("--sandbox", help="Target the running 
 ModelRegistryOpt = Annotated[str | None, typer.Option("--model-registry", help="host:port of a model registry mirror")]
 OllamaUrlOpt = Annotated[str | None, typer.Option("--ollama-url", help="URL of the Ollama release archive")]
 ProfilesDirOpt = Annotated[Path | None, typer.Option("--profiles-dir", help="Extra directory of profiles")]
+OllamaSha256Opt = Annotated[str | None, typer.Option(
+    "--ollama-sha256", help="Pin: sha256:<hex> the Ollama archive must have (needed for a plain-HTTP --ollama-url)")]
+ModelDigestOpt = Annotated[str | None, typer.Option(
+    "--model-digest", help="Pin: sha256:<hex> of the model's manifest in the registry mirror")]
+AllowUnpinnedOpt = Annotated[bool, typer.Option(
+    "--allow-unpinned", help="Accept plain-HTTP sources without a pin (each is a warning in the report)")]

@@ -10,11 +10,14 @@ import typer
 from coderig_deploy.cli import app
 from coderig_deploy.cli.options import (
     AllowRebootOpt,
+    AllowUnpinnedOpt,
     ForksOpt,
     HostsArg,
     InventoryOpt,
     KeyOpt,
+    ModelDigestOpt,
     ModelRegistryOpt,
+    OllamaSha256Opt,
     OllamaUrlOpt,
     ProfileOpt,
     ProfilesDirOpt,
@@ -42,6 +45,9 @@ def render_cmd(
     sandbox: SandboxOpt = False,
     model_registry: ModelRegistryOpt = None,
     ollama_url: OllamaUrlOpt = None,
+    ollama_sha256: OllamaSha256Opt = None,
+    model_digest: ModelDigestOpt = None,
+    allow_unpinned: AllowUnpinnedOpt = False,
     profiles_dir: ProfilesDirOpt = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the written files as JSON")] = False,
 ) -> int:
@@ -49,7 +55,8 @@ def render_cmd(
     loaded = load_profile(profile, profiles_dir)
     targets, options = resolve_targets(loaded, TargetOptions(
         hosts=hosts or [], inventory=inventory, user=user, key=key, sandbox=sandbox, forks=forks,
-        allow_reboot=allow_reboot, model_registry=model_registry, ollama_url=ollama_url))
+        allow_reboot=allow_reboot, model_registry=model_registry, ollama_url=ollama_url,
+        ollama_sha256=ollama_sha256, model_digest=model_digest, allow_unpinned=allow_unpinned))
     files = render_project(spec_for(loaded, targets, options))
     try:
         write_project(files, output)

@@ -7,17 +7,23 @@ Both bind the bridge address, the only address sandbox hosts can reach.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 from typing import Protocol
 
+from coderig_deploy.catalog import load_catalog
 from coderig_deploy.sandbox import artifacts, processes, registry
-from coderig_deploy.sandbox.release import build_release
+from coderig_deploy.sandbox.ollama_sim.store import sha256_digest
+from coderig_deploy.sandbox.release import ARCHIVE, build_release
+from coderig_deploy.sandbox.synthetic_models import build
 from coderig_deploy.sandbox.state import LabState
 
 ARTIFACTS_PORT = 8088
 REGISTRY_PORT = 5000
 ARTIFACTS = "artifacts"
 REGISTRY = "registry"
+PINS = "pins.json"  # beside the served tree, not in it: what the lab built, by digest
 
 
 class LabLike(Protocol):
@@ -42,7 +48,8 @@ def start(lab: LabLike, tags: list[str] | None = None) -> dict[str, str]:
     home = lab.home / "services"
     ip = lab.bridge_ip
     if not _alive(lab.state, ARTIFACTS):
-        build_release(home / "artifacts")
+        release = build_release(home / "artifacts")
+        _record_pin(home / PINS, release.version, "sha256:" + release.sha256)
         server = artifacts.start(home / "artifacts", ip, ARTIFACTS_PORT)
         lab.register_service(ARTIFACTS, server.pid, server.url)
     if not _alive(lab.state, REGISTRY):
@@ -70,3 +77,29 @@ def urls(lab: LabLike) -> dict[str, str]:
     if REGISTRY in services:
         out["model_registry"] = services[REGISTRY].url.removeprefix("http://")
     return out
+
+
+def _record_pin(path: Path, version: str, digest: str) -> None:
+    """Remember the digest of the archive as built, so a later change to the served copy is caught."""
+    recorded = json.loads(path.read_text()) if path.is_file() else {}
+    recorded[f"ollama-{version}"] = digest
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(recorded, indent=1, sort_keys=True) + "\n")
+    tmp.replace(path)
+
+
+def archive_pin(lab: LabLike, version: str) -> str | None:
+    """sha256:<hex> of the release archive the lab built for `version` (None: it serves none)."""
+    home = lab.home / "services"
+    recorded = json.loads((home / PINS).read_text()) if (home / PINS).is_file() else {}
+    if f"ollama-{version}" in recorded:
+        return str(recorded[f"ollama-{version}"])
+    archive = home / "artifacts" / "ollama" / "releases" / "download" / f"v{version}" / ARCHIVE
+    if not archive.is_file():  # a lab from before pins were recorded: the file as it is now
+        return None
+    return "sha256:" + hashlib.sha256(archive.read_bytes()).hexdigest()
+
+
+def manifest_pin(tag: str) -> str:
+    """sha256:<hex> of the manifest the lab's registry serves for `tag` (its synthetic stand-in)."""
+    return sha256_digest(build(load_catalog().model(tag)).manifest)

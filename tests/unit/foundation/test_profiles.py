@@ -113,10 +113,12 @@ def test_local_repo_url_reaches_the_rendered_variables(tmp_path):
     (tmp_path / "offline.yaml").write_text(
         "extends: budget-4070\ndescription: offline\n"
         "driver: {source: local-repo, local_repo_url: 'http://10.0.0.5/nvidia', "
-        "local_repo_key_url: 'http://10.0.0.5/nvidia/key.asc'}\n")
+        "local_repo_key_url: 'http://10.0.0.5/nvidia/key.asc', "
+        "repo_key_fingerprint: 'eb69 3b30 35cd 5710 e231  e123 a4b4 6996 3bf8 63cc'}\n")
     profile = load_profile("offline", tmp_path)
     files = render_project(spec_for(profile, [TargetHost(name="ws1", address="10.0.0.7")]))
     group_vars = next(v for k, v in files.items() if str(k).endswith("group_vars/all.yml"))
     text = group_vars if isinstance(group_vars, str) else group_vars.decode()
     assert 'nvidia_driver_local_repo_url: "http://10.0.0.5/nvidia"' in text
     assert 'nvidia_driver_local_repo_key_url: "http://10.0.0.5/nvidia/key.asc"' in text
+    assert 'nvidia_driver_repo_key_fingerprint: "EB693B3035CD5710E231E123A4B469963BF863CC"' in text
