@@ -19,3 +19,7 @@ SandboxOpt = Annotated[bool, typer.Option("--sandbox", help="Target the running 
 ModelRegistryOpt = Annotated[str | None, typer.Option("--model-registry", help="host:port of a model registry mirror")]
 OllamaUrlOpt = Annotated[str | None, typer.Option("--ollama-url", help="URL of the Ollama release archive")]
 ProfilesDirOpt = Annotated[Path | None, typer.Option("--profiles-dir", help="Extra directory of profiles")]
+AcceptNewHostKeysOpt = Annotated[bool, typer.Option(
+    "--accept-new-host-keys",
+    help="Record the host key of a host not yet in known_hosts on first connect (trust on first use; "
+         "logged in apply.json). A changed key is always refused.")]
