@@ -110,7 +110,7 @@ def apply(request: ApplyRequest, on_event: runner.EventHandler | None = None) ->
                for h in results]
     result = ApplyResult(run_dir=run_dir, status=outcome.status, rc=outcome.rc,
                          seconds=round(time.monotonic() - started, 2), hosts=results, spec=spec, reports=reports,
-                         host_keys_recorded=hostkeys.recorded(known_before))
+                         host_keys_recorded=hostkeys.recorded(known_before, request.hosts))
     write_records(result, request)
     return result
 

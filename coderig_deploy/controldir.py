@@ -4,9 +4,9 @@ A ControlMaster socket is a live, authenticated connection: whoever can open it 
 commands on the host. So the directory is the run's own: created here with mode
 0700 (never a predictable path another user could create first), its owner and mode
 checked, and removed with its masters at the end of the run. A socket path may be
-at most 107 bytes; Ansible names sockets by a 40-character hash and ssh adds a
-17-character temporary suffix while it binds, which leaves ~48 bytes for the
-directory. The run directory is used when that short, else $XDG_RUNTIME_DIR, else
+at most 107 bytes; Ansible names sockets by a 10-character hash and ssh adds a
+17-character temporary suffix while it binds, which leaves 79 bytes for the
+directory (64 used, for margin). The run directory is used when that short, else $XDG_RUNTIME_DIR, else
 a fresh random directory under the system temp dir.
 """
 
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from coderig_deploy.errors import EnvironmentProblem
 
-MAX_DIR_LEN = 48
+MAX_DIR_LEN = 64
 NAME = "cp"
 
 

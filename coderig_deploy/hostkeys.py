@@ -11,7 +11,11 @@ the known_hosts file in use, a changed key is still refused.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import configparser
+import hashlib
+import hmac
 from pathlib import Path
 
 from coderig_deploy.project import TargetHost
@@ -43,16 +47,36 @@ def snapshot(hosts: list[TargetHost]) -> dict[Path, set[str]]:
     return {f: set(f.read_text(errors="replace").splitlines()) if f.is_file() else set() for f in files}
 
 
-def recorded(before: dict[Path, set[str]]) -> list[str]:
-    """Keys added since `before` (by accept-new), as 'FILE: host keytype' lines."""
+def recorded(before: dict[Path, set[str]], hosts: list[TargetHost]) -> list[str]:
+    """Keys added since `before` (by accept-new), as 'FILE: host keytype' lines; hashed
+    entries (HashKnownHosts) are named by the run's host they match."""
+    names = [n for h in hosts for n in _ssh_names(h)]
     found = []
     for path, old in sorted(before.items()):
         lines = path.read_text(errors="replace").splitlines() if path.is_file() else []
         for line in lines:
-            if line not in old and line.strip() and not line.startswith("#"):
-                fields = line.split()
-                found.append(f"{path}: {fields[0]} {fields[1] if len(fields) > 1 else ''}".rstrip())
+            fields = line.split()
+            if line not in old and len(fields) >= 2 and not line.startswith("#"):
+                found.append(f"{path}: {_unhashed(fields[0], names)} {fields[1]}")
     return found
+
+
+def _ssh_names(host: TargetHost) -> list[str]:
+    """How ssh writes `host` into known_hosts ([addr]:port off port 22)."""
+    address = host.address or host.name
+    return [f"[{address}]:{host.port}" if host.port and host.port != 22 else address]
+
+
+def _unhashed(field: str, names: list[str]) -> str:
+    """A hashed known_hosts name (|1|salt|hash) as the candidate it matches, else as is."""
+    if not field.startswith("|1|"):
+        return field
+    try:
+        salt, digest = (base64.b64decode(x) for x in field[3:].split("|", 1))
+    except (ValueError, binascii.Error):
+        return field
+    return next((n for n in names if hmac.compare_digest(
+        hmac.new(salt, n.encode(), hashlib.sha1).digest(), digest)), field)
 
 
 def explain(reason: str, host: TargetHost) -> str:

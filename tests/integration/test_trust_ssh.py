@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from coderig_deploy import controldir
 from coderig_deploy.sandbox import HostSpec, Lab
 
 pytestmark = pytest.mark.integration
@@ -115,7 +117,8 @@ def test_accept_new_records_the_key_and_a_changed_key_is_still_refused(lab: Lab,
         assert code == 0 and host["status"] == "ok", host
         assert doc["accept_new_host_keys"] is True
         assert doc["host_keys_recorded"] == [f"{known}: {ip} {real_key.split()[0]}"]
-        assert known.read_text().split() == [ip, *real_key.split()]
+        (entry,) = known.read_text().splitlines()
+        assert entry.split()[1:] == real_key.split()
         ssh_line = _ansible_ssh_command_line(Path(doc["run_dir"]))
         known.write_text(f"{ip} {other_key(tmp_path)}\n")
         code, doc = apply(lab, tmp_path / "runs", "--no-bench", "--tags", "preflight", "--accept-new-host-keys")
@@ -131,10 +134,14 @@ def _ansible_ssh_command_line(run_dir: Path) -> str:
     """The ssh command Ansible runs under the run's own job environment (from its artifacts)."""
     env = json.loads((run_dir / "artifacts/apply/command").read_text())["env"]
     env = {k: v for k, v in env.items() if not k.startswith(("AWX_", "ANSIBLE_STDOUT", "ANSIBLE_CALLBACK"))}
-    env["ANSIBLE_SSH_CONTROL_PATH_DIR"] = str(run_dir / "ping-cp")
-    proc = subprocess.run(["ansible", "-i", str(run_dir / "inventory/hosts.yml"), "all", "-m", "ansible.builtin.ping",
-                           "-vvv"], env=env, cwd=run_dir / "project", capture_output=True, text=True, check=False,
-                          timeout=120)
+    control = Path(tempfile.mkdtemp(prefix="cp-", dir="/tmp"))  # short: socket path limit
+    env["ANSIBLE_SSH_CONTROL_PATH_DIR"] = str(control)
+    try:
+        proc = subprocess.run(["ansible", "-i", str(run_dir / "inventory/hosts.yml"), "all", "-m",
+                               "ansible.builtin.ping", "-vvv"], env=env, cwd=run_dir / "project",
+                              capture_output=True, text=True, check=False, timeout=120)
+    finally:
+        controldir.remove(control)
     lines = [line for line in proc.stdout.splitlines() if "SSH: EXEC ssh" in line]
     assert lines and proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     return lines[0]

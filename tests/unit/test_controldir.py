@@ -30,7 +30,7 @@ def test_a_short_run_dir_holds_its_own_0700_control_dir(tmp_path_factory: pytest
 
 def test_a_long_run_dir_gets_a_fresh_private_dir_elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
-    run_dir = tmp_path / ("x" * 60)
+    run_dir = tmp_path / ("x" * 70)
     run_dir.mkdir()
     first, second = controldir.create(run_dir), controldir.create(run_dir)
     try:
@@ -77,6 +77,6 @@ def test_an_xdg_runtime_dir_open_to_others_is_refused(tmp_path: Path, monkeypatc
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
     try:
         with pytest.raises(EnvironmentProblem, match="has mode 777"):
-            controldir.create(tmp_path / ("y" * 60))
+            controldir.create(tmp_path / ("y" * 70))
     finally:
         runtime.rmdir()

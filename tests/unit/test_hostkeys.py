@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 from pathlib import Path
 
 import pytest
@@ -60,4 +63,16 @@ def test_recorded_keys_are_the_lines_added_since_the_snapshot(tmp_path: Path) ->
     before = hostkeys.snapshot(hosts)
     assert list(before) == [known]
     known.write_text("10.0.0.4 ssh-ed25519 AAAAold\n10.0.0.5 ssh-ed25519 AAAAnew\n")
-    assert hostkeys.recorded(before) == [f"{known}: 10.0.0.5 ssh-ed25519"]
+    assert hostkeys.recorded(before, hosts) == [f"{known}: 10.0.0.5 ssh-ed25519"]
+
+
+def test_a_hashed_entry_is_named_by_the_host_it_matches(tmp_path: Path) -> None:
+    known = tmp_path / "kh"
+    hosts = [TargetHost(name="ws1", address="10.0.0.5", port=2222, known_hosts=str(known))]
+    before = hostkeys.snapshot(hosts)
+    salt = b"0123456789abcdefghij"
+    digest = hmac.new(salt, b"[10.0.0.5]:2222", hashlib.sha1).digest()
+    hashed = f"|1|{base64.b64encode(salt).decode()}|{base64.b64encode(digest).decode()}"
+    known.write_text(f"{hashed} ssh-ed25519 AAAAnew\n|1|bm90|bm90 ssh-rsa AAAAother\n")
+    assert hostkeys.recorded(before, hosts) == [f"{known}: [10.0.0.5]:2222 ssh-ed25519",
+                                                f"{known}: |1|bm90|bm90 ssh-rsa"]
