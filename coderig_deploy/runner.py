@@ -121,6 +121,7 @@ def run(request: RunRequest, on_event: EventHandler | None = None) -> RunOutcome
         return _run(request, prepare(request, control_dir), on_event)
     finally:
         controldir.remove(control_dir)
+        _remove_partials(request.run_dir / "artifacts" / IDENT / "job_events")
 
 
 def _run(request: RunRequest, envvars: dict[str, str], on_event: EventHandler | None) -> RunOutcome:
@@ -148,6 +149,13 @@ def _run(request: RunRequest, envvars: dict[str, str], on_event: EventHandler | 
     return RunOutcome(status=status, rc=int(result.rc if result.rc is not None else -1),
                       stats=_stats(result.stats), events=events,
                       artifacts=request.run_dir / "artifacts" / IDENT)
+
+
+def _remove_partials(job_events: Path) -> None:
+    """Drop the callback's unscrubbed partial event files a killed run leaves behind
+    (runner removes each one as it stores the scrubbed event)."""
+    for partial in job_events.glob("*-partial.json"):
+        partial.unlink(missing_ok=True)
 
 
 def scrub_facts(event: dict[str, Any]) -> None:
