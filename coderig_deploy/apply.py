@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from coderig_deploy import runner
+from coderig_deploy import hostkeys, runner
 from coderig_deploy.errors import UserInputError
 from coderig_deploy.pins import unpinned_checks
 from coderig_deploy.profiles import Profile
@@ -50,6 +50,7 @@ class ApplyRequest:
     tags: list[str] = field(default_factory=list)
     extra_files: dict[str, Path] = field(default_factory=dict)
     benchmark: bool = True  # run the smoke benchmark at the end (issue: proven, not just installed)
+    accept_new_host_keys: bool = False  # record unknown hosts' keys; a changed key is still refused
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class ApplyResult:
     hosts: list[HostResult]
     spec: ProjectSpec
     reports: list[HostReport] = field(default_factory=list)  # verdict per host: provision + benchmark checks
+    host_keys_recorded: list[str] = field(default_factory=list)  # by --accept-new-host-keys: "file: host type"
 
     @property
     def exit_code(self) -> int:
@@ -95,17 +97,24 @@ def apply(request: ApplyRequest, on_event: runner.EventHandler | None = None) ->
     if spec.benchmark is not None and request.options.benchmark is None:
         extra_files[f"files/{PYZ_NAME}"] = write_pyz(run_dir / "bench")
     started = time.monotonic()
+    known_before = hostkeys.snapshot(request.hosts)
     outcome = runner.run(runner.RunRequest(
         run_dir=run_dir, files=files, check=request.check, limit=request.limit, tags=request.tags,
         forks=spec.forks, extra_files=extra_files, extravars={"coderig_run_dir": str(run_dir)},
+        accept_new_host_keys=request.accept_new_host_keys,
     ), on_event)
     results = host_results([h.name for h in spec.hosts], outcome.stats, outcome.events,
                            canceled=outcome.status == "canceled")
+    targets = {h.name: h for h in request.hosts}
+    for h in results:
+        if h.status == "unreachable" and h.reason and h.host in targets:
+            h.reason = hostkeys.explain(h.reason, targets[h.host])
     exp = expectations(request.profile)
     reports = [host_report(h.host, h.facts.get("smoke_benchmark_result"), exp,
                            leading=[provision_check(h), *unpinned_checks(spec.unpinned)]) for h in results]
     result = ApplyResult(run_dir=run_dir, status=outcome.status, rc=outcome.rc,
-                         seconds=round(time.monotonic() - started, 2), hosts=results, spec=spec, reports=reports)
+                         seconds=round(time.monotonic() - started, 2), hosts=results, spec=spec, reports=reports,
+                         host_keys_recorded=hostkeys.recorded(known_before, request.hosts))
     write_records(result, request)
     return result
 
@@ -134,6 +143,8 @@ def apply_document(result: ApplyResult, request: ApplyRequest) -> dict[str, obje
         "rc": result.rc,
         "seconds": result.seconds,
         "run_dir": str(result.run_dir),
+        "accept_new_host_keys": request.accept_new_host_keys,
+        "host_keys_recorded": result.host_keys_recorded,
         "hosts": [h.model_dump(mode="json") for h in result.hosts],
     }
 

@@ -8,6 +8,10 @@ A run directory is ansible-runner's private data dir, written out in full:
     <run>/artifacts/      runner's own record (events, stdout, rc, status)
 
 Results come from runner's `status`, `rc`, `stats` and events, never from stdout.
+Nothing secret reaches the artifacts: the job environment is an allow-list
+(runenv.py), gathered host facts are cut from every event before runner stores it,
+and SSH control sockets live in a private directory removed after the run
+(controldir.py). Host keys are always checked (hostkeys.py).
 Ctrl-C during a run asks runner to cancel (it stops ansible-playbook's process
 group); the outcome then has status "canceled". A rerun converges because every
 role is idempotent.
@@ -15,13 +19,11 @@ role is idempotent.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 import signal
 import sys
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -31,7 +33,9 @@ from typing import Any
 
 import ansible_runner
 
+from coderig_deploy import controldir, hostkeys, runenv
 from coderig_deploy.errors import EnvironmentProblem
+from coderig_deploy.results import FACT_KEYS
 
 EventHandler = Callable[[dict[str, Any]], None]
 IDENT = "apply"
@@ -49,6 +53,7 @@ class RunRequest:
     forks: int = 5
     extravars: dict[str, Any] = field(default_factory=dict)
     extra_files: dict[str, Path] = field(default_factory=dict)
+    accept_new_host_keys: bool = False  # record unknown hosts' keys (accept-new); changed keys still fail
 
 
 @dataclass
@@ -78,8 +83,8 @@ def require_ansible_playbook(path: str | None = None) -> str:
     return found
 
 
-def prepare(request: RunRequest) -> Path:
-    """Write the private data dir layout; return the project directory."""
+def prepare(request: RunRequest, control_dir: Path) -> dict[str, str]:
+    """Write the private data dir layout; return the variables the job gets from us."""
     project = request.run_dir / "project"
     for relative, data in request.files.items():
         _write(project / relative, data)
@@ -93,19 +98,13 @@ def prepare(request: RunRequest) -> Path:
         "ANSIBLE_CONFIG": str(project / "ansible.cfg"),
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_RETRY_FILES_ENABLED": "0",
-        "ANSIBLE_SSH_CONTROL_PATH_DIR": str(control_path_dir(request.run_dir)),
+        "ANSIBLE_HOST_KEY_CHECKING": "True",  # runner sets False unless it is set
+        "ANSIBLE_SSH_ARGS": hostkeys.ssh_args(request.files["ansible.cfg"].decode(), request.accept_new_host_keys),
+        "ANSIBLE_SSH_CONTROL_PATH_DIR": str(control_dir),
     }
     _write(env / "envvars", json.dumps(envvars, indent=2, sort_keys=True).encode())
     _write(env / "settings", json.dumps({"suppress_ansible_output": True}, indent=2).encode())
-    return project
-
-
-def control_path_dir(run_dir: Path) -> Path:
-    """SSH control sockets of this run only: a master left by an earlier run (60 s
-    ControlPersist) must not let a host with a wrong key look reachable. Kept short,
-    since a socket path is limited to 108 bytes."""
-    digest = hashlib.sha256(str(run_dir).encode()).hexdigest()[:10]
-    return Path(tempfile.gettempdir()) / "coderig-cp" / digest
+    return envvars
 
 
 def _write(path: Path, data: bytes) -> None:
@@ -116,34 +115,56 @@ def _write(path: Path, data: bytes) -> None:
 def run(request: RunRequest, on_event: EventHandler | None = None) -> RunOutcome:
     """Run site.yml of the prepared project; Ctrl-C cancels it cleanly."""
     require_ansible_playbook()
-    prepare(request)
+    request.run_dir.mkdir(parents=True, exist_ok=True)
+    control_dir = controldir.create(request.run_dir)
+    try:
+        return _run(request, prepare(request, control_dir), on_event)
+    finally:
+        controldir.remove(control_dir)
+        _remove_partials(request.run_dir / "artifacts" / IDENT / "job_events")
+
+
+def _run(request: RunRequest, envvars: dict[str, str], on_event: EventHandler | None) -> RunOutcome:
     events: list[dict[str, Any]] = []
 
     def handle(event: dict[str, Any]) -> bool:
+        scrub_facts(event)  # runner stores the event after this returns
         events.append(event)
         if on_event is not None:
             on_event(event)
         return True
 
+    config = ansible_runner.RunnerConfig(
+        private_data_dir=str(request.run_dir), ident=IDENT, playbook="site.yml",
+        cmdline="--check" if request.check else None, limit=request.limit,
+        tags=",".join(request.tags) or None, forks=request.forks, quiet=True,
+        rotate_artifacts=0, fact_cache_type="memory",  # gathered facts stay out of the artifacts
+    )
+    config.prepare()
+    config.env = runenv.job_env(config.env, os.environ, envvars)  # written to artifacts/<ident>/command
     with _interrupt_flag() as interrupted:
-        result = ansible_runner.run(
-            private_data_dir=str(request.run_dir),
-            ident=IDENT,
-            playbook="site.yml",
-            cmdline="--check" if request.check else None,
-            limit=request.limit,
-            tags=",".join(request.tags) or None,
-            forks=request.forks,
-            quiet=True,
-            event_handler=handle,
-            cancel_callback=interrupted.is_set,
-            rotate_artifacts=0,
-            fact_cache_type="memory",  # gathered facts stay out of the artifacts
-        )
+        result = ansible_runner.Runner(config, event_handler=handle, cancel_callback=interrupted.is_set)
+        result.run()
     status = "canceled" if interrupted.is_set() else str(result.status)
     return RunOutcome(status=status, rc=int(result.rc if result.rc is not None else -1),
                       stats=_stats(result.stats), events=events,
                       artifacts=request.run_dir / "artifacts" / IDENT)
+
+
+def _remove_partials(job_events: Path) -> None:
+    """Drop the callback's unscrubbed partial event files a killed run leaves behind
+    (runner removes each one as it stores the scrubbed event)."""
+    for partial in job_events.glob("*-partial.json"):
+        partial.unlink(missing_ok=True)
+
+
+def scrub_facts(event: dict[str, Any]) -> None:
+    """Cut gathered facts (serials, product UUID, kernel cmdline, mounts, env) from an
+    event in place; only the summary facts the roles set for the report remain."""
+    data = event.get("event_data")
+    res = data.get("res") if isinstance(data, dict) else None
+    if isinstance(res, dict) and isinstance(res.get("ansible_facts"), dict):
+        res["ansible_facts"] = {k: v for k, v in res["ansible_facts"].items() if k in FACT_KEYS}
 
 
 def _stats(raw: dict[str, Any] | None) -> dict[str, dict[str, int]]:

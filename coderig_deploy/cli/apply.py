@@ -16,6 +16,7 @@ from rich.text import Text
 from coderig_deploy.apply import ApplyRequest, ApplyResult, apply, apply_document
 from coderig_deploy.cli import app
 from coderig_deploy.cli.options import (
+    AcceptNewHostKeysOpt,
     AllowRebootOpt,
     AllowUnpinnedOpt,
     ForksOpt,
@@ -66,6 +67,7 @@ def apply_cmd(
     bench: Annotated[bool, typer.Option("--bench/--no-bench",
                                         help="End with the smoke benchmark and its verdict per host")] = True,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON")] = False,
+    accept_new_host_keys: AcceptNewHostKeysOpt = False,
 ) -> int:
     """Provision hosts for a profile (driver, Ollama, model, smoke) and report each host."""
     loaded = load_profile(profile, profiles_dir)
@@ -74,7 +76,11 @@ def apply_cmd(
         allow_reboot=allow_reboot, model_registry=model_registry, ollama_url=ollama_url,
         ollama_sha256=ollama_sha256, model_digest=model_digest, allow_unpinned=allow_unpinned))
     request = ApplyRequest(profile=loaded, hosts=targets, options=options, runs_dir=runs_dir,
-                           check=check, limit=limit, tags=tags or [], benchmark=bench)
+                           check=check, limit=limit, tags=tags or [], benchmark=bench,
+                           accept_new_host_keys=accept_new_host_keys)
+    if accept_new_host_keys:
+        err_console.print("--accept-new-host-keys: keys of hosts not yet in known_hosts will be recorded "
+                          "unchecked (trust on first use); changed keys are still refused", highlight=False)
     progress = Progress([t.name for t in targets])
     if json_out:
         result = apply(request, progress.apply)
@@ -82,6 +88,8 @@ def apply_cmd(
     else:
         result = _with_progress(request, progress)
         render_result(console, result)
+    for line in result.host_keys_recorded:
+        err_console.print(f"recorded new host key (--accept-new-host-keys): {line}", markup=False, highlight=False)
     return result.exit_code
 
 

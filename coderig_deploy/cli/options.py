@@ -25,3 +25,7 @@ ModelDigestOpt = Annotated[str | None, typer.Option(
     "--model-digest", help="Pin: sha256:<hex> of the model's manifest in the registry mirror")]
 AllowUnpinnedOpt = Annotated[bool, typer.Option(
     "--allow-unpinned", help="Accept plain-HTTP sources without a pin (each is a warning in the report)")]
+AcceptNewHostKeysOpt = Annotated[bool, typer.Option(
+    "--accept-new-host-keys",
+    help="Record the host key of a host not yet in known_hosts on first connect (trust on first use; "
+         "logged in apply.json). A changed key is always refused.")]

@@ -46,7 +46,16 @@ def connect(target: Target, timeout_s: float = 10.0) -> Any:
         client.connect(target.address, port=target.port, username=target.user,
                        key_filename=str(target.key_file) if target.key_file else None,
                        timeout=timeout_s, allow_agent=target.key_file is None)
+    except paramiko.BadHostKeyException:
+        raise EnvironmentProblem(f"{target.name}: host key for {target.address} does not match known_hosts "
+                                 f"{known}: refused (if the host was reinstalled, check its new key's "
+                                 f"fingerprint, then `ssh-keygen -R {target.address} -f {known}`)") from None
     except (paramiko.SSHException, OSError) as exc:
+        if "not found in known_hosts" in str(exc):
+            port = f"-p {target.port} " if target.port != 22 else ""
+            raise EnvironmentProblem(f"{target.name}: unknown host {target.address}: its key is not in "
+                                     f"known_hosts {known}; check the fingerprint and add it with "
+                                     f"`ssh-keyscan {port}{target.address} >> {known}`") from None
         raise EnvironmentProblem(f"{target.name}: cannot SSH to {target.user}@{target.address}:"
                                  f"{target.port}: {exc}") from None
     host = testinfra.get_host(f"paramiko://{target.user}@{target.address}:{target.port}")
