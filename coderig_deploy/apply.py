@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 from coderig_deploy import runner
+from coderig_deploy.atomicfile import write_atomic
 from coderig_deploy.profiles import Profile
 from coderig_deploy.project import (
     BenchmarkSeam,
@@ -135,7 +136,7 @@ def apply_document(result: ApplyResult, request: ApplyRequest) -> dict[str, obje
 
 
 def write_records(result: ApplyResult, request: ApplyRequest) -> None:
-    (result.run_dir / "apply.json").write_text(json.dumps(apply_document(result, request), indent=2) + "\n")
+    write_atomic(result.run_dir / "apply.json", json.dumps(apply_document(result, request), indent=2) + "\n")
     write_run(result.run_dir, run_report(result.reports, profile=result.spec.profile, model=result.spec.model_tag))
 
 

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from coderig_deploy.atomicfile import write_atomic
+
 DEFAULT_HOME = Path("/var/lib/coderig/sandbox")
 STATE_FILE = "lab.json"
 
@@ -90,10 +92,7 @@ def load(home: Path) -> LabState | None:
 
 def save(state: LabState) -> None:
     """Write the state atomically (a crash leaves the old or the new file)."""
-    state.home.mkdir(parents=True, exist_ok=True)
-    tmp = state_path(state.home).with_suffix(".tmp")
-    tmp.write_text(state.model_dump_json(indent=2))
-    os.replace(tmp, state_path(state.home))
+    write_atomic(state_path(state.home), state.model_dump_json(indent=2))
 
 
 @contextmanager
