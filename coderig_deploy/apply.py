@@ -49,6 +49,7 @@ class ApplyRequest:
     tags: list[str] = field(default_factory=list)
     extra_files: dict[str, Path] = field(default_factory=dict)
     benchmark: bool = True  # run the smoke benchmark at the end (issue: proven, not just installed)
+    timeout: int | None = None  # seconds for the whole run; unfinished hosts end as "timeout"
 
 
 @dataclass(frozen=True)
@@ -94,10 +95,12 @@ def apply(request: ApplyRequest, on_event: runner.EventHandler | None = None) ->
     started = time.monotonic()
     outcome = runner.run(runner.RunRequest(
         run_dir=run_dir, files=files, check=request.check, limit=request.limit, tags=request.tags,
-        forks=spec.forks, extra_files=extra_files, extravars={"coderig_run_dir": str(run_dir)},
+        forks=spec.forks, extra_files=extra_files, extravars=run_extravars(run_dir, request.timeout),
+        timeout=request.timeout,
     ), on_event)
     results = host_results([h.name for h in spec.hosts], outcome.stats, outcome.events,
-                           canceled=outcome.status == "canceled")
+                           canceled=outcome.status == "canceled",
+                           timeout=request.timeout if outcome.status == "timeout" else None)
     exp = expectations(request.profile)
     reports = [host_report(h.host, h.facts.get("smoke_benchmark_result"), exp, leading=[provision_check(h)])
                for h in results]
@@ -105,6 +108,11 @@ def apply(request: ApplyRequest, on_event: runner.EventHandler | None = None) ->
                          seconds=round(time.monotonic() - started, 2), hosts=results, spec=spec, reports=reports)
     write_records(result, request)
     return result
+
+
+def run_extravars(run_dir: Path, timeout: int | None) -> dict[str, object]:
+    """What the playbook learns about this run from the controller."""
+    return {"coderig_run_dir": str(run_dir), "coderig_run_id": run_dir.name}
 
 
 def _with_benchmark(request: ApplyRequest) -> RenderOptions:
@@ -130,6 +138,7 @@ def apply_document(result: ApplyResult, request: ApplyRequest) -> dict[str, obje
         "status": result.status,
         "rc": result.rc,
         "seconds": result.seconds,
+        "timeout": request.timeout,
         "run_dir": str(result.run_dir),
         "hosts": [h.model_dump(mode="json") for h in result.hosts],
     }

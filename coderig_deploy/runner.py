@@ -9,7 +9,8 @@ A run directory is ansible-runner's private data dir, written out in full:
 
 Results come from runner's `status`, `rc`, `stats` and events, never from stdout.
 Ctrl-C during a run asks runner to cancel (it stops ansible-playbook's process
-group); the outcome then has status "canceled". A rerun converges because every
+group); the outcome then has status "canceled". A run past its `timeout` is
+stopped the same way, with status "timeout". A rerun converges because every
 role is idempotent.
 """
 
@@ -49,6 +50,7 @@ class RunRequest:
     forks: int = 5
     extravars: dict[str, Any] = field(default_factory=dict)
     extra_files: dict[str, Path] = field(default_factory=dict)
+    timeout: int | None = None  # seconds for the whole run; runner then stops it, status "timeout"
 
 
 @dataclass
@@ -139,6 +141,7 @@ def run(request: RunRequest, on_event: EventHandler | None = None) -> RunOutcome
             cancel_callback=interrupted.is_set,
             rotate_artifacts=0,
             fact_cache_type="memory",  # gathered facts stay out of the artifacts
+            timeout=request.timeout,
         )
     status = "canceled" if interrupted.is_set() else str(result.status)
     return RunOutcome(status=status, rc=int(result.rc if result.rc is not None else -1),

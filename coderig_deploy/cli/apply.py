@@ -35,7 +35,7 @@ from coderig_deploy.targets import TargetOptions, resolve_targets
 
 _STATE_STYLE = {"waiting": "dim", "running": "cyan", "done": "green", "failed": "bold red", "unreachable": "bold red"}
 _STATUS_STYLE = {"ok": "green", "failed": "bold red", "unreachable": "bold red", "reboot required": "yellow",
-                 "canceled": "yellow", "not run": "dim"}
+                 "canceled": "yellow", "timeout": "bold red", "not run": "dim"}
 
 
 @app.command(name="apply")
@@ -57,6 +57,8 @@ def apply_cmd(
     runs_dir: Annotated[Path, typer.Option(help="Where run directories go")] = Path(".coderig/runs"),
     bench: Annotated[bool, typer.Option("--bench/--no-bench",
                                         help="End with the smoke benchmark and its verdict per host")] = True,
+    timeout: Annotated[int | None, typer.Option(
+        min=1, max=604800, help="Stop the whole run after SECONDS; hosts not finished end as timeout (exit 1)")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON")] = False,
 ) -> int:
     """Provision hosts for a profile (driver, Ollama, model, smoke) and report each host."""
@@ -65,7 +67,7 @@ def apply_cmd(
         hosts=hosts or [], inventory=inventory, user=user, key=key, sandbox=sandbox, forks=forks,
         allow_reboot=allow_reboot, model_registry=model_registry, ollama_url=ollama_url))
     request = ApplyRequest(profile=loaded, hosts=targets, options=options, runs_dir=runs_dir,
-                           check=check, limit=limit, tags=tags or [], benchmark=bench)
+                           check=check, limit=limit, tags=tags or [], benchmark=bench, timeout=timeout)
     progress = Progress([t.name for t in targets])
     if json_out:
         result = apply(request, progress.apply)
