@@ -8,6 +8,7 @@ and the report files (`report.json`, `report.md`, `junit.xml`).
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,6 +37,7 @@ from coderig_deploy.results import HostResult, exit_code, host_results
 from coderig_deploy.smoke import PYZ_NAME, expectations, host_args, write_pyz
 
 APPLY_SCHEMA = "coderig-apply/1"
+LOCK_LEASE_MARGIN_S = 300  # the host lock outlives a timed-out run by this much at most
 
 
 @dataclass(frozen=True)
@@ -111,8 +113,14 @@ def apply(request: ApplyRequest, on_event: runner.EventHandler | None = None) ->
 
 
 def run_extravars(run_dir: Path, timeout: int | None) -> dict[str, object]:
-    """What the playbook learns about this run from the controller."""
-    return {"coderig_run_dir": str(run_dir), "coderig_run_id": run_dir.name}
+    """What the playbook learns about this run from the controller: its id (per-run pull
+    progress, the host lock's owner), this process (a lock whose process is gone is
+    stale) and, with a time limit, the host lock's lease."""
+    extravars: dict[str, object] = {"coderig_run_dir": str(run_dir), "coderig_run_id": run_dir.name,
+                                    "coderig_controller_pid": os.getpid()}
+    if timeout is not None:
+        extravars["host_lock_lease"] = timeout + LOCK_LEASE_MARGIN_S
+    return extravars
 
 
 def _with_benchmark(request: ApplyRequest) -> RenderOptions:
