@@ -1,0 +1,117 @@
+"""One apply at a time per host, and the reboot guard, on a real sandbox host.
+
+- Two applies started together at one host: one provisions it, the other fails with the
+  lock message naming the first, and none of its roles ran (nothing interleaved).
+- The driver role's "is this the controller?" guard compares machine ids, not names: the
+  host passes as a target with its own id and is refused once it carries the controller's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from coderig_deploy.render import shipped_dir
+from coderig_deploy.sandbox import HostSpec, Lab
+
+pytestmark = pytest.mark.integration
+
+BIN = Path(sys.executable).parent
+ROLES = shipped_dir("playbooks") / "roles"
+PROVISIONING_ROLES = {"preflight", "nvidia_driver", "ollama", "models", "smoke"}
+
+
+@pytest.fixture(scope="module")
+def lab(sandbox_lab: Any) -> Lab:
+    return sandbox_lab([HostSpec(name="ws1", gpu="rtx-4070", count=1)], name="robust")
+
+
+GUARD_PLAY = """---
+- name: Ask the driver role's guard whether the host is the controller
+  hosts: sandbox
+  gather_facts: false
+  tasks:
+    - name: Run the guard
+      ansible.builtin.import_role:
+        name: nvidia_driver
+        tasks_from: controller_guard
+    - name: Compare with what the test expects
+      ansible.builtin.assert:
+        that: nvidia_driver_is_controller | bool == expect | bool
+"""
+
+
+def _guard(lab: Lab, play: Path, expect: bool) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "ANSIBLE_ROLES_PATH": str(ROLES), "ANSIBLE_HOST_KEY_CHECKING": "True",
+           "ANSIBLE_NOCOLOR": "1"}
+    return subprocess.run([str(BIN / "ansible-playbook"), "-i", str(lab.inventory_path), str(play),
+                           "-e", json.dumps({"expect": expect})],
+                          env=env, capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_the_reboot_guard_compares_machine_ids_not_names(lab: Lab, tmp_path: Path) -> None:
+    play = tmp_path / "guard.yml"
+    play.write_text(GUARD_PLAY)
+    controller = Path("/etc/machine-id").read_text().strip()
+    own = lab.ssh("ws1", "cat /etc/machine-id").stdout.strip()
+    assert len(own) == 32 and own != controller
+    ran = _guard(lab, play, expect=False)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    # The host now carries the controller's identity, as the controller reached by any name
+    # (root@127.0.1.1, its hostname, a LAN address) would: the guard must say "controller".
+    lab.ssh("ws1", f"cp /etc/machine-id /root/machine-id.saved && echo {controller} > /etc/machine-id")
+    try:
+        assert lab.ssh("ws1", "cat /etc/machine-id").stdout.strip() == controller
+        ran = _guard(lab, play, expect=True)
+        assert ran.returncode == 0, ran.stdout + ran.stderr
+        assert controller not in ran.stdout  # the ids stay out of the output (no_log)
+    finally:
+        lab.ssh("ws1", "cat /root/machine-id.saved > /etc/machine-id")
+
+
+def _roles_run(run_dir: Path) -> set[str]:
+    """The roles that started a task in a run (from runner's stored events)."""
+    roles = set()
+    for path in (run_dir / "artifacts" / "apply" / "job_events").glob("*.json"):
+        event = json.loads(path.read_text())
+        if event.get("event") == "runner_on_start":
+            roles.add(str(event["event_data"].get("role") or ""))
+    return roles
+
+
+def test_two_applies_to_one_host_do_not_interleave(lab: Lab, tmp_path: Path) -> None:
+    env = {**os.environ, "CODERIG_SANDBOX_HOME": str(lab.home)}
+
+    def start(name: str) -> subprocess.Popen[str]:
+        return subprocess.Popen([str(BIN / "coderig-deploy"), "apply", "--profile", "budget-4070", "--sandbox",
+                                 "--no-bench", "--runs-dir", str(tmp_path / name), "--json"],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    procs = {"a": start("a")}
+    time.sleep(1)
+    procs["b"] = start("b")
+    out = {name: proc.communicate(timeout=1200) for name, proc in procs.items()}
+    codes = {name: proc.returncode for name, proc in procs.items()}
+    assert sorted(codes.values()) == [0, 1], out
+    winner, loser = sorted(codes, key=lambda n: codes[n])
+    won, lost = json.loads(out[winner][0]), json.loads(out[loser][0])
+
+    host = lost["hosts"][0]
+    assert host["status"] == "failed" and host["failed_task"] == "Ensure this apply holds the host lock."
+    assert host["reason"].startswith(f"host ws1 is being provisioned by another apply "
+                                     f"(run {Path(won['run_dir']).name} from "), host["reason"]
+    assert "waited 60 s" in host["reason"]
+    # Nothing of the loser ran on the host: no provisioning role started a task.
+    assert _roles_run(Path(lost["run_dir"])) & PROVISIONING_ROLES == set()
+    assert _roles_run(Path(won["run_dir"])) >= PROVISIONING_ROLES
+    assert won["hosts"][0]["status"] == "ok" and won["hosts"][0]["changed"] > 0
+    # The winner released the lock at its end: no holder is left on the host.
+    assert lab.ssh("ws1", "test -e /run/coderig/apply.lock.owner.json && echo held || echo free"
+                   ).stdout.strip() == "free"
