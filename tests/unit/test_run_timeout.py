@@ -49,3 +49,26 @@ def test_timeout_marks_every_unfinished_host_and_keeps_real_failures() -> None:
     assert results["small"].status == "failed"  # it failed before the limit: that failure is its reason
     assert results["later"].status == "timeout"
     assert exit_code(list(results.values())) == 1
+
+
+def test_the_playbook_learns_the_run_id_this_process_and_a_lease_from_the_timeout(tmp_path: Path) -> None:
+    import os
+
+    from coderig_deploy.apply import LOCK_LEASE_MARGIN_S, run_extravars
+
+    run_dir = tmp_path / "20261130T190000Z"
+    plain = run_extravars(run_dir, None)
+    assert plain == {"coderig_run_dir": str(run_dir), "coderig_run_id": "20261130T190000Z",
+                     "coderig_controller_pid": os.getpid()}
+    assert run_extravars(run_dir, 600)["host_lock_lease"] == 600 + LOCK_LEASE_MARGIN_S
+
+
+def test_a_timeout_out_of_bounds_is_bad_input(tmp_path: Path) -> None:
+    import subprocess
+
+    for bad in ("0", "-5", "604801", "soon"):
+        proc = subprocess.run([sys.executable, "-m", "coderig_deploy", "apply", "--profile", "budget-4070",
+                               "--runs-dir", str(tmp_path), "--timeout", bad, "localhost"],
+                              capture_output=True, text=True, timeout=60, check=False)
+        assert proc.returncode == 2 and "--timeout" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert not any(tmp_path.iterdir())  # nothing ran
