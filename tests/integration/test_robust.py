@@ -125,3 +125,24 @@ def test_two_applies_to_one_host_do_not_interleave(lab: Lab, tmp_path: Path) -> 
     # The lock was released at the end: no holder is left on the host.
     assert lab.ssh("ws1", "test -e /run/coderig/apply.lock.owner.json && echo held || echo free"
                    ).stdout.strip() == "free"
+
+
+def test_a_run_past_its_timeout_ends_as_timeout_and_the_next_run_is_not_blocked(lab: Lab, tmp_path: Path) -> None:
+    """--timeout stops the run while it holds the host lock; the next apply from this
+    controller sees the lock's coderig process is gone and takes over at once (else it
+    would wait 60 s and fail: the stopped run's lease lasts its timeout + 5 min)."""
+    env = {**os.environ, "CODERIG_SANDBOX_HOME": str(lab.home)}
+    argv = [str(BIN / "coderig-deploy"), "apply", "--profile", "budget-4070", "--sandbox", "--no-bench",
+            "--runs-dir", str(tmp_path), "--json"]
+    stopped = subprocess.run([*argv, "--timeout", "20"], env=env, capture_output=True, text=True, timeout=600,
+                             check=False)
+    doc = json.loads(stopped.stdout)
+    assert stopped.returncode == 1 and doc["status"] == "timeout" and doc["timeout"] == 20, stopped.stderr
+    assert [(h["host"], h["status"]) for h in doc["hosts"]] == [("ws1", "timeout")]
+    assert doc["hosts"][0]["reason"] == "the run's time limit (20 s) ended before this host finished"
+    held = lab.ssh("ws1", "cat /run/coderig/apply.lock.owner.json").stdout
+    assert json.loads(held)["run"] == Path(doc["run_dir"]).name  # stopped while holding the lock
+
+    rerun = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=900, check=False)
+    host = json.loads(rerun.stdout)["hosts"][0]
+    assert rerun.returncode == 0 and host["status"] == "ok", host
