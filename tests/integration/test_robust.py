@@ -146,3 +146,53 @@ def test_a_run_past_its_timeout_ends_as_timeout_and_the_next_run_is_not_blocked(
     rerun = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=900, check=False)
     host = json.loads(rerun.stdout)["hosts"][0]
     assert rerun.returncode == 0 and host["status"] == "ok", host
+
+
+# On the host: an Ollama stand-in that lists no models and, asked to pull, answers one
+# line and then stalls, like a pull over a link that hangs.
+STALLING_OLLAMA = """
+import http.server, time
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b'{"models": []}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def do_POST(self):
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b'{"status": "pulling manifest"}\\n')
+        self.wfile.flush()
+        time.sleep(600)
+http.server.ThreadingHTTPServer(("127.0.0.1", 11999), Handler).serve_forever()
+"""
+
+
+def test_a_pull_past_its_time_limit_fails_the_host(lab: Lab, tmp_path: Path) -> None:
+    """The rendered project run by plain ansible-playbook: the models role's pull gives up at
+    models_pull_timeout and the role fails the host instead of passing it. (A helper killed
+    without a final line, by the async backstop, is tests/unit/test_pull_helper.py's case.)"""
+    env = {**os.environ, "CODERIG_SANDBOX_HOME": str(lab.home), "ANSIBLE_HOST_KEY_CHECKING": "True",
+           "ANSIBLE_NOCOLOR": "1"}
+    project = tmp_path / "rig"
+    rendered = subprocess.run([str(BIN / "coderig-deploy"), "render", "--profile", "budget-4070", "--sandbox",
+                               "-o", str(project)], env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert rendered.returncode == 0, rendered.stderr
+    lab.ssh("ws1", "cat > /root/stall.py", stdin=STALLING_OLLAMA)
+    lab.ssh("ws1", "setsid python3 /root/stall.py </dev/null >/dev/null 2>&1 & echo $! > /root/stall.pid")
+    try:
+        ran = subprocess.run([str(BIN / "ansible-playbook"), "-i", "inventory.yml", "site.yml", "--tags", "models",
+                              "-e", json.dumps({"models_api_url": "http://127.0.0.1:11999",
+                                                "models_pull_timeout": 6, "coderig_run_id": "killed-pull"})],
+                             cwd=project, env=env, capture_output=True, text=True, timeout=600, check=False)
+        seen = lab.ssh("ws1", "ps -eo pid,ppid,stat,lstart,cmd; cat ~/.ansible_async/*").stdout
+    finally:
+        lab.ssh("ws1", "kill $(cat /root/stall.pid); rm -f /root/stall.py /root/stall.pid")
+    assert ran.returncode != 0, ran.stdout
+    assert "Ensure the pull succeeded." in ran.stdout
+    assert "the pull did not finish within 6 s (models_pull_timeout)" in ran.stdout, ran.stdout[-3000:] + seen
+    assert "Release the host lock" in ran.stdout  # released on the failure too
+    assert lab.ssh("ws1", "test -e /run/coderig/apply.lock.owner.json && echo held || echo free"
+                   ).stdout.strip() == "free"

@@ -146,3 +146,15 @@ def test_a_pull_killed_before_it_finished_is_a_failure(server: tuple[str, type[_
     shown = _show(progress)
     assert shown["done"] is True and "status" in shown
     assert str(shown["error"]).startswith(f"the pull process (pid {proc.pid}) ended before the pull finished")
+
+
+def test_a_pull_past_its_deadline_ends_with_an_error(server: tuple[str, type[_Handler]], tmp_path: Path) -> None:
+    url, handler = server
+    handler.script, handler.stall = tuple(SUCCESS[:3]), threading.Event()
+    progress = tmp_path / "progress.json"
+    started = time.monotonic()
+    proc = subprocess.run([*_argv(url, progress), "--deadline", "2"], capture_output=True, text=True, timeout=30,
+                          check=False)
+    assert proc.returncode == 1 and 2 <= time.monotonic() - started < 20
+    shown = _show(progress)
+    assert shown["done"] is True and shown["error"] == "the pull did not finish within 2 s (models_pull_timeout)"

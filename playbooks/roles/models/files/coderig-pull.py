@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 import urllib.error
@@ -46,6 +47,14 @@ class Progress:
         with open(tmp, "w", encoding="utf-8") as handle:
             json.dump({**state, **self.me}, handle)
         os.replace(tmp, self.path)
+
+
+class Deadline(Exception):
+    """The pull ran past --deadline seconds."""
+
+
+def _deadline(signum: int, frame: object) -> None:
+    raise Deadline
 
 
 def show(path: str, run: str) -> dict:
@@ -95,6 +104,7 @@ def main() -> int:
     parser.add_argument("--progress", required=True)
     parser.add_argument("--run-id", default="", help="the run this pull belongs to")
     parser.add_argument("--show", action="store_true", help="print the run's pull progress and exit")
+    parser.add_argument("--deadline", type=int, default=0, help="give up after this many seconds (0: never)")
     args = parser.parse_args()
     if args.show:
         json.dump(show(args.progress, args.run_id), sys.stdout)
@@ -103,8 +113,13 @@ def main() -> int:
         parser.error("--url and --model are required for a pull")
     progress = Progress(args.progress, args.run_id)
     progress.write({"status": "starting", "completed": 0, "total": 0, "done": False})
+    if args.deadline > 0:
+        signal.signal(signal.SIGALRM, _deadline)
+        signal.alarm(args.deadline)
     try:
         final = pull(args.url, args.model, args.insecure, progress)
+    except Deadline:
+        final = {"done": True, "error": f"the pull did not finish within {args.deadline} s (models_pull_timeout)"}
     except urllib.error.HTTPError as exc:  # an error answer carries {"error": "..."}
         try:
             final = {"done": True, "error": str(json.loads(exc.read())["error"])}
@@ -112,6 +127,7 @@ def main() -> int:
             final = {"done": True, "error": f"HTTP {exc.code} {exc.reason}"}
     except (OSError, ValueError) as exc:
         final = {"done": True, "error": f"{type(exc).__name__}: {exc}"}
+    signal.alarm(0)
     progress.write(final)
     return 0 if "error" not in final else 1
 
