@@ -8,6 +8,7 @@ and the report files (`report.json`, `report.md`, `junit.xml`).
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from typing import Literal
 from coderig_deploy import hostkeys, runner
 from coderig_deploy.errors import UserInputError
 from coderig_deploy.pins import unpinned_checks
+from coderig_deploy.atomicfile import write_atomic
 from coderig_deploy.profiles import Profile
 from coderig_deploy.project import (
     BenchmarkSeam,
@@ -37,6 +39,7 @@ from coderig_deploy.results import HostResult, exit_code, host_results
 from coderig_deploy.smoke import PYZ_NAME, expectations, host_args, write_pyz
 
 APPLY_SCHEMA = "coderig-apply/1"
+LOCK_LEASE_MARGIN_S = 300  # the host lock outlives a timed-out run by this much at most
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,7 @@ class ApplyRequest:
     extra_files: dict[str, Path] = field(default_factory=dict)
     benchmark: bool = True  # run the smoke benchmark at the end (issue: proven, not just installed)
     accept_new_host_keys: bool = False  # record unknown hosts' keys; a changed key is still refused
+    timeout: int | None = None  # seconds for the whole run; unfinished hosts end as "timeout"
 
 
 @dataclass(frozen=True)
@@ -100,11 +104,12 @@ def apply(request: ApplyRequest, on_event: runner.EventHandler | None = None) ->
     known_before = hostkeys.snapshot(request.hosts)
     outcome = runner.run(runner.RunRequest(
         run_dir=run_dir, files=files, check=request.check, limit=request.limit, tags=request.tags,
-        forks=spec.forks, extra_files=extra_files, extravars={"coderig_run_dir": str(run_dir)},
-        accept_new_host_keys=request.accept_new_host_keys,
+        forks=spec.forks, extra_files=extra_files, extravars=run_extravars(run_dir, request.timeout),
+        accept_new_host_keys=request.accept_new_host_keys, timeout=request.timeout,
     ), on_event)
     results = host_results([h.name for h in spec.hosts], outcome.stats, outcome.events,
-                           canceled=outcome.status == "canceled")
+                           canceled=outcome.status == "canceled",
+                           timeout=request.timeout if outcome.status == "timeout" else None)
     targets = {h.name: h for h in request.hosts}
     for h in results:
         if h.status == "unreachable" and h.reason and h.host in targets:
@@ -117,6 +122,17 @@ def apply(request: ApplyRequest, on_event: runner.EventHandler | None = None) ->
                          host_keys_recorded=hostkeys.recorded(known_before, request.hosts))
     write_records(result, request)
     return result
+
+
+def run_extravars(run_dir: Path, timeout: int | None) -> dict[str, object]:
+    """What the playbook learns about this run from the controller: its id (per-run pull
+    progress, the host lock's owner), this process (a lock whose process is gone is
+    stale) and, with a time limit, the host lock's lease."""
+    extravars: dict[str, object] = {"coderig_run_dir": str(run_dir), "coderig_run_id": run_dir.name,
+                                    "coderig_controller_pid": os.getpid()}
+    if timeout is not None:
+        extravars["host_lock_lease"] = timeout + LOCK_LEASE_MARGIN_S
+    return extravars
 
 
 def _with_benchmark(request: ApplyRequest) -> RenderOptions:
@@ -142,6 +158,7 @@ def apply_document(result: ApplyResult, request: ApplyRequest) -> dict[str, obje
         "status": result.status,
         "rc": result.rc,
         "seconds": result.seconds,
+        "timeout": request.timeout,
         "run_dir": str(result.run_dir),
         "accept_new_host_keys": request.accept_new_host_keys,
         "host_keys_recorded": result.host_keys_recorded,
@@ -150,7 +167,7 @@ def apply_document(result: ApplyResult, request: ApplyRequest) -> dict[str, obje
 
 
 def write_records(result: ApplyResult, request: ApplyRequest) -> None:
-    (result.run_dir / "apply.json").write_text(json.dumps(apply_document(result, request), indent=2) + "\n")
+    write_atomic(result.run_dir / "apply.json", json.dumps(apply_document(result, request), indent=2) + "\n")
     write_run(result.run_dir, run_report(result.reports, profile=result.spec.profile, model=result.spec.model_tag))
 
 

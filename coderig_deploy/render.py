@@ -29,7 +29,7 @@ TEMPLATES: dict[str, str] = {
     "group_vars/all.yml.j2": "group_vars/all.yml",
     "README.md.j2": "README.md",
 }
-ROLES = ("preflight", "nvidia_driver", "ollama", "models", "smoke")
+ROLES = ("host_lock", "preflight", "nvidia_driver", "ollama", "models", "smoke")
 _SKIP_PARTS = {"__pycache__", ".pytest_cache"}
 
 

@@ -3,7 +3,8 @@
 A host's status: "ok" (no task failed), "failed" (a task failed: the reason is
 its message, and the role and task are named), "unreachable", "reboot required"
 (the driver role stopped the host for a reboot), "canceled" (the run was
-interrupted before the host finished) or "not run" (no event for the host, e.g.
+interrupted before the host finished), "timeout" (the run's time limit, `apply
+--timeout`, ended it before the host finished) or "not run" (no event for the host, e.g.
 excluded by --limit). Summary facts the roles set (`preflight_summary`,
 `ollama_summary`, ...) come along for the report.
 """
@@ -16,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from coderig_deploy import events as ev
 
-Status = Literal["ok", "failed", "unreachable", "reboot required", "canceled", "not run"]
+Status = Literal["ok", "failed", "unreachable", "reboot required", "canceled", "timeout", "not run"]
 FACT_KEYS = ("preflight_summary", "nvidia_driver_summary", "ollama_summary", "models_summary",
              "smoke_summary", "smoke_benchmark_result")
 REBOOT_PREFIX = "reboot required:"
@@ -42,18 +43,21 @@ class HostResult(BaseModel):
 
 
 def host_results(hosts: list[str], stats: dict[str, dict[str, int]], events: list[ev.Event],
-                 canceled: bool = False) -> list[HostResult]:
-    """One result per host in `hosts` (plus any host only the events name), in that order."""
+                 canceled: bool = False, timeout: int | None = None) -> list[HostResult]:
+    """One result per host in `hosts` (plus any host only the events name), in that order.
+
+    `timeout`: the run was stopped at this many seconds; unfinished hosts get status "timeout"."""
     names = list(dict.fromkeys([*hosts, *(n for e in events if (n := ev.host(e)))]))
     by_host: dict[str, list[ev.Event]] = {name: [] for name in names}
     for event in events:
         name = ev.host(event)
         if name in by_host:
             by_host[name].append(event)
-    return [_one(name, stats.get(name, {}), by_host[name], canceled) for name in names]
+    return [_one(name, stats.get(name, {}), by_host[name], canceled, timeout) for name in names]
 
 
-def _one(host: str, counts: dict[str, int], events: list[ev.Event], canceled: bool) -> HostResult:
+def _one(host: str, counts: dict[str, int], events: list[ev.Event], canceled: bool,
+         timeout: int | None) -> HostResult:
     times = [t for e in events if (t := ev.timestamp(e)) is not None]
     counts = counts or _counted(events)  # no stats after a canceled run
     result = HostResult(
@@ -71,6 +75,9 @@ def _one(host: str, counts: dict[str, int], events: list[ev.Event], canceled: bo
         result.failed_role = str(data.get("role") or "") or None
         result.failed_task = str(data.get("task") or "") or None
         result.status = _failure_status(failure, result.reason)
+    elif timeout is not None:
+        result.status = "timeout"
+        result.reason = f"the run's time limit ({timeout} s) ended before this host finished"
     elif not events:
         result.status = "canceled" if canceled else "not run"
     elif canceled:

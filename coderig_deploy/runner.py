@@ -13,7 +13,8 @@ Nothing secret reaches the artifacts: the job environment is an allow-list
 and SSH control sockets live in a private directory removed after the run
 (controldir.py). Host keys are always checked (hostkeys.py).
 Ctrl-C during a run asks runner to cancel (it stops ansible-playbook's process
-group); the outcome then has status "canceled". A rerun converges because every
+group); the outcome then has status "canceled". A run past its `timeout` is
+stopped the same way, with status "timeout". A rerun converges because every
 role is idempotent.
 """
 
@@ -54,6 +55,7 @@ class RunRequest:
     extravars: dict[str, Any] = field(default_factory=dict)
     extra_files: dict[str, Path] = field(default_factory=dict)
     accept_new_host_keys: bool = False  # record unknown hosts' keys (accept-new); changed keys still fail
+    timeout: int | None = None  # seconds for the whole run; runner then stops it, status "timeout"
 
 
 @dataclass
@@ -139,6 +141,7 @@ def _run(request: RunRequest, envvars: dict[str, str], on_event: EventHandler | 
         cmdline="--check" if request.check else None, limit=request.limit,
         tags=",".join(request.tags) or None, forks=request.forks, quiet=True,
         rotate_artifacts=0, fact_cache_type="memory",  # gathered facts stay out of the artifacts
+        timeout=request.timeout,
     )
     config.prepare()
     config.env = runenv.job_env(config.env, os.environ, envvars)  # written to artifacts/<ident>/command

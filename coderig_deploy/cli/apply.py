@@ -41,7 +41,7 @@ from coderig_deploy.targets import TargetOptions, resolve_targets
 
 _STATE_STYLE = {"waiting": "dim", "running": "cyan", "done": "green", "failed": "bold red", "unreachable": "bold red"}
 _STATUS_STYLE = {"ok": "green", "failed": "bold red", "unreachable": "bold red", "reboot required": "yellow",
-                 "canceled": "yellow", "not run": "dim"}
+                 "canceled": "yellow", "timeout": "bold red", "not run": "dim"}
 
 
 @app.command(name="apply")
@@ -66,6 +66,8 @@ def apply_cmd(
     runs_dir: Annotated[Path, typer.Option(help="Where run directories go")] = Path(".coderig/runs"),
     bench: Annotated[bool, typer.Option("--bench/--no-bench",
                                         help="End with the smoke benchmark and its verdict per host")] = True,
+    timeout: Annotated[int | None, typer.Option(
+        min=1, max=604800, help="Stop the whole run after SECONDS; hosts not finished end as timeout (exit 1)")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON")] = False,
     accept_new_host_keys: AcceptNewHostKeysOpt = False,
 ) -> int:
@@ -77,7 +79,7 @@ def apply_cmd(
         ollama_sha256=ollama_sha256, model_digest=model_digest, allow_unpinned=allow_unpinned))
     request = ApplyRequest(profile=loaded, hosts=targets, options=options, runs_dir=runs_dir,
                            check=check, limit=limit, tags=tags or [], benchmark=bench,
-                           accept_new_host_keys=accept_new_host_keys)
+                           accept_new_host_keys=accept_new_host_keys, timeout=timeout)
     if accept_new_host_keys:
         err_console.print("--accept-new-host-keys: keys of hosts not yet in known_hosts will be recorded "
                           "unchecked (trust on first use); changed keys are still refused", highlight=False)

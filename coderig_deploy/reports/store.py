@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from coderig_deploy.atomicfile import write_all
 from coderig_deploy.errors import UserInputError
 from coderig_deploy.reports.junit import to_junit
 from coderig_deploy.reports.markdown import to_markdown
@@ -16,15 +17,14 @@ FILES = ("report.json", "report.md", "junit.xml")
 
 
 def write_run(run_dir: Path, report: RunReport) -> list[Path]:
-    """Write the three report files into `run_dir` and return their paths."""
-    run_dir.mkdir(parents=True, exist_ok=True)
+    """Write the three report files into `run_dir` and return their paths.
+
+    All or nothing: when one cannot be written (a full disk), WriteFailed is raised
+    and every earlier report file in `run_dir` stays as it was."""
     texts = (report.model_dump_json(indent=2) + "\n", to_markdown(report), to_junit(report))
-    paths = []
-    for name, text in zip(FILES, texts):
-        path = run_dir / name
-        path.write_text(text, encoding="utf-8")
-        paths.append(path)
-    return paths
+    files = {run_dir / name: text for name, text in zip(FILES, texts)}
+    write_all(files)
+    return list(files)
 
 
 def read_run(run_dir: Path) -> RunReport:

@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from coderig_deploy.atomicfile import write_all
 from coderig_deploy.errors import EnvironmentProblem, RunFailed, UserInputError
 from coderig_deploy.sandbox import (
     boot,
@@ -211,8 +212,8 @@ class Lab:
     def _write_access_files(self, current: LabState) -> None:
         lines = [ssh.known_hosts_line([h.ip, h.name], h.host_key)
                  for h in sorted(current.hosts.values(), key=lambda h: h.slot) if h.host_key]
-        self.known_hosts.write_text("".join(line + "\n" for line in lines))
-        self.inventory_path.write_text(inventory.render(current, self.key, self.known_hosts))
+        write_all({self.known_hosts: "".join(line + "\n" for line in lines),
+                   self.inventory_path: inventory.render(current, self.key, self.known_hosts)})
 
     # -- services ----------------------------------------------------------------
     def register_service(self, name: str, pid: int, url: str = "") -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from coderig_deploy.atomicfile import write_atomic
 from coderig_deploy.errors import EnvironmentProblem
 
 LABS_ROOT = Path("/var/lib/coderig/sandbox")
@@ -116,10 +117,7 @@ def load(home: Path) -> LabState | None:
 
 def save(state: LabState) -> None:
     """Write the state atomically (a crash leaves the old or the new file)."""
-    state.home.mkdir(parents=True, exist_ok=True)
-    tmp = state_path(state.home).with_suffix(".tmp")
-    tmp.write_text(state.model_dump_json(indent=2))
-    os.replace(tmp, state_path(state.home))
+    write_atomic(state_path(state.home), state.model_dump_json(indent=2))
 
 
 @contextmanager

@@ -59,7 +59,7 @@ def test_roles_are_copied_byte_for_byte() -> None:
     on_disk = {f"roles/{p.relative_to(roles).as_posix()}": p.read_bytes()
                for p in roles.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
     assert copied == on_disk
-    assert {k.split("/")[1] for k in copied} == {"preflight", "nvidia_driver", "ollama", "models", "smoke"}
+    assert {k.split("/")[1] for k in copied} == {"host_lock", "preflight", "nvidia_driver", "ollama", "models", "smoke"}
 
 
 def test_the_drop_in_environment_is_exactly_the_specs() -> None:
