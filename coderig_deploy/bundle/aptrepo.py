@@ -52,13 +52,19 @@ def release_file(indexes: dict[str, bytes], now: datetime) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def build(bundle: Path, debs_dir: Path) -> tuple[list[AptPackage], list[str]]:
-    """Copy every .deb of `debs_dir` into apt/ and write the indexes; (packages, index paths)."""
+def find_debs(debs_dir: Path) -> list[Path]:
+    """The .deb files of `debs_dir`; exit 2 when there is no such directory or no .deb in it."""
     if not debs_dir.is_dir():
         raise UserInputError(f"--debs {debs_dir}: no such directory")
     debs = sorted(debs_dir.glob("*.deb"))
     if not debs:
         raise UserInputError(f"--debs {debs_dir}: no .deb files in it")
+    return debs
+
+
+def build(bundle: Path, debs_dir: Path) -> tuple[list[AptPackage], list[str]]:
+    """Copy every .deb of `debs_dir` into apt/ and write the indexes; (packages, index paths)."""
+    debs = find_debs(debs_dir)
     target = bundle / APT_DIR
     target.mkdir(parents=True, exist_ok=True)
     packages, stanzas = [], []

@@ -21,7 +21,7 @@ from pathlib import Path
 import yaml
 
 from coderig_deploy import __version__, profiles
-from coderig_deploy.bundle import aptrepo, models, ollama
+from coderig_deploy.bundle import aptrepo, models, oci, ollama
 from coderig_deploy.bundle.download import PARTIAL_DIR
 from coderig_deploy.bundle.files import Progress, atomic_write, sha256_file
 from coderig_deploy.bundle.manifest import (MANIFEST_NAME, SIGNATURE_NAME, BundleFile, AptRepo, BundleManifest,
@@ -91,6 +91,7 @@ def build(request: BuildRequest, progress: Progress | None = None) -> BundleMani
     versions = sorted({p.ollama.version for p in loaded})
     if request.ollama_url and len(versions) > 1:
         raise UserInputError(f"--ollama-url names one archive, but the profiles use Ollama {', '.join(versions)}")
+    _check_inputs(request, versions, pin)
     out = request.output
     prepare_output(out)
     kinds: dict[str, FileKind] = {}
@@ -118,6 +119,22 @@ def build(request: BuildRequest, progress: Progress | None = None) -> BundleMani
     if request.sign_key is not None:
         sign(out / MANIFEST_NAME, request.sign_key)
     return manifest
+
+
+def _check_inputs(request: BuildRequest, versions: list[str], pin: str | None) -> None:
+    """Every input error before anything is downloaded or written."""
+    for version in versions:
+        ollama.check_url(request.ollama_url or ollama.release_url(version, request.sources.ollama_base), pin,
+                         request.sources.trusted_http)
+    if request.debs is not None:
+        aptrepo.find_debs(request.debs)
+    if request.sign_key is not None and not request.sign_key.is_file():
+        raise UserInputError(f"--sign {request.sign_key}: no such key file")
+    if request.sources.store is not None and not (request.sources.store / "manifests").is_dir():
+        raise UserInputError(f"--from-store {request.sources.store}: no manifests/ directory "
+                             "(not an Ollama model store)")
+    if request.sources.registry is not None:
+        oci.base_url(request.sources.registry)
 
 
 def _write_profile(out: Path, profile: profiles.Profile, kinds: dict[str, FileKind]) -> ProfileEntry:
@@ -153,6 +170,8 @@ def _prune(out: Path, keep: set[str]) -> None:
                 path.unlink()
             elif path.is_dir() and not any(path.iterdir()):
                 path.rmdir()
+        if (out / top).is_dir() and not any((out / top).iterdir()):
+            (out / top).rmdir()
 
 
 def _describe(out: Path, path: str, kind: FileKind, sha256: str | None) -> BundleFile:

@@ -42,6 +42,18 @@ def parse_checksums(text: str, archive: str) -> str | None:
     return None
 
 
+def check_url(url: str, pin: str | None, trusted_http: bool) -> str:
+    """The archive's file name; exit 2 for a URL that is not http(s), or plain HTTP without a pin."""
+    parsed = urlparse(url)
+    archive = PurePosixPath(parsed.path).name
+    if parsed.scheme not in ("http", "https") or not parsed.netloc or not archive:
+        raise UserInputError(f"--ollama-url {url!r}: expected an http(s) URL of the release archive")
+    if parsed.scheme == "http" and pin is None and not trusted_http:
+        raise UserInputError(f"--ollama-url {url}: plain HTTP without a pin; give --ollama-sha256 sha256:<hex> "
+                             "taken from the release page")
+    return archive
+
+
 def fetch(bundle: Path, version: str, url: str, pin: str | None, trusted_http: bool = False,
           progress: Progress | None = None) -> tuple[OllamaEntry, str]:
     """Download the archive and its sha256sum.txt into ollama/v<version>/; both must agree (and the pin).
@@ -49,13 +61,7 @@ def fetch(bundle: Path, version: str, url: str, pin: str | None, trusted_http: b
     Returns the entry and the bundle path of the checksum file. A plain-HTTP source
     needs a pin unless it is `trusted_http` (the sandbox lab's own artifact server).
     """
-    parsed = urlparse(url)
-    archive = PurePosixPath(parsed.path).name
-    if parsed.scheme not in ("http", "https") or not archive:
-        raise UserInputError(f"--ollama-url {url!r}: expected an http(s) URL of the release archive")
-    if parsed.scheme == "http" and pin is None and not trusted_http:
-        raise UserInputError(f"--ollama-url {url}: plain HTTP without a pin; give --ollama-sha256 sha256:<hex> "
-                             "taken from the release page")
+    archive = check_url(url, pin, trusted_http)
     checksums_url = url.rsplit("/", 1)[0] + "/" + CHECKSUMS
     text, _ = fetch_bytes(checksums_url)
     listed = parse_checksums(text.decode(errors="replace"), archive)

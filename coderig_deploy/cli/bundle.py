@@ -47,7 +47,8 @@ class ByteProgress:
             return
         self.last[name] = now
         of = f" / {_size(total)}" if total is not None else ""
-        self.console.print(Text(f"  {name[:24]}  {_size(done)}{of}{'  done' if finished else ''}"), style="dim")
+        shown = name if len(name) <= 32 else name[:19] + "..."
+        self.console.print(Text(f"  {shown}  {_size(done)}{of}{'  done' if finished else ''}"), style="dim")
 
 
 @bundle_app.command("build")
