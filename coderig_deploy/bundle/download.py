@@ -13,6 +13,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import BinaryIO
 
 from coderig_deploy.bundle.files import CHUNK, BundleWriteError, Progress, publish
 from coderig_deploy.errors import RunFailed
@@ -59,7 +60,7 @@ def download(url: str, final: Path, sha256: str, partial_dir: Path, progress: Pr
                 kept = partial.stat().st_size if partial.exists() else 0
                 raise DownloadError(f"GET {url}: {reason} ({kept} bytes kept in {partial}; "
                                     "run again to resume)") from None
-            time.sleep(min(2.0 * attempt, 5.0))
+            time.sleep(min(1.0 * attempt, 5.0))
     if got != sha256:
         partial.unlink()
         raise DownloadError(f"{url}: sha256 {got} does not match the expected {sha256}; discarded")
@@ -91,10 +92,10 @@ def _transfer(url: str, partial: Path, size: int | None, progress: Progress | No
         if have and response.status != 206:  # the server ignored Range: start over
             have, digest = 0, hashlib.sha256()
         total = _total(response, have, size)
-        with open(partial, "ab" if have else "wb") as out:
+        with _open_partial(partial, have) as out:
             done = have
             while chunk := response.read(CHUNK):
-                out.write(chunk)
+                _write(out, chunk, partial)
                 digest.update(chunk)
                 done += len(chunk)
                 if progress:
@@ -102,6 +103,21 @@ def _transfer(url: str, partial: Path, size: int | None, progress: Progress | No
         if total is not None and done < total:
             raise OSError(f"connection closed after {done} of {total} bytes")
     return digest.hexdigest()
+
+
+def _open_partial(partial: Path, have: int) -> BinaryIO:
+    try:
+        return open(partial, "ab" if have else "wb")
+    except OSError as exc:  # a local problem: retrying the download cannot help
+        raise BundleWriteError(f"cannot write {partial}: {exc.strerror}") from None
+
+
+def _write(out: BinaryIO, chunk: bytes, partial: Path) -> None:
+    try:
+        out.write(chunk)
+    except OSError as exc:
+        raise BundleWriteError(f"cannot write {partial}: {exc.strerror} (the bytes so far are kept; "
+                               "free space and run again to resume)") from None
 
 
 def _total(response: object, have: int, size: int | None) -> int | None:

@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from coderig_deploy.bundle import build as building
@@ -96,13 +95,10 @@ def _render_verify(result: VerifyResult) -> object:
             ("" if result.signature_checked else ", signature not checked (no --allowed-signers)")
         console.print(Text(f"bundle {result.directory}: {verdict}: {result.files} files, "
                            f"{_size(result.bytes)}{signed}"))
-        if result.problems:
-            table = Table(show_edge=False)
-            for column in ("file", "problem", "detail"):
-                table.add_column(column, overflow="fold")
-            for p in result.problems:
-                table.add_row(Text(p.path), Text(p.problem, style="bold red"), Text(p.detail))
-            console.print(table)
+        for p in result.problems:  # one line each, the path first and whole, so it can be grepped
+            line = Text(f"  {p.path}: ")
+            line.append(p.problem, style="bold red")
+            console.print(line + Text(f" ({p.detail})" if p.detail else ""))
     return render
 
 

@@ -60,3 +60,15 @@ def test_a_wrong_digest_is_refused_and_nothing_sits_under_the_final_name(range_s
 def test_a_missing_file_names_the_url_and_the_status(range_server: RangeServer, tmp_path: Path) -> None:
     with pytest.raises(DownloadError, match=r"GET http://127\.0\.0\.1:\d+/nothing: HTTP 404"):
         download(f"{range_server.url}/nothing", tmp_path / "x", "0" * 64, tmp_path / ".partial")
+
+
+def test_a_full_disk_is_a_clear_error_without_retries(range_server: RangeServer, tmp_path: Path) -> None:
+    from coderig_deploy.bundle.files import BundleWriteError
+
+    url, digest = _blob(range_server)
+    partial = tmp_path / ".partial"
+    partial.mkdir()
+    (partial / "blob").symlink_to("/dev/full")  # every write: ENOSPC
+    with pytest.raises(BundleWriteError, match="cannot write .*blob: No space left on device"):
+        download(url, tmp_path / "blob", digest, partial)
+    assert len(range_server.requests) == 1 and not (tmp_path / "blob").exists()
