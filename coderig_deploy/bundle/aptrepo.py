@@ -8,7 +8,7 @@ import gzip
 import hashlib
 import shutil
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from coderig_deploy.bundle.files import atomic_write, publish, sha256_file
@@ -82,5 +82,5 @@ def build(bundle: Path, debs_dir: Path) -> tuple[list[AptPackage], list[str]]:
     indexes = {"Packages": text, "Packages.gz": gzip.compress(text, mtime=0)}
     for name, data in indexes.items():
         atomic_write(target / name, data)
-    atomic_write(target / "Release", release_file(indexes, datetime.now(timezone.utc)))
+    atomic_write(target / "Release", release_file(indexes, datetime.now(UTC)))
     return packages, [f"{APT_DIR}/{name}" for name in (*indexes, "Release")]

@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-
 
 import yaml
 
@@ -24,8 +23,17 @@ from coderig_deploy import __version__, profiles
 from coderig_deploy.bundle import aptrepo, models, oci, ollama
 from coderig_deploy.bundle.download import PARTIAL_DIR
 from coderig_deploy.bundle.files import Progress, atomic_write, sha256_file
-from coderig_deploy.bundle.manifest import (MANIFEST_NAME, SIGNATURE_NAME, BundleFile, AptRepo, BundleManifest,
-                                            FileKind, ModelEntry, OllamaEntry, ProfileEntry)
+from coderig_deploy.bundle.manifest import (
+    MANIFEST_NAME,
+    SIGNATURE_NAME,
+    AptRepo,
+    BundleFile,
+    BundleManifest,
+    FileKind,
+    ModelEntry,
+    OllamaEntry,
+    ProfileEntry,
+)
 from coderig_deploy.bundle.sign import sign
 from coderig_deploy.errors import EnvironmentProblem, UserInputError
 
@@ -111,7 +119,7 @@ def build(request: BuildRequest, progress: Progress | None = None) -> BundleMani
     apt = _apt(out, request.debs, kinds)
     _prune(out, set(kinds))
     manifest = BundleManifest(
-        coderig_version=__version__, created=datetime.now(timezone.utc).replace(microsecond=0),
+        coderig_version=__version__, created=datetime.now(UTC).replace(microsecond=0),
         files=[_describe(out, path, kind, known.get(path)) for path, kind in sorted(kinds.items())],
         profiles=entries, ollama=archives, models=fetched, apt=apt)
     atomic_write(out / MANIFEST_NAME, manifest.to_json())

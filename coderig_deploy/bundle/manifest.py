@@ -14,10 +14,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from coderig_deploy.errors import UserInputError
 from coderig_deploy.bundle.files import is_safe_relative
+from coderig_deploy.errors import UserInputError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 MANIFEST_NAME = "bundle.json"
 SIGNATURE_NAME = "bundle.json.sig"
 SHA256_HEX = r"^[0-9a-f]{64}$"

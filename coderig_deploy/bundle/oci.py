@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from coderig_deploy.bundle.download import DownloadError, download, fetch_bytes
-from coderig_deploy.bundle.files import CHUNK, Progress
+from coderig_deploy.bundle.files import Progress
 from coderig_deploy.errors import RunFailed, UserInputError
 
 OLLAMA_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"

@@ -19,10 +19,10 @@ from pydantic import BaseModel
 
 from coderig_deploy.bundle import sign
 from coderig_deploy.bundle.files import sha256_file
-from coderig_deploy.bundle.manifest import MANIFEST_NAME, SIGNATURE_NAME, BundleManifest, load_manifest
+from coderig_deploy.bundle.manifest import MANIFEST_NAME, SIGNATURE_NAME, BundleFile, BundleManifest, load_manifest
 from coderig_deploy.errors import RunFailed
 
-Problem = Literal["missing", "extra", "size differs", "sha256 differs", "signature"]
+Problem = Literal["missing", "extra", "not a regular file", "size differs", "sha256 differs", "signature"]
 
 
 class BundleProblem(BaseModel):
@@ -58,25 +58,30 @@ def _present(directory: Path) -> set[str]:
     return found - {MANIFEST_NAME, SIGNATURE_NAME}
 
 
+def check_file(directory: Path, entry: BundleFile, full: bool = True) -> BundleProblem | None:
+    """The problem of one listed file, or None: missing, not a regular file, size, sha256 (when `full`)."""
+    path = directory / entry.path
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        return BundleProblem(path=entry.path, problem="not a regular file",
+                             detail="a bundle holds plain files only (no links)")
+    if not path.is_file():
+        return BundleProblem(path=entry.path, problem="missing")
+    size = path.stat().st_size
+    if size != entry.size:
+        return BundleProblem(path=entry.path, problem="size differs",
+                             detail=f"{size} bytes, bundle.json says {entry.size}")
+    if full and (got := sha256_file(path)) != entry.sha256:
+        return BundleProblem(path=entry.path, problem="sha256 differs",
+                             detail=f"{got}, bundle.json says {entry.sha256}")
+    return None
+
+
 def check_files(directory: Path, manifest: BundleManifest, full: bool = True) -> list[BundleProblem]:
     """Problems of the files against the manifest: missing, extra, altered (size, or sha256 when `full`)."""
-    problems = []
-    present = _present(directory)
-    for entry in manifest.files:
-        path = directory / entry.path
-        if entry.path not in present or not path.is_file():
-            problems.append(BundleProblem(path=entry.path, problem="missing"))
-            continue
-        size = path.stat().st_size
-        if size != entry.size:
-            problems.append(BundleProblem(path=entry.path, problem="size differs",
-                                          detail=f"{size} bytes, bundle.json says {entry.size}"))
-        elif full and (got := sha256_file(path)) != entry.sha256:
-            problems.append(BundleProblem(path=entry.path, problem="sha256 differs",
-                                          detail=f"{got}, bundle.json says {entry.sha256}"))
+    problems = [p for entry in manifest.files if (p := check_file(directory, entry, full)) is not None]
     listed = {entry.path for entry in manifest.files}
     problems += [BundleProblem(path=path, problem="extra", detail="not listed in bundle.json")
-                 for path in sorted(present - listed)]
+                 for path in sorted(_present(directory) - listed)]
     return problems
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -37,7 +38,8 @@ class ByteProgress:
     """Prints bytes done per file to stderr: every 2 s while it runs, and once when complete."""
 
     def __init__(self, console: Console = err_console, every: float = 2.0) -> None:
-        self.console, self.every, self.last = console, every, {}  # type: ignore[var-annotated]
+        self.console, self.every = console, every
+        self.last: dict[str, float] = {}
 
     def __call__(self, name: str, done: int, total: int | None) -> None:
         now = time.monotonic()
@@ -65,7 +67,7 @@ def build_cmd(
     json_out: JsonOpt = False,
 ) -> int:
     """Build a bundle: Ollama archive, models (manifest + blobs), driver apt repo, profiles, bundle.json."""
-    if sum(x is not None and x is not False for x in (from_store, registry, sandbox or None)) > 1:
+    if sum(x is not None for x in (from_store, registry, True if sandbox else None)) > 1:
         raise UserInputError("give at most one of --from-store, --registry, --sandbox")
     if sandbox:
         sources = building.sandbox_sources()
@@ -88,7 +90,7 @@ def build_cmd(
     return 0
 
 
-def _render_verify(result: VerifyResult) -> object:
+def _render_verify(result: VerifyResult) -> Callable[[Console], None]:
     def render(console: Console) -> None:
         verdict = "OK" if result.ok else "FAILED"
         signed = f", signed by {result.signed_by}" if result.signed_by else \
@@ -112,7 +114,7 @@ def verify_cmd(
 ) -> int:
     """Check every file of a bundle against bundle.json (and its signature); exit 1 naming what differs."""
     result = verify_bundle(directory, allowed_signers, full=not quick)
-    emit({**result.model_dump(mode="json"), "ok": result.ok}, json_out, _render_verify(result))  # type: ignore[arg-type]
+    emit({**result.model_dump(mode="json"), "ok": result.ok}, json_out, _render_verify(result))
     return 0 if result.ok else 1
 
 

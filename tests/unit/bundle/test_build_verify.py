@@ -135,3 +135,13 @@ def test_a_directory_of_other_things_is_not_overwritten(tmp_path: Path, model_st
     (tmp_path / "home" / "thesis.tex").write_text("precious")
     with pytest.raises(UserInputError, match="not empty and not a bundle"):
         _build(tmp_path / "home", model_store, release)
+
+
+def test_a_link_in_place_of_a_file_is_named_even_with_the_right_content(bundle: Path, tmp_path: Path) -> None:
+    profile = bundle / "profiles" / "budget-4070.yaml"
+    outside = tmp_path / "elsewhere.yaml"
+    outside.write_bytes(profile.read_bytes())
+    profile.unlink()
+    profile.symlink_to(outside)
+    problems = [(p.path, p.problem) for p in verify_bundle(bundle).problems]
+    assert problems == [("profiles/budget-4070.yaml", "not a regular file")]
