@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
@@ -69,6 +70,14 @@ def atomic_write(path: Path, data: bytes) -> None:
     except OSError as exc:
         temporary.unlink(missing_ok=True)
         raise BundleWriteError(f"cannot write {path}: {exc.strerror}") from None
+
+
+def require_space(directory: Path, needed: int, what: str) -> None:
+    """Refuse up front when `directory`'s file system has less than `needed` bytes free."""
+    free = shutil.disk_usage(directory).free
+    if needed > free:
+        raise BundleWriteError(f"{what} needs {needed / 2**30:.1f} GiB, but {directory} has "
+                               f"{free / 2**30:.1f} GiB free")
 
 
 def is_safe_relative(text: str) -> bool:

@@ -19,7 +19,7 @@ from typing import Any
 
 from coderig_deploy.bundle import oci
 from coderig_deploy.bundle.download import PARTIAL_DIR
-from coderig_deploy.bundle.files import Progress, atomic_write, publish, sha256_file
+from coderig_deploy.bundle.files import Progress, atomic_write, publish, require_space, sha256_file
 from coderig_deploy.bundle.manifest import BlobEntry, ModelEntry
 from coderig_deploy.errors import RunFailed, UserInputError
 from coderig_deploy.sandbox.ollama_sim.names import DEFAULT_HOST, ModelName, NameError_, parse
@@ -66,16 +66,23 @@ def from_registry(bundle: Path, tag: str, registry: str, progress: Progress | No
     name, base = model_name(tag), oci.base_url(registry)
     data, digest, media = oci.get_manifest(base, name.repository(), name.tag)
     where = f"{base}/v2/{name.repository()}/manifests/{name.tag}"
+    layers = layers_of(data, where)
+    missing = [lay for lay in layers if not _present(bundle / blob_relpath(lay["digest"]), lay["digest"])]
+    require_space(bundle, sum(lay["size"] for lay in missing), f"model {tag}")
     blobs = []
-    for layer in layers_of(data, where):
+    for layer in layers:
         relpath = blob_relpath(layer["digest"])
         final = bundle / relpath
-        if not (final.is_file() and sha256_file(final) == layer["digest"].removeprefix("sha256:")):
+        if layer in missing:
             oci.get_blob(base, name.repository(), layer["digest"], final, bundle / PARTIAL_DIR,
                          layer["size"], progress)
         blobs.append(BlobEntry(digest=layer["digest"], size=layer["size"],
                                media_type=str(layer.get("mediaType", "")), path=relpath))
     return _finish(bundle, tag, name, data, digest, media, blobs, base)
+
+
+def _present(path: Path, digest: str) -> bool:
+    return path.is_file() and sha256_file(path) == digest.removeprefix("sha256:")
 
 
 def from_store(bundle: Path, tag: str, store: Path, progress: Progress | None = None) -> ModelEntry:
@@ -110,7 +117,7 @@ def _find_store_manifest(store: Path, name: ModelName) -> Path:
 
 
 def _copy_verified(source: Path, final: Path, partial_dir: Path, digest: str, progress: Progress | None) -> None:
-    if final.is_file() and sha256_file(final) == digest.removeprefix("sha256:"):
+    if _present(final, digest):
         return
     partial_dir.mkdir(parents=True, exist_ok=True)
     temporary = partial_dir / final.name

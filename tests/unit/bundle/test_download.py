@@ -72,3 +72,11 @@ def test_a_full_disk_is_a_clear_error_without_retries(range_server: RangeServer,
     with pytest.raises(BundleWriteError, match="cannot write .*blob: No space left on device"):
         download(url, tmp_path / "blob", digest, partial)
     assert len(range_server.requests) == 1 and not (tmp_path / "blob").exists()
+
+
+def test_too_little_free_space_is_refused_before_downloading(tmp_path: Path) -> None:
+    from coderig_deploy.bundle.files import BundleWriteError, require_space
+
+    with pytest.raises(BundleWriteError, match=r"model m needs 4194304\.0 GiB, but .* GiB free"):
+        require_space(tmp_path, 1 << 52, "model m")
+    require_space(tmp_path, 1, "model m")
