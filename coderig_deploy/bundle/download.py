@@ -94,7 +94,8 @@ def _transfer(url: str, partial: Path, size: int | None, progress: Progress | No
         total = _total(response, have, size)
         with _open_partial(partial, have) as out:
             done = have
-            while chunk := response.read(CHUNK):
+            # read1: what has arrived (up to 1 MiB), written at once, so a kill loses nothing received
+            while chunk := response.read1(CHUNK):
                 _write(out, chunk, partial)
                 digest.update(chunk)
                 done += len(chunk)
@@ -115,6 +116,7 @@ def _open_partial(partial: Path, have: int) -> BinaryIO:
 def _write(out: BinaryIO, chunk: bytes, partial: Path) -> None:
     try:
         out.write(chunk)
+        out.flush()
     except OSError as exc:
         raise BundleWriteError(f"cannot write {partial}: {exc.strerror} (the bytes so far are kept; "
                                "free space and run again to resume)") from None

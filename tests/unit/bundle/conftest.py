@@ -29,6 +29,8 @@ class RangeServer:
     url: str = ""
     cut_after: int | None = None
     ignore_range: bool = False
+    stall_after: int | None = None  # send this many bytes, then hang until `release` is set
+    release: threading.Event = field(default_factory=threading.Event)
     requests: list[tuple[str, str]] = field(default_factory=list)  # (path, Range header)
 
 
@@ -60,6 +62,11 @@ def _handler(state: RangeServer) -> type[http.server.BaseHTTPRequestHandler]:
             self.end_headers()
             if state.cut_after is not None:
                 body, state.cut_after = body[:state.cut_after], None  # one interrupted response
+            if state.stall_after is not None and len(body) > state.stall_after:
+                self.wfile.write(body[:state.stall_after])
+                self.wfile.flush()
+                state.release.wait(60)
+                return
             self.wfile.write(body)
 
     return Handler
@@ -74,6 +81,7 @@ def range_server(tmp_path: Path) -> Iterator[RangeServer]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield state
+    state.release.set()
     server.shutdown()
     server.server_close()
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from coderig_deploy.bundle.build import BuildRequest, Sources, build
 from coderig_deploy.bundle.verify import verify_bundle
-from tests.unit.bundle.conftest import Release, allowed_signers, make_key
+from tests.unit.bundle.conftest import RangeServer, Release, allowed_signers, make_key
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -129,3 +130,26 @@ def test_cli_build_prints_progress_in_bytes_and_the_digests(tmp_path: Path, mode
     assert result.returncode == 0, result.stderr
     assert "ollama-linux-amd64.tar.zst  1.0 MiB / 1.0 MiB  done" in result.stderr
     assert "qwen2.5-coder:14b-instruct-q4_K_M  sha256:" in result.stdout
+
+
+def test_cli_a_killed_build_resumes_where_it_stopped(tmp_path: Path, model_store: Path, release: Release,
+                                                     range_server: RangeServer) -> None:
+    args = [sys.executable, "-m", "coderig_deploy", "bundle", "build", "--profile", "budget-4070", "-o",
+            str(tmp_path / "b"), "--from-store", str(model_store), "--ollama-url", release.url,
+            "--ollama-sha256", f"sha256:{release.sha256}"]
+    range_server.stall_after = 300_000
+    first = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    partial = tmp_path / "b" / ".partial" / "ollama-linux-amd64.tar.zst"
+    deadline = time.monotonic() + 60
+    while not (partial.is_file() and partial.stat().st_size >= 300_000) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    first.kill()
+    first.wait()
+    assert partial.stat().st_size == 300_000
+    assert not (tmp_path / "b" / "ollama").exists() and not (tmp_path / "b" / "bundle.json").exists()
+    range_server.stall_after = None
+    range_server.release.set()
+    second = subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
+    assert second.returncode == 0, second.stderr
+    assert range_server.requests[-1] == ("/v0.33.0/ollama-linux-amd64.tar.zst", "bytes=300000-")
+    assert verify_bundle(tmp_path / "b").ok
