@@ -95,6 +95,10 @@ def build(request: BuildRequest, progress: Progress | None = None) -> BundleMani
     loaded = [profiles.load_profile(name, request.profiles_dir) for name in dict.fromkeys(request.profiles)]
     if not loaded:
         raise UserInputError("give at least one --profile")
+    names = [p.name for p in loaded]
+    if len(set(names)) != len(names):
+        twice = next(n for n in names if names.count(n) > 1)
+        raise UserInputError(f"two profiles are named {twice!r}; a bundle holds profiles/<name>.yaml once")
     pin = ollama.parse_pin(request.ollama_sha256)
     versions = sorted({p.ollama.version for p in loaded})
     if request.ollama_url and len(versions) > 1:

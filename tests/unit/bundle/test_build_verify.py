@@ -145,3 +145,13 @@ def test_a_link_in_place_of_a_file_is_named_even_with_the_right_content(bundle: 
     profile.symlink_to(outside)
     problems = [(p.path, p.problem) for p in verify_bundle(bundle).problems]
     assert problems == [("profiles/budget-4070.yaml", "not a regular file")]
+
+
+def test_two_profiles_with_one_name_are_refused(tmp_path: Path, model_store: Path, release: Release) -> None:
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    (other / "budget-4070.yaml").write_text("extends: budget-4070\ndescription: the same name again\n")
+    with pytest.raises(UserInputError, match="two profiles are named 'budget-4070'"):
+        build(BuildRequest(profiles=["budget-4070", str(other / "budget-4070.yaml")], output=tmp_path / "b",
+                           sources=Sources(store=model_store), ollama_url=release.url,
+                           ollama_sha256=f"sha256:{release.sha256}"))
