@@ -101,8 +101,10 @@ def build(request: BuildRequest, progress: Progress | None = None) -> BundleMani
         raise UserInputError(f"two profiles are named {twice!r}; a bundle holds profiles/<name>.yaml once")
     pin = ollama.parse_pin(request.ollama_sha256)
     versions = sorted({p.ollama.version for p in loaded})
-    if request.ollama_url and len(versions) > 1:
-        raise UserInputError(f"--ollama-url names one archive, but the profiles use Ollama {', '.join(versions)}")
+    if (request.ollama_url or pin) and len(versions) > 1:
+        option = "--ollama-url" if request.ollama_url else "--ollama-sha256"
+        raise UserInputError(f"{option} names one archive, but the profiles use Ollama {', '.join(versions)}; "
+                             "bundle them separately")
     _check_inputs(request, versions, pin)
     out = request.output
     prepare_output(out)
