@@ -41,6 +41,13 @@ SHA256_PIN = r"^sha256:[0-9a-f]{64}$"
 KEY_FINGERPRINT = r"^[0-9A-Fa-f ]{40,80}$"
 
 
+def one_printable_line(value: str) -> str:
+    """`value` when it is one line of printable text (it lands in YAML and reports); else ValueError."""
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise ValueError("must be one line of printable text (no tab, newline or control character)")
+    return value
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -198,9 +205,7 @@ class Profile(_Strict):
     @classmethod
     def _one_printable_line(cls, v: str) -> str:
         # The same rule as the rendered project's (project.ProjectSpec), checked here first.
-        if any(ord(ch) < 32 or ord(ch) == 127 for ch in v):
-            raise ValueError("must be one line of printable text (no tab, newline or control character)")
-        return v
+        return one_printable_line(v)
 
     @cached_property
     def plan(self) -> Plan:

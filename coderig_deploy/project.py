@@ -23,7 +23,7 @@ from pydantic import (
 
 from coderig_deploy import pins
 from coderig_deploy.catalog import load_catalog
-from coderig_deploy.profiles import DESCRIPTION_MAX, Profile
+from coderig_deploy.profiles import DESCRIPTION_MAX, Profile, one_printable_line
 
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9_-]{0,62}))*\.?$")
 _IPV4 = re.compile(r"^[0-9]{1,3}(\.[0-9]{1,3}){3}$")
@@ -166,9 +166,7 @@ class ProjectSpec(_Strict):
     @field_validator("description")
     @classmethod
     def _one_printable_line(cls, value: str) -> str:
-        if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
-            raise ValueError("must be one line of printable text")
-        return value
+        return one_printable_line(value)
 
     @field_validator("ollama_env")
     @classmethod
