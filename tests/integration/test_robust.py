@@ -134,8 +134,15 @@ def test_a_run_past_its_timeout_ends_as_timeout_and_the_next_run_is_not_blocked(
     env = {**os.environ, "CODERIG_SANDBOX_HOME": str(lab.home)}
     argv = [str(BIN / "coderig-deploy"), "apply", "--profile", "budget-4070", "--sandbox", "--no-bench",
             "--runs-dir", str(tmp_path), "--json"]
-    stopped = subprocess.run([*argv, "--timeout", "20"], env=env, capture_output=True, text=True, timeout=600,
-                             check=False)
+    # The run must still be going at 20 s on any machine: preflight's GPU query, the first
+    # task after the lock, stalls for 120 s (a hung driver), then the real tool answers.
+    lab.ssh("ws1", "mv /usr/bin/nvidia-smi /usr/bin/nvidia-smi.real && printf '%s\\n' '#!/bin/sh' "
+                   "'sleep 120' 'exec /usr/bin/nvidia-smi.real \"$@\"' > /usr/bin/nvidia-smi && chmod 755 /usr/bin/nvidia-smi")
+    try:
+        stopped = subprocess.run([*argv, "--timeout", "20"], env=env, capture_output=True, text=True, timeout=600,
+                                 check=False)
+    finally:
+        lab.ssh("ws1", "mv -f /usr/bin/nvidia-smi.real /usr/bin/nvidia-smi")
     doc = json.loads(stopped.stdout)
     assert stopped.returncode == 1 and doc["status"] == "timeout" and doc["timeout"] == 20, stopped.stderr
     assert [(h["host"], h["status"]) for h in doc["hosts"]] == [("ws1", "timeout")]
