@@ -176,8 +176,8 @@ def test_bad_hosts_fail_one_by_one_while_a_good_host_completes(
     code, doc, _ = run_apply(
         provisioning_lab, tmp_path / "runs", "--profile", "dual-4090-lab", "--profiles-dir", str(profiles),
         "-i", str(inventory), "--model-registry", urls["model_registry"],
-        "--ollama-url", f"{urls['ollama_download_base']}/v0.33.0/ollama-linux-amd64.tar.zst",
-        "--ollama-sha256", str(services.archive_pin(provisioning_lab, "0.33.0")),
+        "--ollama-url", f"{urls['ollama_download_base']}/v0.33.3/ollama-linux-amd64.tar.zst",
+        "--ollama-sha256", str(services.archive_pin(provisioning_lab, "0.33.3")),
         "--model-digest", services.manifest_pin(load_profile(PROFILE).model.tag))
     hosts = by_host(doc)
     assert code == 1
