@@ -66,6 +66,32 @@ def installed(lab: Lab, *names: str) -> dict[str, str]:
     return {line.split()[1]: line.split()[2] for line in out.splitlines() if line.startswith("ii")}
 
 
+def test_a_branch_the_repository_lacks_stops_before_the_pin_and_any_package(lab: Lab, tmp_path: Path) -> None:
+    """575 is in NVIDIA's table for Debian 12, but this repository does not carry it."""
+    status = lab.ssh(HOST, "md5sum /var/lib/dpkg/status").stdout
+    code, host, _ = apply(lab, tmp_path, "  branch: 575\n")
+    assert code == 1 and host["failed_role"] == "nvidia_driver", host
+    assert "the driver repository (local-repo) offers no nvidia-open-575 for branch 575: nothing was installed" \
+        in host["reason"], host
+    assert lab.ssh(HOST, "md5sum /var/lib/dpkg/status").stdout == status
+    assert lab.ssh(HOST, "ls /etc/apt/preferences.d/coderig-nvidia-driver.pref "
+                         "/etc/apt/sources.list.d/coderig-debian-contrib.sources 2>&1").stdout.count("No such") == 2
+
+
+def test_missing_headers_for_the_running_kernel_stop_before_the_driver(lab: Lab, tmp_path: Path) -> None:
+    hide = "/etc/apt/preferences.d/zz-test-no-headers.pref"
+    lab.ssh(HOST, f"cat > {hide}", stdin="Package: linux-headers-*\nPin: version *\nPin-Priority: -1\n")
+    try:
+        code, host, _ = apply(lab, tmp_path, "")
+    finally:
+        lab.ssh(HOST, f"rm -f {hide}")
+    kernel = lab.ssh(HOST, "uname -r").stdout.strip()
+    assert code == 1 and host["failed_role"] == "nvidia_driver", host
+    assert f"linux-headers-{kernel} (the running kernel) is not available from the host's apt sources" \
+        in host["reason"], host
+    assert installed(lab, "nvidia-open-570", "nvidia-driver", "dkms") == {}
+
+
 def test_the_asked_branch_is_installed_not_the_newer_one_a_dependency_offers(lab: Lab, tmp_path: Path) -> None:
     code, host, _ = apply(lab, tmp_path, "")
     assert code == 1 and host["failed_role"] == "nvidia_driver" and REBOOT in host["reason"], host
