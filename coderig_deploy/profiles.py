@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from coderig_deploy.catalog import load_catalog
 from coderig_deploy.confine import store_path_problem
+from coderig_deploy.driver_branches import branch_problem, default_branch
 from coderig_deploy.errors import ProfileError, UnknownNameError
 from coderig_deploy.planner import KvCache, Plan, make_plan
 from coderig_deploy.resources import shipped_dir
@@ -76,11 +77,15 @@ class Hardware(_Strict):
 
 
 class Driver(_Strict):
-    branch: int = Field(ge=550, le=9999, description="NVIDIA driver branch; 550+ (Ollama's minimum)")
+    branch: int = Field(ge=550, le=9999, description="NVIDIA driver branch; 550+ (Ollama's minimum); "
+                                                    "default: the GPU architecture's (data/driver_arch.tsv)")
     open_kernel_modules: bool = Field(default=True, description="Ada and newer use the open kernel modules")
     source: Literal["distro", "cuda-repo", "local-repo"] = "cuda-repo"
-    secure_boot: Literal["warn", "refuse"] = Field(
-        default="warn", description="What to do when Secure Boot is on (unsigned modules won't load)"
+    secure_boot: Literal["refuse", "sign", "allow"] = Field(
+        default="refuse",
+        description="Secure Boot on and the module unsigned: refuse the host before any change, sign "
+                    "(DKMS signs with a MOK; its enrollment is staged for the console) or allow (the "
+                    "host's firmware does not enforce it)",
     )
     local_repo_url: str | None = Field(
         default=None, pattern=SAFE_URL, description="source local-repo: the apt repository hosts install from"
@@ -192,6 +197,27 @@ class Profile(_Strict):
     model: ModelRef
     expect: Expectations
     model_registry: str | None = Field(default=None, pattern=SAFE_HOSTPORT)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_branch(cls, data: Any) -> Any:
+        """A profile without driver.branch gets its GPU architecture's default (data/driver_arch.tsv)."""
+        if not isinstance(data, dict) or not isinstance(data.get("driver"), dict) or "branch" in data["driver"]:
+            return data
+        gpu = data.get("hardware", {}).get("gpu") if isinstance(data.get("hardware"), dict) else None
+        try:
+            architecture = load_catalog().gpu(str(gpu)).architecture
+        except UnknownNameError:
+            return data  # the hardware error is the one to report
+        return {**data, "driver": {**data["driver"], "branch": default_branch(architecture)}}
+
+    @model_validator(mode="after")
+    def _branch_offered(self) -> Profile:
+        architecture = load_catalog().gpu(self.hardware.gpu).architecture
+        problem = branch_problem(self.driver.branch, architecture, self.driver.source)
+        if problem:
+            raise ValueError(f"driver.branch: {problem}")
+        return self
 
     @field_validator("name")
     @classmethod

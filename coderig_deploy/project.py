@@ -23,6 +23,7 @@ from pydantic import (
 
 from coderig_deploy import pins
 from coderig_deploy.catalog import load_catalog
+from coderig_deploy.driver_branches import Offer, offers
 from coderig_deploy.profiles import DESCRIPTION_MAX, Profile, one_printable_line
 
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9_-]{0,62}))*\.?$")
@@ -137,10 +138,11 @@ class ProjectSpec(_Strict):
     min_ram_gib: int = Field(ge=0)
     min_disk_gib: int = Field(ge=0)
     resource_policy: Literal["refuse", "warn"] = "refuse"
-    secure_boot: Literal["warn", "refuse"] = "warn"
+    secure_boot: Literal["refuse", "sign", "allow"] = "refuse"
     driver_branch: int = Field(ge=550)
     driver_open_kernel_modules: bool
     driver_source: Literal["distro", "cuda-repo", "local-repo"]
+    driver_offers: dict[str, Offer] = Field(default_factory=dict, description="Per OS: packages, pin, signed modules")
     driver_local_repo_url: Annotated[str, _matching(_URL, "http(s) URL")] | None = None
     driver_local_repo_key_url: Annotated[str, _matching(_URL, "http(s) URL")] | None = None
     driver_repo_key_fingerprint: Annotated[str, _matching(_FINGERPRINT, "key fingerprint")] | None = None
@@ -242,6 +244,7 @@ def spec_for(profile: Profile, hosts: list[TargetHost], options: RenderOptions |
         driver_branch=profile.driver.branch,
         driver_open_kernel_modules=profile.driver.open_kernel_modules,
         driver_source=profile.driver.source,
+        driver_offers=offers(driver.branch, driver.source, driver.open_kernel_modules),
         driver_local_repo_url=profile.driver.local_repo_url,
         driver_local_repo_key_url=profile.driver.local_repo_key_url,
         driver_repo_key_fingerprint=driver.repo_key_fingerprint,

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Protocol
 
 from coderig_deploy.catalog import load_catalog
-from coderig_deploy.sandbox import artifacts, processes, registry
+from coderig_deploy.sandbox import artifacts, fake_nvidia_repo, processes, registry
 from coderig_deploy.sandbox.ollama_sim.store import sha256_digest
 from coderig_deploy.sandbox.release import ARCHIVE, build_release
 from coderig_deploy.sandbox.synthetic_models import build
@@ -50,6 +50,8 @@ def start(lab: LabLike, tags: list[str] | None = None) -> dict[str, str]:
     if not _alive(lab.state, ARTIFACTS):
         release = build_release(home / "artifacts")
         _record_pin(home / PINS, release.version, "sha256:" + release.sha256)
+        repos = fake_nvidia_repo.build(home / "artifacts", home / "gnupg")
+        _record(home / PINS, "apt-key", repos.fingerprint)
         server = artifacts.start(home / "artifacts", ip, ARTIFACTS_PORT)
         lab.register_service(ARTIFACTS, server.pid, server.url)
     if not _alive(lab.state, REGISTRY):
@@ -74,6 +76,8 @@ def urls(lab: LabLike) -> dict[str, str]:
     out: dict[str, str] = {}
     if ARTIFACTS in services:
         out["ollama_download_base"] = f"{services[ARTIFACTS].url}/ollama/releases/download"
+        out["nvidia_repo_url"] = f"{services[ARTIFACTS].url}/apt/nvidia"
+        out["debian_mirror_url"] = f"{services[ARTIFACTS].url}/apt/debian"
     if REGISTRY in services:
         out["model_registry"] = services[REGISTRY].url.removeprefix("http://")
     return out
@@ -81,8 +85,12 @@ def urls(lab: LabLike) -> dict[str, str]:
 
 def _record_pin(path: Path, version: str, digest: str) -> None:
     """Remember the digest of the archive as built, so a later change to the served copy is caught."""
+    _record(path, f"ollama-{version}", digest)
+
+
+def _record(path: Path, name: str, value: str) -> None:
     recorded = json.loads(path.read_text()) if path.is_file() else {}
-    recorded[f"ollama-{version}"] = digest
+    recorded[name] = value
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(recorded, indent=1, sort_keys=True) + "\n")
     tmp.replace(path)
@@ -98,6 +106,13 @@ def archive_pin(lab: LabLike, version: str) -> str | None:
     if not archive.is_file():  # a lab from before pins were recorded: the file as it is now
         return None
     return "sha256:" + hashlib.sha256(archive.read_bytes()).hexdigest()
+
+
+def apt_key_pin(lab: LabLike) -> str | None:
+    """Fingerprint of the key that signs the lab's fake NVIDIA and Debian apt repositories."""
+    path = lab.home / "services" / PINS
+    value = json.loads(path.read_text()).get("apt-key") if path.is_file() else None
+    return str(value) if value else None
 
 
 def manifest_pin(tag: str) -> str:

@@ -176,8 +176,8 @@ def test_bad_hosts_fail_one_by_one_while_a_good_host_completes(
     code, doc, _ = run_apply(
         provisioning_lab, tmp_path / "runs", "--profile", "dual-4090-lab", "--profiles-dir", str(profiles),
         "-i", str(inventory), "--model-registry", urls["model_registry"],
-        "--ollama-url", f"{urls['ollama_download_base']}/v0.33.0/ollama-linux-amd64.tar.zst",
-        "--ollama-sha256", str(services.archive_pin(provisioning_lab, "0.33.0")),
+        "--ollama-url", f"{urls['ollama_download_base']}/v0.33.3/ollama-linux-amd64.tar.zst",
+        "--ollama-sha256", str(services.archive_pin(provisioning_lab, "0.33.3")),
         "--model-digest", services.manifest_pin(load_profile(PROFILE).model.tag))
     hosts = by_host(doc)
     assert code == 1
@@ -217,12 +217,12 @@ def test_check_mode_on_a_host_without_driver_walks_the_install_path(
 
     profiles = tmp_path / "profiles"
     profiles.mkdir()
-    (profiles / "dual-4090-distro.yaml").write_text("extends: dual-4090\ndriver:\n  source: distro\n")
+    (profiles / "dual-4090-distro.yaml").write_text("extends: dual-4090\ndriver:\n  source: distro\n  branch: 580\n")
     code, doc, _ = run_apply(lab, tmp_path / "runs", "--profile", "dual-4090-distro",
                              "--profiles-dir", str(profiles), "--sandbox", "--check")
     (host,) = doc["hosts"]
-    assert code == 1 and host["failed_role"] == "nvidia_driver"
-    assert "ships driver branches 535, not 570: use driver source cuda-repo or local-repo" in host["reason"]
+    assert code == 1 and host["failed_role"] == "preflight"
+    assert "driver branch 580 is not offered on Debian 12 from source distro (offered: none)" in host["reason"]
 
 
 def test_verify_passes_every_check_on_the_provisioned_hosts(provisioning_lab: Lab, two_runs: dict[str, Any]) -> None:

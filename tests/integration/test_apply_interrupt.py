@@ -45,7 +45,7 @@ def test_interrupted_apply_stops_and_a_rerun_converges(sandbox_lab, tmp_path):
     assert host["status"] == "ok" and host["changed"] > 0
     version = lab.ssh("ws1", "python3 -c \"import urllib.request;print(urllib.request.urlopen("
                              "'http://127.0.0.1:11434/api/version').read().decode())\"")
-    assert json.loads(version.stdout) == {"version": "0.33.0"}
+    assert json.loads(version.stdout) == {"version": "0.33.3"}
 
     again = subprocess.run([*argv, "--json"], env=env, capture_output=True, text=True, timeout=600, check=False)
     assert again.returncode == 0 and json.loads(again.stdout)["hosts"][0]["changed"] == 0

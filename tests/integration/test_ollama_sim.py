@@ -79,8 +79,8 @@ def variant(sim: LocalSim, base: str) -> str:
 
 
 def test_version_endpoint_and_cli(sim: LocalSim) -> None:
-    assert httpx.get(f"{sim.url}/api/version").json() == {"version": "0.33.0"}
-    assert sim.cli("--version").stdout.strip() == "ollama version is 0.33.0"
+    assert httpx.get(f"{sim.url}/api/version").json() == {"version": "0.33.3"}
+    assert sim.cli("--version").stdout.strip() == "ollama version is 0.33.3"
 
 
 def test_pull_streams_documented_progress(client: ollama.Client, registry_address: str) -> None:

@@ -35,7 +35,7 @@ def ok(lab: Lab, command: str, stdin: str | None = None) -> str:
 
 def install(lab: Lab) -> None:
     """What the ollama role does, by hand: download, verify, unpack, user, unit, drop-in."""
-    base = services.urls(lab)["ollama_download_base"] + "/v0.33.0"
+    base = services.urls(lab)["ollama_download_base"] + "/v0.33.3"
     ok(lab, f"set -e; cd /tmp; curl -fsS -O {base}/ollama-linux-amd64.tar.zst -O {base}/sha256sum.txt; "
             "sha256sum -c sha256sum.txt; rm -rf /usr/local/lib/ollama; "
             "tar --zstd -xf ollama-linux-amd64.tar.zst -C /usr/local; "
@@ -93,7 +93,7 @@ def model(lab: Lab, client: ollama.Client) -> str:
 
 
 def test_installed_release_reports_its_version(lab: Lab, client: ollama.Client) -> None:
-    assert ok(lab, "ollama --version").strip() == "ollama version is 0.33.0"
+    assert ok(lab, "ollama --version").strip() == "ollama version is 0.33.3"
     assert ok(lab, "systemctl is-active ollama").strip() == "active"
     assert ok(lab, "ps -o user= -C ollama | sort -u").split() == ["ollama"]
 

@@ -4,4 +4,4 @@ Shipped as an Ollama release archive (coderig_deploy/sandbox/release.py); it mus
 run with the target host's plain python3 (Debian 12: 3.11) and nothing else.
 """
 
-VERSION = "0.33.0"
+VERSION = "0.33.3"

@@ -31,7 +31,7 @@ def _base_url(name: ModelName, insecure: bool) -> str:
 
 
 def _open(url: str, accept: str | None = None, timeout: float = 30.0) -> Any:
-    request = urllib.request.Request(url, headers={"User-Agent": "ollama/0.33.0 (coderig-sim)"})
+    request = urllib.request.Request(url, headers={"User-Agent": "ollama/0.33.3 (coderig-sim)"})
     if accept:
         request.add_header("Accept", accept)
     return urllib.request.urlopen(request, timeout=timeout)
