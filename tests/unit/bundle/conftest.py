@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 
 from coderig_deploy.catalog import load_catalog
+from coderig_deploy.profiles import load_profile
 from coderig_deploy.sandbox.ollama_sim.names import parse
 from coderig_deploy.sandbox.synthetic_models import build
 
 TAG = "qwen2.5-coder:14b-instruct-q4_K_M"  # what budget-4070 serves
-VERSION = "0.33.0"  # budget-4070's Ollama
+VERSION = load_profile("budget-4070").ollama.version  # budget-4070's Ollama
 
 
 @dataclass

@@ -160,6 +160,6 @@ def test_two_profiles_with_one_name_are_refused(tmp_path: Path, model_store: Pat
 def test_one_pin_for_two_ollama_versions_is_refused(tmp_path: Path, model_store: Path) -> None:
     (tmp_path / "newer.yaml").write_text("extends: budget-4070\nollama: {version: 0.34.0}\n")
     with pytest.raises(UserInputError, match="--ollama-sha256 names one archive, but the profiles use "
-                                             "Ollama 0.33.0, 0.34.0"):
+                                             f"Ollama {VERSION}, 0.34.0"):
         build(BuildRequest(profiles=["budget-4070", str(tmp_path / "newer.yaml")], output=tmp_path / "b",
                            sources=Sources(store=model_store), ollama_sha256="sha256:" + "a" * 64))

@@ -12,7 +12,7 @@ import pytest
 
 from coderig_deploy.bundle.build import BuildRequest, Sources, build
 from coderig_deploy.bundle.verify import verify_bundle
-from tests.unit.bundle.conftest import RangeServer, Release, allowed_signers, make_key
+from tests.unit.bundle.conftest import VERSION, RangeServer, Release, allowed_signers, make_key
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -151,5 +151,5 @@ def test_cli_a_killed_build_resumes_where_it_stopped(tmp_path: Path, model_store
     range_server.release.set()
     second = subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
     assert second.returncode == 0, second.stderr
-    assert range_server.requests[-1] == ("/v0.33.0/ollama-linux-amd64.tar.zst", "bytes=300000-")
+    assert range_server.requests[-1] == (f"/v{VERSION}/ollama-linux-amd64.tar.zst", "bytes=300000-")
     assert verify_bundle(tmp_path / "b").ok
