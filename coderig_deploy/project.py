@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from coderig_deploy import pins
+from coderig_deploy.bundle.install import BundleInstall
 from coderig_deploy.catalog import load_catalog
 from coderig_deploy.profiles import DESCRIPTION_MAX, Profile
 
@@ -162,6 +163,7 @@ class ProjectSpec(_Strict):
     expect: Expect
     plan: PlanSummary
     benchmark: BenchmarkSeam | None = None
+    bundle: BundleInstall | None = Field(default=None, description="apply --bundle: pieces copied from the controller")
 
     @field_validator("description")
     @classmethod
@@ -212,6 +214,7 @@ class RenderOptions(_Strict):
     allow_unpinned: bool = Field(default=False, description="Accept plain-HTTP sources without a pin (warned)")
     resource_policy: Literal["refuse", "warn"] = "refuse"
     benchmark: BenchmarkSeam | None = None
+    bundle: BundleInstall | None = None
 
 
 def spec_for(profile: Profile, hosts: list[TargetHost], options: RenderOptions | None = None) -> ProjectSpec:
@@ -269,5 +272,6 @@ def spec_for(profile: Profile, hosts: list[TargetHost], options: RenderOptions |
             gpu_fraction=plan.gpu_fraction, decode_tok_s=plan.decode_tok_s,
         ),
         benchmark=opts.benchmark,
+        bundle=opts.bundle,
     )
 
