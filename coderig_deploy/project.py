@@ -253,7 +253,8 @@ def spec_for(profile: Profile, hosts: list[TargetHost], options: RenderOptions |
         driver_keyring_checksum=driver.keyring_sha256,
         allow_reboot=opts.allow_reboot,
         ollama_version=profile.ollama.version,
-        ollama_env=profile.ollama_env(),
+        # An air-gapped install turns Ollama's cloud features off (validate --airgapped checks it).
+        ollama_env={**profile.ollama_env(), **({"OLLAMA_NO_CLOUD": "1"} if opts.bundle is not None else {})},
         ollama_archive_url=opts.ollama_archive_url,
         ollama_archive_checksum=archive_checksum,
         model_tag=profile.model.tag,
