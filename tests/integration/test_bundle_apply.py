@@ -160,3 +160,50 @@ def test_a_missing_blob_is_copied_again_on_that_host_only(lab: Lab, signed: tupl
     assert ran(document["run_dir"], "Copy the piece under a temporary name") == ["air2"]
     assert ran(document["run_dir"], "Hash the copy on the host") == ["air2"]
     assert {h["host"]: h["changed"] for h in document["hosts"]}["air1"] == 0
+
+
+def validate(lab: Lab, bundle: Path, signers: Path, runs: Path) -> tuple[int, dict[str, Any], str]:
+    proc = cli(lab, "validate", "--airgapped", "--sandbox", "--bundle", str(bundle), "--allowed-signers",
+               str(signers), "--runs-dir", str(runs), "--json")
+    document = json.loads(proc.stdout) if proc.stdout.strip().startswith("{") else {}
+    return proc.returncode, document, proc.stderr
+
+
+def checks_of(document: dict[str, Any]) -> dict[str, dict[str, str]]:
+    return {h["host"]: {c["name"]: c["status"] for c in h["checks"]} for h in document["hosts"]}
+
+
+AIRGAP_CHECKS = ("no_default_route", "no_public_connection", "ollama_no_cloud", "site_registry_only", "model_digest")
+
+
+def test_validate_airgapped_passes_on_the_installed_hosts(lab: Lab, signed: tuple[Path, Path],
+                                                          first: dict[str, Any], workdir: Path) -> None:
+    runs = workdir / "validate-runs"
+    code, document, stderr = validate(lab, *signed, runs)
+    assert code == 0, stderr + json.dumps(document, indent=1)[:3000]
+    for host, checks in checks_of(document).items():
+        assert all(checks[name] == "pass" for name in AIRGAP_CHECKS), (host, checks)
+        assert "decode_speed" in checks or any(n.startswith("vram") for n in checks), checks  # the smoke benchmark
+    (run_dir,) = list(runs.iterdir())
+    assert {"report.json", "report.md", "junit.xml", "airgap.json"} <= {p.name for p in run_dir.iterdir()}
+    probe = json.loads((run_dir / "airgap.json").read_text())["hosts"]["air1"]["probe"]
+    assert all(a["errno"] == 101 and a["route"] is False for a in probe["attempts"])
+    for host in HOSTS:  # the benchmark's temporary directory is gone
+        assert lab.ssh(host, "ls -d /tmp/coderig-validate.* 2>/dev/null; true").stdout.strip() == ""
+
+
+def test_validate_airgapped_fails_a_host_given_a_default_route(lab: Lab, signed: tuple[Path, Path],
+                                                               first: dict[str, Any], workdir: Path) -> None:
+    # No packet leaves: the probe only looks the route up (UDP connect) and does not try where one exists.
+    added = lab.ssh("air2", f"ip route add default via {lab.bridge_ip}")
+    assert added.returncode == 0, added.stderr
+    try:
+        code, document, stderr = validate(lab, *signed, workdir / "validate-route")
+    finally:
+        lab.ssh("air2", "ip route del default")
+    assert code == 1, stderr
+    checks = checks_of(document)
+    assert checks["air2"]["no_default_route"] == "fail" and checks["air2"]["no_public_connection"] == "fail"
+    assert all(checks["air1"][name] == "pass" for name in AIRGAP_CHECKS), checks["air1"]
+    reasons = {h["host"]: h["reasons"] for h in document["hosts"]}
+    assert any(f"default route via {lab.bridge_ip} dev" in r for r in reasons["air2"]), reasons["air2"]
