@@ -37,6 +37,7 @@ _ENV_VALUE = re.compile(r"^[A-Za-z0-9._:/+\-\[\]]*$")
 _TAG = re.compile(r"^[a-z0-9][a-z0-9._\-/]*:[A-Za-z0-9._\-]+$")
 _VERSION = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+(-[A-Za-z0-9.]+)?$")
 _URL = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+(/[A-Za-z0-9._~/+\-]*)?$")
+_FILE_URL = re.compile(r"^file:/[A-Za-z0-9._/@+-]*$")
 _CHECKSUM = re.compile(r"^sha256:([0-9a-f]{64}|https?://[A-Za-z0-9.\-\[\]:]+(/[A-Za-z0-9._~/+\-]*)?)$")
 _SHA256 = re.compile(r"^sha256:[0-9a-f]{64}$")
 _FINGERPRINT = re.compile(r"^([0-9A-F]{40}|[0-9A-F]{64})$")
@@ -142,7 +143,10 @@ class ProjectSpec(_Strict):
     driver_branch: int = Field(ge=550)
     driver_open_kernel_modules: bool
     driver_source: Literal["distro", "cuda-repo", "local-repo"]
-    driver_local_repo_url: Annotated[str, _matching(_URL, "http(s) URL")] | None = None
+    driver_local_repo_url: Annotated[str, _matching(_URL, "http(s) URL")] | \
+        Annotated[str, _matching(_FILE_URL, "file: URL")] | None = None
+    driver_local_repo_trusted: bool = Field(default=False, description="A file: repository (apply --bundle): "
+                                            "vouched for by the verified bundle, no signing key")
     driver_local_repo_key_url: Annotated[str, _matching(_URL, "http(s) URL")] | None = None
     driver_repo_key_fingerprint: Annotated[str, _matching(_FINGERPRINT, "key fingerprint")] | None = None
     driver_keyring_checksum: Sha256Pin | None = None
@@ -215,6 +219,8 @@ class RenderOptions(_Strict):
     resource_policy: Literal["refuse", "warn"] = "refuse"
     benchmark: BenchmarkSeam | None = None
     bundle: BundleInstall | None = None
+    driver_local_repo: Annotated[str, _matching(_FILE_URL, "file: URL")] | None = Field(
+        default=None, description="apply --bundle: the bundle's apt repository on the host (trusted)")
 
 
 def spec_for(profile: Profile, hosts: list[TargetHost], options: RenderOptions | None = None) -> ProjectSpec:
@@ -228,7 +234,7 @@ def spec_for(profile: Profile, hosts: list[TargetHost], options: RenderOptions |
     registry = opts.model_registry or profile.model_registry
     digest = opts.model_manifest_digest or profile.model.manifest_digest
     driver = profile.driver
-    key_url = driver.local_repo_key_url if driver.source == "local-repo" else None
+    key_url = driver.local_repo_key_url if driver.source == "local-repo" and not opts.driver_local_repo else None
     unpinned = pins.enforce([archive_unpinned, pins.manifest_digest(registry, digest),
                              pins.repo_key(key_url, driver.repo_key_fingerprint)], opts.allow_unpinned)
     return ProjectSpec(
@@ -246,9 +252,10 @@ def spec_for(profile: Profile, hosts: list[TargetHost], options: RenderOptions |
         secure_boot=profile.driver.secure_boot,
         driver_branch=profile.driver.branch,
         driver_open_kernel_modules=profile.driver.open_kernel_modules,
-        driver_source=profile.driver.source,
-        driver_local_repo_url=profile.driver.local_repo_url,
-        driver_local_repo_key_url=profile.driver.local_repo_key_url,
+        driver_source="local-repo" if opts.driver_local_repo else profile.driver.source,
+        driver_local_repo_url=opts.driver_local_repo or profile.driver.local_repo_url,
+        driver_local_repo_key_url=None if opts.driver_local_repo else profile.driver.local_repo_key_url,
+        driver_local_repo_trusted=opts.driver_local_repo is not None,
         driver_repo_key_fingerprint=driver.repo_key_fingerprint,
         driver_keyring_checksum=driver.keyring_sha256,
         allow_reboot=opts.allow_reboot,

@@ -18,7 +18,7 @@ import yaml
 
 from coderig_deploy import __version__
 from coderig_deploy.errors import EnvironmentProblem, UserInputError
-from coderig_deploy.bundle.install import store_dirs
+from coderig_deploy.bundle.install import HOST_APT_DIR, store_dirs
 from coderig_deploy.project import ProjectSpec
 from coderig_deploy.resources import shipped_dir
 
@@ -80,7 +80,8 @@ def render_project(spec: ProjectSpec, template_dir: Path | None = None,
     """Every file of the project, keyed by its path relative to the project root."""
     env = _environment(template_dir or shipped_dir("templates"))
     context = {"spec": spec, "api_url": spec.api_url, "coderig_version": __version__,
-               "bundle_store_dirs": store_dirs(spec.bundle) if spec.bundle is not None else []}
+               "bundle_store_dirs": store_dirs(spec.bundle) if spec.bundle is not None else [],
+               "bundle_apt_dir": HOST_APT_DIR}
     files: dict[str, bytes] = {}
     for template, target in TEMPLATES.items():
         try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from coderig_deploy.bundle.install import install_plan
+from coderig_deploy.bundle.install import HOST_APT_DIR, install_plan
 from coderig_deploy.bundle.verify import load_verified
 from coderig_deploy.errors import UserInputError
 from coderig_deploy.profiles import Profile
@@ -33,7 +33,9 @@ def with_bundle(options: RenderOptions, directory: Path, allowed_signers: Path |
         raise UserInputError(f"--allowed-signers {allowed_signers}: no such file")
     manifest = load_verified(directory, allowed_signers, full=True)
     install = install_plan(directory, manifest, profile)
+    driver = {"driver_local_repo": f"file:{HOST_APT_DIR}"} if install.apt else {}
     return options.model_copy(update={
+        **driver,  # the driver from the bundle's apt repository, copied to the host first
         "bundle": install,
         "model_registry": None,  # the model is copied into the store, never pulled
         "model_manifest_digest": install.manifest_digest,

@@ -21,6 +21,8 @@ from coderig_deploy.bundle.models import MODELS_DIR
 from coderig_deploy.errors import UserInputError
 from coderig_deploy.profiles import Profile
 
+HOST_APT_DIR = "/var/lib/coderig/bundle/apt"  # the bundle's apt repository on a host (file: source)
+
 
 def _safe_path(value: str) -> str:
     # Rendered into group_vars: a plain absolute or relative path, nothing Jinja or YAML could read.
@@ -53,6 +55,8 @@ class BundleInstall(BaseModel):
     blobs: list[BundlePiece] = Field(description="dest relative to the model store")
     manifest: BundlePiece = Field(description="dest relative to the model store")
     manifest_digest: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
+    apt: list[BundlePiece] = Field(default_factory=list,
+                                   description="The driver repository (.debs, Packages, Release); dest relative to it")
 
 
 def install_plan(directory: Path, manifest: BundleManifest, profile: Profile) -> BundleInstall:
@@ -74,12 +78,16 @@ def install_plan(directory: Path, manifest: BundleManifest, profile: Profile) ->
         return BundlePiece(src=path, dest=dest, sha256=entry.sha256, size=entry.size)
 
     in_store = len(MODELS_DIR) + 1
+    apt_prefix = f"{manifest.apt.path}/" if manifest.apt else None
+    apt = [piece(f.path, f.path[len(apt_prefix):]) for f in manifest.files
+           if apt_prefix and f.path.startswith(apt_prefix)]
     return BundleInstall(
         directory=str(root), ollama_version=archive.version,
         archive=piece(archive.path, Path(archive.path).name),
         blobs=[piece(b.path, b.path[in_store:]) for b in model.blobs],
         manifest=piece(model.manifest_path, model.manifest_path[in_store:]),
         manifest_digest=model.manifest_digest,
+        apt=apt,
     )
 
 

@@ -157,3 +157,24 @@ def test_the_bundle_project_passes_ansible_lint_production(signed: tuple[Path, P
     proc = subprocess.run([str(BIN / "ansible-lint"), "--offline", "--profile", "production", "."], cwd=project,
                           env=env, capture_output=True, text=True, check=False, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_the_driver_comes_from_the_bundles_apt_repository(tmp_path: Path, model_store: Path, release: Release,
+                                                           debs: Path) -> None:
+    out = tmp_path / "with-debs"
+    build(BuildRequest(profiles=[PROFILE], output=out, sources=Sources(store=model_store), debs=debs,
+                       ollama_url=release.url, ollama_sha256=f"sha256:{release.sha256}"))
+    options = with_bundle(RenderOptions(), out, None, load_profile(PROFILE))
+    assert options.bundle is not None
+    assert sorted(p.dest for p in options.bundle.apt) == sorted(
+        ["Packages", "Packages.gz", "Release", *(p.name for p in debs.glob("*.deb"))])
+    files = render_project(spec_for(load_profile(PROFILE), [TargetHost(name="ws1")], options))
+    group_vars = yaml.safe_load(files["group_vars/all.yml"].replace(b"!unsafe ", b""))
+    assert group_vars["nvidia_driver_source"] == "local-repo"
+    assert group_vars["nvidia_driver_local_repo_url"] == "file:/var/lib/coderig/bundle/apt"
+    assert group_vars["nvidia_driver_local_repo_trusted"] is True
+    assert "nvidia_driver_local_repo_key_url" not in group_vars
+    assert group_vars["bundle_sync_apt_dir"] == "/var/lib/coderig/bundle/apt"
+    tasks = yaml.safe_load(files["site.yml"])[0]["tasks"][0]["block"]
+    names = [t["ansible.builtin.import_role"]["name"] for t in tasks]
+    assert names.index("bundle_sync") < names.index("nvidia_driver")
