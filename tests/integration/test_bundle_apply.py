@@ -20,7 +20,7 @@ import pytest
 from coderig_deploy.bundle import load_manifest
 from coderig_deploy.sandbox import HostSpec, Lab
 from tests.integration.conftest import LabFactory
-from tests.unit.bundle.conftest import allowed_signers, make_key
+from tests.unit.bundle.conftest import allowed_signers, make_deb, make_key
 
 pytestmark = pytest.mark.integration
 
@@ -71,8 +71,12 @@ def signed(lab: Lab, workdir: Path) -> tuple[Path, Path]:
     """`bundle build --sandbox --sign`, and the allowed-signers file that names the key."""
     key, public = make_key(workdir, "site-key")
     signers = allowed_signers(workdir / "allowed_signers", "security@site", public)
+    debs = workdir / "debs"
+    debs.mkdir()
+    make_deb(debs, "nvidia-driver-dummy", "550.1-1")
     out = workdir / "bundle"
-    result = cli(lab, "bundle", "build", "--profile", PROFILE, "--sandbox", "--sign", str(key), "-o", str(out))
+    result = cli(lab, "bundle", "build", "--profile", PROFILE, "--sandbox", "--debs", str(debs), "--sign", str(key),
+                 "-o", str(out))
     assert result.returncode == 0, result.stderr
     return out, signers
 
@@ -135,6 +139,10 @@ def test_the_good_bundle_installs_archive_and_model_on_both_hosts(lab: Lab, sign
         owners = [line.split()[0] for line in out.splitlines() if line.startswith(("ollama:", "root:"))]
         assert owners and set(owners) == {"ollama:ollama"}, out
         assert out.strip().splitlines()[-1] == "0", out  # no temporary copy left
+        # the driver repository is there for apt, as the nvidia_driver role's trusted file: source
+        # (the simulated driver is already loaded, so the role installs nothing here)
+        listed = lab.ssh(host, "ls /var/lib/coderig/bundle/apt").stdout.split()
+        assert {"Packages", "Packages.gz", "Release"} <= set(listed) and any(n.endswith(".deb") for n in listed)
         tags = json.loads(lab.ssh(host, "python3 -c 'import urllib.request as u; "
                                    "print(u.urlopen(\"http://127.0.0.1:11434/api/tags\").read().decode())'").stdout)
         digests = {m["name"]: m["digest"] for m in tags["models"]}
@@ -195,12 +203,14 @@ def test_validate_airgapped_passes_on_the_installed_hosts(lab: Lab, signed: tupl
 def test_validate_airgapped_fails_a_host_given_a_default_route(lab: Lab, signed: tuple[Path, Path],
                                                                first: dict[str, Any], workdir: Path) -> None:
     # No packet leaves: the probe only looks the route up (UDP connect) and does not try where one exists.
-    added = lab.ssh("air2", f"ip route add default via {lab.bridge_ip}")
-    assert added.returncode == 0, added.stderr
+    # The host's root has no CAP_NET_ADMIN inside the sandbox: the route goes into its network namespace from here.
+    netns = lab.host("air2").netns
+    subprocess.run(["ip", "netns", "exec", netns, "ip", "route", "add", "default", "via", lab.bridge_ip], check=True)
     try:
+        assert "default via" in lab.ssh("air2", "ip route").stdout
         code, document, stderr = validate(lab, *signed, workdir / "validate-route")
     finally:
-        lab.ssh("air2", "ip route del default")
+        subprocess.run(["ip", "netns", "exec", netns, "ip", "route", "del", "default"], check=True)
     assert code == 1, stderr
     checks = checks_of(document)
     assert checks["air2"]["no_default_route"] == "fail" and checks["air2"]["no_public_connection"] == "fail"
