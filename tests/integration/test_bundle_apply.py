@@ -131,7 +131,8 @@ def test_the_good_bundle_installs_archive_and_model_on_both_hosts(lab: Lab, sign
     assert sorted(set(ran(first["run_dir"], "Copy the piece under a temporary name"))) == list(HOSTS)
     store_manifest = f"{STORE}/{model.manifest_path.removeprefix('models/')}"
     for host in HOSTS:
-        out = lab.ssh(host, f"sha256sum {store_manifest} /var/cache/coderig/ollama-{archive.version}-linux-amd64.tar.zst"
+        cached = f"/var/cache/coderig/ollama-{archive.version}-linux-amd64.tar.zst"
+        out = lab.ssh(host, f"sha256sum {store_manifest} {cached}"
                             f" && stat -c '%U:%G %n' {STORE}/blobs/* {store_manifest}"
                             f" && ls -A {STORE}/blobs | grep -c partial || true").stdout
         assert f"{model.manifest_digest[7:]}  {store_manifest}" in out, out
