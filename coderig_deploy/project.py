@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from coderig_deploy import pins
+from coderig_deploy.bundle.install import BundleInstall
 from coderig_deploy.catalog import load_catalog
 from coderig_deploy.driver_branches import Offer, offers
 from coderig_deploy.profiles import DESCRIPTION_MAX, Profile, one_printable_line
@@ -37,6 +38,7 @@ _ENV_VALUE = re.compile(r"^[A-Za-z0-9._:/+\-\[\]]*$")
 _TAG = re.compile(r"^[a-z0-9][a-z0-9._\-/]*:[A-Za-z0-9._\-]+$")
 _VERSION = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+(-[A-Za-z0-9.]+)?$")
 _URL = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+(/[A-Za-z0-9._~/+\-]*)?$")
+_FILE_URL = re.compile(r"^file:/[A-Za-z0-9._/@+-]*$")
 _CHECKSUM = re.compile(r"^sha256:([0-9a-f]{64}|https?://[A-Za-z0-9.\-\[\]:]+(/[A-Za-z0-9._~/+\-]*)?)$")
 _SHA256 = re.compile(r"^sha256:[0-9a-f]{64}$")
 _FINGERPRINT = re.compile(r"^([0-9A-F]{40}|[0-9A-F]{64})$")
@@ -143,7 +145,10 @@ class ProjectSpec(_Strict):
     driver_open_kernel_modules: bool
     driver_source: Literal["distro", "cuda-repo", "local-repo"]
     driver_offers: dict[str, Offer] = Field(default_factory=dict, description="Per OS: packages, pin, signed modules")
-    driver_local_repo_url: Annotated[str, _matching(_URL, "http(s) URL")] | None = None
+    driver_local_repo_url: Annotated[str, _matching(_URL, "http(s) URL")] | \
+        Annotated[str, _matching(_FILE_URL, "file: URL")] | None = None
+    driver_local_repo_trusted: bool = Field(default=False, description="A file: repository (apply --bundle): "
+                                            "vouched for by the verified bundle, no signing key")
     driver_local_repo_key_url: Annotated[str, _matching(_URL, "http(s) URL")] | None = None
     driver_repo_key_fingerprint: Annotated[str, _matching(_FINGERPRINT, "key fingerprint")] | None = None
     driver_keyring_checksum: Sha256Pin | None = None
@@ -164,6 +169,7 @@ class ProjectSpec(_Strict):
     expect: Expect
     plan: PlanSummary
     benchmark: BenchmarkSeam | None = None
+    bundle: BundleInstall | None = Field(default=None, description="apply --bundle: pieces copied from the controller")
 
     @field_validator("description")
     @classmethod
@@ -212,6 +218,9 @@ class RenderOptions(_Strict):
     allow_unpinned: bool = Field(default=False, description="Accept plain-HTTP sources without a pin (warned)")
     resource_policy: Literal["refuse", "warn"] = "refuse"
     benchmark: BenchmarkSeam | None = None
+    bundle: BundleInstall | None = None
+    driver_local_repo: Annotated[str, _matching(_FILE_URL, "file: URL")] | None = Field(
+        default=None, description="apply --bundle: the bundle's apt repository on the host (trusted)")
 
 
 def spec_for(profile: Profile, hosts: list[TargetHost], options: RenderOptions | None = None) -> ProjectSpec:
@@ -225,7 +234,7 @@ def spec_for(profile: Profile, hosts: list[TargetHost], options: RenderOptions |
     registry = opts.model_registry or profile.model_registry
     digest = opts.model_manifest_digest or profile.model.manifest_digest
     driver = profile.driver
-    key_url = driver.local_repo_key_url if driver.source == "local-repo" else None
+    key_url = driver.local_repo_key_url if driver.source == "local-repo" and not opts.driver_local_repo else None
     unpinned = pins.enforce([archive_unpinned, pins.manifest_digest(registry, digest),
                              pins.repo_key(key_url, driver.repo_key_fingerprint)], opts.allow_unpinned)
     return ProjectSpec(
@@ -243,15 +252,18 @@ def spec_for(profile: Profile, hosts: list[TargetHost], options: RenderOptions |
         secure_boot=profile.driver.secure_boot,
         driver_branch=profile.driver.branch,
         driver_open_kernel_modules=profile.driver.open_kernel_modules,
-        driver_source=profile.driver.source,
-        driver_offers=offers(driver.branch, driver.source, driver.open_kernel_modules),
-        driver_local_repo_url=profile.driver.local_repo_url,
-        driver_local_repo_key_url=profile.driver.local_repo_key_url,
+        driver_source="local-repo" if opts.driver_local_repo else profile.driver.source,
+        driver_offers=offers(driver.branch, "local-repo" if opts.driver_local_repo else driver.source,
+                             driver.open_kernel_modules),
+        driver_local_repo_url=opts.driver_local_repo or profile.driver.local_repo_url,
+        driver_local_repo_key_url=None if opts.driver_local_repo else profile.driver.local_repo_key_url,
+        driver_local_repo_trusted=opts.driver_local_repo is not None,
         driver_repo_key_fingerprint=driver.repo_key_fingerprint,
         driver_keyring_checksum=driver.keyring_sha256,
         allow_reboot=opts.allow_reboot,
         ollama_version=profile.ollama.version,
-        ollama_env=profile.ollama_env(),
+        # An air-gapped install turns Ollama's cloud features off (validate --airgapped checks it).
+        ollama_env={**profile.ollama_env(), **({"OLLAMA_NO_CLOUD": "1"} if opts.bundle is not None else {})},
         ollama_archive_url=opts.ollama_archive_url,
         ollama_archive_checksum=archive_checksum,
         model_tag=profile.model.tag,
@@ -270,5 +282,6 @@ def spec_for(profile: Profile, hosts: list[TargetHost], options: RenderOptions |
             gpu_fraction=plan.gpu_fraction, decode_tok_s=plan.decode_tok_s,
         ),
         benchmark=opts.benchmark,
+        bundle=opts.bundle,
     )
 

@@ -18,6 +18,7 @@ import yaml
 
 from coderig_deploy import __version__
 from coderig_deploy.errors import EnvironmentProblem, UserInputError
+from coderig_deploy.bundle.install import HOST_APT_DIR, store_dirs
 from coderig_deploy.project import ProjectSpec
 from coderig_deploy.resources import shipped_dir
 
@@ -30,6 +31,7 @@ TEMPLATES: dict[str, str] = {
     "README.md.j2": "README.md",
 }
 ROLES = ("host_lock", "preflight", "nvidia_driver", "ollama", "models", "smoke")
+BUNDLE_ROLES = ("bundle_sync",)  # only in projects that install from an offline bundle
 _SKIP_PARTS = {"__pycache__", ".pytest_cache"}
 
 
@@ -77,7 +79,9 @@ def render_project(spec: ProjectSpec, template_dir: Path | None = None,
                    roles_dir: Path | None = None) -> dict[str, bytes]:
     """Every file of the project, keyed by its path relative to the project root."""
     env = _environment(template_dir or shipped_dir("templates"))
-    context = {"spec": spec, "api_url": spec.api_url, "coderig_version": __version__}
+    context = {"spec": spec, "api_url": spec.api_url, "coderig_version": __version__,
+               "bundle_store_dirs": store_dirs(spec.bundle) if spec.bundle is not None else [],
+               "bundle_apt_dir": HOST_APT_DIR}
     files: dict[str, bytes] = {}
     for template, target in TEMPLATES.items():
         try:
@@ -85,13 +89,14 @@ def render_project(spec: ProjectSpec, template_dir: Path | None = None,
         except jinja2.UndefinedError as exc:
             raise EnvironmentProblem(f"template {template}: {exc.message}") from None
         files[target] = text.encode()
-    files.update(_role_files(roles_dir or shipped_dir("playbooks") / "roles"))
+    roles = ROLES + (BUNDLE_ROLES if spec.bundle is not None else ())
+    files.update(_role_files(roles_dir or shipped_dir("playbooks") / "roles", roles))
     return dict(sorted(files.items()))
 
 
-def _role_files(roles_dir: Path) -> dict[str, bytes]:
+def _role_files(roles_dir: Path, roles: tuple[str, ...] = ROLES) -> dict[str, bytes]:
     files: dict[str, bytes] = {}
-    for role in ROLES:
+    for role in roles:
         root = roles_dir / role
         if not root.is_dir():
             raise EnvironmentProblem(f"role {role} missing from {roles_dir}")

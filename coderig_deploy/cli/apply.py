@@ -14,11 +14,14 @@ from rich.table import Table
 from rich.text import Text
 
 from coderig_deploy.apply import ApplyRequest, ApplyResult, apply, apply_document
+from coderig_deploy.bundle.apply_options import refuse_other_sources, with_bundle
 from coderig_deploy.cli import app
 from coderig_deploy.cli.options import (
     AcceptNewHostKeysOpt,
+    AllowedSignersOpt,
     AllowRebootOpt,
     AllowUnpinnedOpt,
+    BundleOpt,
     ForksOpt,
     HostsArg,
     InventoryOpt,
@@ -33,6 +36,7 @@ from coderig_deploy.cli.options import (
     UserOpt,
 )
 from coderig_deploy.cli.output import console, emit, err_console
+from coderig_deploy.errors import UserInputError
 from coderig_deploy.events import Event
 from coderig_deploy.profiles import load_profile
 from coderig_deploy.progress import Progress, ProgressLine
@@ -70,13 +74,22 @@ def apply_cmd(
         min=1, max=604800, help="Stop the whole run after SECONDS; hosts not finished end as timeout (exit 1)")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON")] = False,
     accept_new_host_keys: AcceptNewHostKeysOpt = False,
+    bundle: BundleOpt = None,
+    allowed_signers: AllowedSignersOpt = None,
 ) -> int:
     """Provision hosts for a profile (driver, Ollama, model, smoke) and report each host."""
     loaded = load_profile(profile, profiles_dir)
+    if bundle is not None:
+        refuse_other_sources({"--ollama-url": ollama_url, "--ollama-sha256": ollama_sha256,
+                              "--model-registry": model_registry, "--model-digest": model_digest})
+    elif allowed_signers is not None:
+        raise UserInputError("--allowed-signers checks a bundle's signature: give --bundle DIR too")
     targets, options = resolve_targets(loaded, TargetOptions(
         hosts=hosts or [], inventory=inventory, user=user, key=key, sandbox=sandbox, forks=forks,
         allow_reboot=allow_reboot, model_registry=model_registry, ollama_url=ollama_url,
         ollama_sha256=ollama_sha256, model_digest=model_digest, allow_unpinned=allow_unpinned))
+    if bundle is not None:
+        options = with_bundle(options, bundle, allowed_signers, loaded)
     request = ApplyRequest(profile=loaded, hosts=targets, options=options, runs_dir=runs_dir,
                            check=check, limit=limit, tags=tags or [], benchmark=bench,
                            accept_new_host_keys=accept_new_host_keys, timeout=timeout)

@@ -29,3 +29,7 @@ AcceptNewHostKeysOpt = Annotated[bool, typer.Option(
     "--accept-new-host-keys",
     help="Record the host key of a host not yet in known_hosts on first connect (trust on first use; "
          "logged in apply.json). A changed key is always refused.")]
+BundleOpt = Annotated[Path | None, typer.Option(
+    "--bundle", help="Install from this offline bundle (verified on the controller first; nothing is downloaded)")]
+AllowedSignersOpt = Annotated[Path | None, typer.Option(
+    "--allowed-signers", help="OpenSSH allowed_signers file: the bundle must carry a valid signature")]

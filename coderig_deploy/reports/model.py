@@ -20,7 +20,7 @@ class CheckResult(_Strict):
     reason: str = Field(description="One line a person can act on")
     measured: Any = None
     expected: Any = None
-    source: Literal["apply", "bench", "verify"] = "bench"
+    source: Literal["apply", "bench", "verify", "validate"] = "bench"
 
 
 class HostReport(_Strict):

@@ -1,0 +1,144 @@
+"""apply --bundle's transfer cost: a synthetic model blob (>= 2 GB) sent to 3 sandbox hosts.
+
+Measures, in one run on one machine:
+1. first copy: the bundle_sync role (copy under a temporary name, sha256 on the host,
+   rename, marker) to 3 hosts in parallel, against a plain `scp` of the same file to
+   the same 3 hosts in parallel; throughput ratio = scp time / bundle time (goal >= 0.9);
+2. rerun: the same play again with the blob present, against the same play with no
+   model at all (empty piece list); time ratio present / none (goal <= 1.1: a present
+   blob is neither copied nor re-hashed).
+The play is the role alone (ansible-playbook, the lab's inventory, host keys checked),
+so the figures are the transfer's, not the rest of an apply's.
+
+Usage (root; boots and removes its own lab): .venv/bin/python benchmarks/bundle_transfer.py [--gib 2] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from coderig_deploy.resources import shipped_dir
+from coderig_deploy.sandbox import HostSpec, Lab
+
+HOSTS = ("xfer1", "xfer2", "xfer3")
+BIN = Path(sys.executable).parent
+STORE = "/var/lib/coderig-bench/models"
+PLAY = """\
+- name: Sync the bundle's pieces
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Copy the model pieces
+      ansible.builtin.import_role:
+        name: bundle_sync
+        tasks_from: models
+"""
+
+
+def make_blob(directory: Path, gib: float) -> tuple[Path, str]:
+    """A file of pseudo-random-looking bytes (not compressible by ssh), and its sha256."""
+    digest = hashlib.sha256()
+    block = hashlib.sha512(b"coderig").digest() * (1 << 14)  # 1 MiB
+    path = directory / "models" / "blobs" / "blob"
+    path.parent.mkdir(parents=True)
+    with path.open("wb") as out:
+        for i in range(int(gib * 1024)):
+            chunk = i.to_bytes(8, "little") + block[8:]
+            out.write(chunk)
+            digest.update(chunk)
+    final = path.with_name(f"sha256-{digest.hexdigest()}")
+    path.rename(final)
+    return final, digest.hexdigest()
+
+
+def play_vars(bundle: Path, blob: Path | None, sha: str) -> dict[str, object]:
+    blobs = [] if blob is None else [{"src": f"models/blobs/{blob.name}", "dest": f"blobs/{blob.name}",
+                                      "sha256": sha, "size": blob.stat().st_size}]
+    manifest = bundle / "models" / "manifest"
+    return {"bundle_sync_source_dir": str(bundle), "bundle_sync_models_dir": STORE,
+            "bundle_sync_models_owner": "root", "bundle_sync_models_group": "root",
+            "bundle_sync_store_dirs": ["blobs", "manifests"], "bundle_sync_blobs": blobs,
+            "bundle_sync_manifest": {"src": "models/manifest", "dest": "manifests/m",
+                                     "sha256": hashlib.sha256(manifest.read_bytes()).hexdigest(),
+                                     "size": manifest.stat().st_size}}
+
+
+def run_play(lab: Lab, work: Path, variables: dict[str, object]) -> float:
+    (work / "vars.json").write_text(json.dumps(variables))
+    env = {**os.environ, "ANSIBLE_ROLES_PATH": str(shipped_dir("playbooks") / "roles"),
+           "ANSIBLE_HOST_KEY_CHECKING": "True", "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORKS": "3"}
+    started = time.monotonic()
+    ran = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(lab.inventory_path), str(work / "play.yml"),
+                          "-e", f"@{work / 'vars.json'}"], env=env, capture_output=True, text=True, check=False)
+    seconds = time.monotonic() - started
+    if ran.returncode != 0:
+        raise SystemExit(f"play failed:\n{ran.stdout[-3000:]}{ran.stderr[-2000:]}")
+    return seconds
+
+
+def scp_all(lab: Lab, blob: Path) -> float:
+    def one(host: dict[str, str]) -> None:
+        subprocess.run(["scp", "-q", "-i", str(lab.key), "-o", f"UserKnownHostsFile={lab.known_hosts}",
+                        "-o", "StrictHostKeyChecking=yes", str(blob), f"root@{host['ip']}:/var/tmp/scp-copy"],
+                       check=True)
+    hosts = [{"ip": h.ip} for h in lab.hosts()]
+    started = time.monotonic()
+    with ThreadPoolExecutor(len(hosts)) as pool:
+        list(pool.map(one, hosts))
+    return time.monotonic() - started
+
+
+def clear(lab: Lab) -> None:
+    for name in HOSTS:
+        lab.ssh(name, f"rm -rf {STORE} /var/lib/coderig/bundle /var/tmp/scp-copy", timeout=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--gib", type=float, default=2.0, help="blob size in GiB (>= 2 for the issue's figure)")
+    parser.add_argument("--repeat", type=int, default=3, help="timed reruns of each rerun variant")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="coderig-xfer-", dir="/var/tmp") as tmp:
+        work = Path(tmp)
+        (work / "play.yml").write_text(PLAY)
+        bundle = work / "bundle"
+        blob, sha = make_blob(bundle, args.gib)
+        size = blob.stat().st_size
+        (bundle / "models" / "manifest").write_text('{"layers": []}\n')
+        lab = Lab(work / "lab")
+        lab.up([HostSpec(name=n, gpu="rtx-4070") for n in HOSTS], timeout=300)
+        try:
+            load_before = os.getloadavg()
+            clear(lab)
+            scp_s = scp_all(lab, blob)
+            clear(lab)
+            first_s = run_play(lab, work, play_vars(bundle, blob, sha))
+            present = [run_play(lab, work, play_vars(bundle, blob, sha)) for _ in range(args.repeat)]
+            none = [run_play(lab, work, play_vars(bundle, None, sha)) for _ in range(args.repeat)]
+            load_after = os.getloadavg()
+        finally:
+            lab.down()
+    result = {
+        "blob_bytes": size, "hosts": len(HOSTS), "cpus": os.cpu_count(),
+        "load_1m_before_after": [round(load_before[0], 2), round(load_after[0], 2)],
+        "scp_s": round(scp_s, 2), "bundle_first_s": round(first_s, 2),
+        "first_copy_throughput_ratio": round(scp_s / first_s, 3),
+        "rerun_present_s": [round(s, 2) for s in present], "rerun_no_model_s": [round(s, 2) for s in none],
+        "rerun_ratio": round(statistics.median(present) / statistics.median(none), 3),
+        "goals": {"first_copy_throughput_ratio": ">= 0.9", "rerun_ratio": "<= 1.1"},
+    }
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
