@@ -7,8 +7,9 @@ Measures, in one run on one machine:
 2. rerun: the same play again with the blob present, against the same play with no
    model at all (empty piece list); time ratio present / none (goal <= 1.1: a present
    blob is neither copied nor re-hashed).
-The play is the role alone (ansible-playbook, the lab's inventory, host keys checked),
-so the figures are the transfer's, not the rest of an apply's.
+The play is the role alone (ansible-playbook, the lab's inventory, host keys checked,
+the ssh_args a rendered project's ansible.cfg sets), so the figures are the transfer's,
+not the rest of an apply's.
 
 Usage (root; boots and removes its own lab): .venv/bin/python benchmarks/bundle_transfer.py [--gib 2] [--repeat 3]
 """
@@ -16,6 +17,7 @@ Usage (root; boots and removes its own lab): .venv/bin/python benchmarks/bundle_
 from __future__ import annotations
 
 import argparse
+import configparser
 import hashlib
 import json
 import os
@@ -73,10 +75,19 @@ def play_vars(bundle: Path, blob: Path | None, sha: str) -> dict[str, object]:
                                      "size": manifest.stat().st_size}}
 
 
+def project_ssh_args() -> str:
+    """The ssh_args line of the rendered ansible.cfg (a literal line of its template)."""
+    template = shipped_dir("templates") / "ansible.cfg.j2"
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read_string(template.read_text())
+    return parser.get("ssh_connection", "ssh_args")
+
+
 def run_play(lab: Lab, work: Path, variables: dict[str, object]) -> float:
     (work / "vars.json").write_text(json.dumps(variables))
     env = {**os.environ, "ANSIBLE_ROLES_PATH": str(shipped_dir("playbooks") / "roles"),
-           "ANSIBLE_HOST_KEY_CHECKING": "True", "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORKS": "3"}
+           "ANSIBLE_HOST_KEY_CHECKING": "True", "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORKS": "3",
+           "ANSIBLE_SSH_ARGS": project_ssh_args()}
     started = time.monotonic()
     ran = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(lab.inventory_path), str(work / "play.yml"),
                           "-e", f"@{work / 'vars.json'}"], env=env, capture_output=True, text=True, check=False)
@@ -129,7 +140,7 @@ def main() -> None:
         finally:
             lab.down()
     result = {
-        "blob_bytes": size, "hosts": len(HOSTS), "cpus": os.cpu_count(),
+        "blob_bytes": size, "hosts": len(HOSTS), "cpus": os.cpu_count(), "ssh_args": project_ssh_args(),
         "load_1m_before_after": [round(load_before[0], 2), round(load_after[0], 2)],
         "scp_s": round(scp_s, 2), "bundle_first_s": round(first_s, 2),
         "first_copy_throughput_ratio": round(scp_s / first_s, 3),
