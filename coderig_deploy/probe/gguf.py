@@ -19,8 +19,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from coderig_deploy.probe.tensors import BLOCKS, GGML_TYPES, Shape, Tensor, tensors
-from coderig_deploy.sandbox.ollama_sim.gguf import (ALIGNMENT, FILE_TYPES, MAGIC, T_FLOAT32, T_INT32, T_UINT32,
+from coderig_deploy.probe.tensors import Shape, Tensor, tensors
+from coderig_deploy.sandbox.ollama_sim.gguf import (ALIGNMENT, BLOCKS, FILE_TYPES, GGML_TYPES, MAGIC, T_FLOAT32, T_INT32, T_UINT32,
                                                     VERSION, Typed, _guess_type, _pack_string, _pack_value)
 
 CHUNK_BYTES = 4 << 20

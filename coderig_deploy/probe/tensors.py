@@ -12,13 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-# ggml types (ggml.h enum ggml_type) and their block layout: (bytes per block, weights per block).
-GGML_TYPES = {"F32": 0, "F16": 1, "Q4_0": 2, "Q4_1": 3, "Q5_0": 6, "Q5_1": 7, "Q8_0": 8,
-              "Q2_K": 10, "Q3_K": 11, "Q4_K": 12, "Q5_K": 13, "Q6_K": 14}
-GGML_TYPE_NAMES = {number: name for name, number in GGML_TYPES.items()}
-BLOCKS = {"F32": (4, 1), "F16": (2, 1), "Q4_0": (18, 32), "Q4_1": (20, 32), "Q5_0": (22, 32),
-          "Q5_1": (24, 32), "Q8_0": (34, 32), "Q2_K": (84, 256), "Q3_K": (110, 256),
-          "Q4_K": (144, 256), "Q5_K": (176, 256), "Q6_K": (210, 256)}
+from coderig_deploy.sandbox.ollama_sim.gguf import BLOCKS, GGML_TYPES
+
 # The base type of each file type (llama_model_quantize_impl's default_type).
 BASE_TYPE = {"Q4_0": "Q4_0", "Q4_K_M": "Q4_K", "Q5_K_M": "Q5_K", "Q6_K": "Q6_K", "Q8_0": "Q8_0", "F16": "F16"}
 # Fallback when a row does not split into 256-weight blocks (llama-quant.cpp, "fallback").
