@@ -136,21 +136,18 @@ def _pattern(ggml_type: str, rng: random.Random) -> bytes:
 
 
 def _data_chunks(tensor_list: list[Tensor], seed: int) -> Iterator[bytes]:
+    """Each tensor's data followed by padding to the alignment (as gguf.cpp writes it)."""
     rng = random.Random(seed)
     patterns: dict[str, bytes] = {}
-    written = 0
     for t in tensor_list:
-        pad = -written % ALIGNMENT
-        if pad:
-            yield b"\0" * pad
-            written += pad
         pattern = patterns.get(t.ggml_type) or patterns.setdefault(t.ggml_type, _pattern(t.ggml_type, rng))
         left = t.nbytes
         while left:
             piece = pattern[:left] if left < len(pattern) else pattern
             yield piece
             left -= len(piece)
-        written += t.nbytes
+        if t.nbytes % ALIGNMENT:
+            yield b"\0" * (-t.nbytes % ALIGNMENT)
 
 
 def write(stream: BinaryIO, shape: Shape, ftype: str, name: str, seed: int = 0,
