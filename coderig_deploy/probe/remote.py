@@ -93,15 +93,15 @@ def _execute(client: Any, host: str, remote: str, cfg: dict[str, Any], progress:
     pid = None
     try:
         for line in stderr:
-            line = line.rstrip("\n")
             if line.startswith("probe: pid "):
                 pid = line.split()[-1]
-            progress(host, line)
+            progress(host, line.rstrip("\n"))
         out = stdout.read().decode(errors="replace")
     except KeyboardInterrupt:
-        if pid and pid.isdigit():  # the host side cleans up on SIGTERM; wait for it
+        if pid and pid.isdigit():  # the host side cleans up on SIGTERM: show it doing so, then stop
             client.exec_command(f"kill -TERM {pid}")
-            stdout.channel.recv_exit_status()
+            for line in stderr:
+                progress(host, line.rstrip("\n"))
         raise
     try:
         return json.loads(out.strip().splitlines()[-1])

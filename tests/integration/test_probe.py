@@ -90,3 +90,26 @@ def test_probe_refuses_a_host_whose_ollama_is_down(lab: Lab, tmp_path: Path) -> 
     assert proc.returncode == 1
     assert "Ollama is not up on this host" in proc.stdout
     assert "coderig-probe" not in lab.ssh(HOST, "ls -a /var/tmp", timeout=30).stdout
+
+
+def test_an_interrupted_probe_leaves_nothing_on_the_host(lab: Lab, tmp_path: Path) -> None:
+    import signal
+
+    before = _store(lab)
+    host = lab.host(HOST)
+    proc = subprocess.Popen([*CLI, "probe", "--model", TAG, "--ctx", str(CTX), "--identity", str(lab.key),
+                             "--known-hosts", str(lab.known_hosts), "--runs-dir", str(tmp_path / "runs"),
+                             f"root@{host.ip}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    seen = []
+    for line in proc.stderr:  # interrupt once the model is in the host's Ollama
+        seen.append(line)
+        if "probe: imported" in line:
+            proc.send_signal(signal.SIGINT)
+            break
+    rest = proc.stderr.read()  # not communicate(): it would skip what the line iterator buffered
+    proc.wait(timeout=300)
+    assert proc.returncode == 130, "".join(seen) + rest
+    assert "probe: cleaned" in rest and '"model_left": false' in rest and '"blob_left": false' in rest
+    assert _store(lab) == before
+    assert "coderig-probe" not in lab.ssh(HOST, "ls -a /var/tmp; curl -fsS 127.0.0.1:11434/api/tags", timeout=30).stdout
