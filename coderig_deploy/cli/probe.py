@@ -78,7 +78,8 @@ def _summary(res: dict[str, Any]) -> dict[str, Any]:
 
 
 def _render(console: Console, doc: dict[str, Any]) -> None:
-    table = Table(title=f"probe {doc['model']}, ctx {doc['ctx']}", title_justify="left")
+    table = Table(title=Text(f"probe {doc['model']}, ctx {doc['ctx']}; decode and prefill in tok/s"),
+                  title_justify="left")
     for col in ("host", "file GB", "decode", "prefill", "GPU", "MiB per GPU", "cleaned"):
         table.add_column(col, justify="left" if col == "host" else "right")
     for name, s in doc["hosts"].items():

@@ -82,7 +82,10 @@ def run_on(target: Any, cfg: dict[str, Any], progress: Progress) -> dict[str, An
             fh.write(pyz_bytes())
         return _execute(client, target.name, remote, cfg, progress)
     finally:
-        sftp.remove(remote)
+        try:
+            sftp.remove(remote)
+        except OSError:  # the connection is gone: /var/tmp keeps a small zipapp, nothing else
+            pass
         sftp.close()
         client.close()
 
