@@ -74,6 +74,7 @@ def _summary(res: dict[str, Any]) -> dict[str, Any]:
             "prefill_tok_s": (summary.get("prefill_tok_s") or {}).get("median"),
             "gpu_percent": ps.get("gpu_percent"),
             "gpus": [g.get("used_mib") for g in (bench.get("gpu_memory") or {}).get("gpus") or []],
+            "other_models_loaded": res.get("other_models_loaded") or [],
             "clean": not any(cleanup.get(k) for k in ("model_left", "blob_left", "file_left", "remove_error"))}
 
 
@@ -93,5 +94,8 @@ def _render(console: Console, doc: dict[str, Any]) -> None:
     for name, s in doc["hosts"].items():
         if s["error"]:
             console.print(plain(f"{name}: error: {s['error']}"), soft_wrap=True)
+        if s["other_models_loaded"]:  # their memory is in the baseline; Ollama may have evicted them
+            console.print(plain(f"{name}: warning: other models were loaded ({', '.join(s['other_models_loaded'])}): "
+                                "the VRAM figure is less certain; probe an idle host"), soft_wrap=True)
     console.print(plain(f"calibration rows: {doc['run_dir']}/calibration.tsv "
                         f"(use with `coderig-deploy plan --calibration FILE`)"), soft_wrap=True)
