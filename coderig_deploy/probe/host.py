@@ -91,7 +91,7 @@ class Api:
 
     def _request(self, method: str, path: str, body: Any = None, length: int | None = None,
                  timeout: float = 3600) -> tuple[int, bytes]:
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout, blocksize=1 << 20)  # 40 GB uploads
         try:
             headers = {"Content-Length": str(length)} if length is not None else {}
             if isinstance(body, dict):
