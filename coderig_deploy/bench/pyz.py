@@ -26,17 +26,23 @@ def _members() -> list[tuple[Path, str]]:
     return files
 
 
-def build_pyz_bytes() -> bytes:
-    """The zipapp as bytes, deterministic (fixed timestamps) for idempotent copies."""
+def zipapp_bytes(members: list[tuple[Path | bytes, str]], main: str) -> bytes:
+    """A zipapp of `members` (file or content, name inside) that runs `main`; deterministic
+    (fixed timestamps) for idempotent copies."""
     buf = io.BytesIO()
     buf.write(b"#!/usr/bin/env python3\n")
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for source, name in [*_members(), (None, "__main__.py")]:
+        for source, name in [*members, (main.encode(), "__main__.py")]:
             info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
-            zf.writestr(info, MAIN if source is None else source.read_bytes())
+            zf.writestr(info, source if isinstance(source, bytes) else source.read_bytes())
     return buf.getvalue()
+
+
+def build_pyz_bytes() -> bytes:
+    """The benchmark zipapp as bytes."""
+    return zipapp_bytes(list(_members()), MAIN)
 
 
 def build_pyz(dest: Path) -> Path:

@@ -49,11 +49,18 @@ def plan(
         metavar="GB/S", min=1, max=10_000, help="System RAM bandwidth, GB/s")] = None,
     depth: Annotated[int | None, typer.Option(
         metavar="TOKENS", min=0, max=1_048_576, help="Tokens in context for the speed estimate")] = None,
+    calibration: Annotated[Path | None, typer.Option(
+        metavar="FILE", help="Measured rows (`coderig-deploy probe`): a matching row replaces the prediction")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> int:
     """Does a model fit on these GPUs, how is it split, and how fast will it generate?"""
     args = _resolve(model, gpu, ctx, kv_cache, flash_attention, parallel, profile, profiles_dir)
     result = make_plan(**args, spread=spread, ram_bandwidth_gbs=ram_bandwidth, depth=depth)
+    if calibration:
+        from coderig_deploy.probe import measured
+
+        key = load_catalog().model(result.model).model.key
+        result = measured.apply(result, measured.read_rows(calibration), key)
     emit(result.model_dump(mode="json"), json_out, lambda c: render_plan(c, result))
     return 0 if result.fits else 1
 

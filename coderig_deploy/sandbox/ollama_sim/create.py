@@ -51,11 +51,10 @@ def _model_layers(store: Store, base: Model | None, files: dict[str, str]) -> li
         for filename, digest in files.items():
             if not store.has_blob(digest):
                 raise StoreError(f"blob {digest} for {filename} not found: upload it with POST /api/blobs", 400)
-            with open(store.blob_path(digest), "rb") as src:
-                try:
-                    gguf.read_metadata(src)
-                except gguf.GGUFError as exc:
-                    raise StoreError(f"{filename}: {exc}", 400) from exc
+            try:  # header, metadata and tensor infos, checked against the file's length
+                gguf.read_model_info(str(store.blob_path(digest)))
+            except gguf.GGUFError as exc:
+                raise StoreError(f"{filename}: {exc}", 400) from exc
             layers.append({"mediaType": LAYER_MODEL, "digest": digest,
                            "size": store.blob_path(digest).stat().st_size})
         return layers
@@ -99,8 +98,7 @@ def _config(store: Store, layers: list[dict[str, Any]], base: Model | None) -> b
     info: dict[str, Any] = {}
     model_layer = next((lay for lay in layers if lay["mediaType"] == LAYER_MODEL), None)
     if model_layer is not None:
-        with open(store.blob_path(model_layer["digest"]), "rb") as src:
-            info = gguf.read_metadata(src)
+        info = gguf.read_model_info(str(store.blob_path(model_layer["digest"])))
     family = str(info.get("general.architecture", ""))
     return json.dumps({
         "model_format": "gguf", "model_family": family, "model_families": [family],

@@ -10,7 +10,10 @@ Stdlib only: this module ships inside the simulator.
 
 from __future__ import annotations
 
+import math
+import os
 import struct
+from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 MAGIC = b"GGUF"
@@ -34,6 +37,18 @@ FILE_TYPES = {
     "Q4_K_M": 15, "Q5_K_S": 16, "Q5_K_M": 17, "Q6_K": 18, "BF16": 32,
 }
 FILE_TYPE_NAMES = {number: name for name, number in FILE_TYPES.items()}
+
+# ggml tensor types (ggml.h enum ggml_type) and their block layout (ggml-common.h):
+# (bytes per block, weights per block).
+GGML_TYPES = {"F32": 0, "F16": 1, "Q4_0": 2, "Q4_1": 3, "Q5_0": 6, "Q5_1": 7, "Q8_0": 8,
+              "Q2_K": 10, "Q3_K": 11, "Q4_K": 12, "Q5_K": 13, "Q6_K": 14, "BF16": 30}
+GGML_TYPE_NAMES = {number: name for name, number in GGML_TYPES.items()}
+BLOCKS = {"F32": (4, 1), "F16": (2, 1), "BF16": (2, 1), "Q4_0": (18, 32), "Q4_1": (20, 32),
+          "Q5_0": (22, 32), "Q5_1": (24, 32), "Q8_0": (34, 32), "Q2_K": (84, 256), "Q3_K": (110, 256),
+          "Q4_K": (144, 256), "Q5_K": (176, 256), "Q6_K": (210, 256)}
+# Arrays longer than this (tokenizer tokens, merges) are not kept: Ollama's /api/show
+# reports them as null unless asked for verbose output.
+MAX_KEPT_ARRAY = 1024
 
 
 class GGUFError(ValueError):
@@ -105,6 +120,9 @@ def _read_value(stream: BinaryIO, gguf_type: int) -> Any:
         return _read(stream, length).decode("utf-8", errors="replace")
     if gguf_type == T_ARRAY:
         elem, count = struct.unpack("<IQ", _read(stream, 12))
+        if count > MAX_KEPT_ARRAY:
+            _skip_array(stream, elem, count)
+            return None
         return [_read_value(stream, elem) for _ in range(count)]
     fmt = _SCALAR.get(gguf_type)
     if fmt is None:
@@ -112,11 +130,23 @@ def _read_value(stream: BinaryIO, gguf_type: int) -> Any:
     return struct.unpack(fmt, _read(stream, struct.calcsize(fmt)))[0]
 
 
-def read_metadata(stream: BinaryIO) -> dict[str, Any]:
-    """Read the metadata key/values of a GGUF v2/v3 file (tensor infos are not read)."""
+def _skip_array(stream: BinaryIO, elem: int, count: int) -> None:
+    if elem == T_STRING:
+        for _ in range(count):
+            (length,) = struct.unpack("<Q", _read(stream, 8))
+            stream.seek(length, 1)
+    elif elem in _SCALAR:
+        stream.seek(struct.calcsize(_SCALAR[elem]) * count, 1)
+    else:
+        for _ in range(count):
+            _read_value(stream, elem)
+
+
+def _read_header(stream: BinaryIO) -> tuple[int, dict[str, Any]]:
+    """(tensor count, metadata) of a GGUF v2/v3 stream positioned at its start."""
     if _read(stream, 4) != MAGIC:
         raise GGUFError("not a GGUF file (bad magic)")
-    version, _tensors, count = struct.unpack("<IQQ", _read(stream, 20))
+    version, tensor_count, count = struct.unpack("<IQQ", _read(stream, 20))
     if version not in (2, 3):
         raise GGUFError(f"unsupported GGUF version {version}")
     metadata: dict[str, Any] = {}
@@ -124,7 +154,99 @@ def read_metadata(stream: BinaryIO) -> dict[str, Any]:
         key = _read_value(stream, T_STRING)
         (gguf_type,) = struct.unpack("<I", _read(stream, 4))
         metadata[key] = _read_value(stream, gguf_type)
-    return metadata
+    return tensor_count, metadata
+
+
+def read_metadata(stream: BinaryIO) -> dict[str, Any]:
+    """Read the metadata key/values of a GGUF v2/v3 file (tensor infos are not read)."""
+    return _read_header(stream)[1]
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    dims: tuple[int, ...]  # ggml order: dims[0] is the row length
+    ggml_type: str
+    offset: int  # from the start of the data section
+
+    @property
+    def elements(self) -> int:
+        return math.prod(self.dims)
+
+    @property
+    def nbytes(self) -> int:
+        block_bytes, per_block = BLOCKS[self.ggml_type]
+        return self.elements // per_block * block_bytes
+
+
+def _read_tensor_info(stream: BinaryIO) -> TensorInfo:
+    name = _read_value(stream, T_STRING)
+    (n_dims,) = struct.unpack("<I", _read(stream, 4))
+    if not 1 <= n_dims <= 4:
+        raise GGUFError(f"tensor {name}: {n_dims} dimensions (ggml allows 1 to 4)")
+    dims = struct.unpack(f"<{n_dims}Q", _read(stream, 8 * n_dims))
+    type_id, offset = struct.unpack("<IQ", _read(stream, 12))
+    ggml_type = GGML_TYPE_NAMES.get(type_id)
+    if ggml_type is None:
+        raise GGUFError(f"tensor {name}: unknown ggml type {type_id}")
+    info = TensorInfo(name, tuple(dims), ggml_type, offset)
+    if dims[0] % BLOCKS[ggml_type][1]:
+        raise GGUFError(f"tensor {name}: row of {dims[0]} does not split into {ggml_type} blocks")
+    return info
+
+
+def read_file(path: str) -> tuple[dict[str, Any], list[TensorInfo]]:
+    """Metadata and tensor infos of a GGUF file, checked against the file's length:
+    every tensor aligned, inside the file, none overlapping the next."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as stream:
+        count, metadata = _read_header(stream)
+        infos = [_read_tensor_info(stream) for _ in range(count)]
+        header_end = stream.tell()
+    alignment = int(metadata.get("general.alignment", ALIGNMENT))
+    data_start = header_end + (-header_end % alignment)
+    end = 0
+    for t in sorted(infos, key=lambda t: t.offset):
+        if t.offset % alignment or t.offset < end:
+            raise GGUFError(f"tensor {t.name}: offset {t.offset} is misaligned or overlaps the previous tensor")
+        end = t.offset + t.nbytes
+    if infos and data_start + end > size:
+        raise GGUFError(f"truncated GGUF: tensors need {data_start + end} bytes, the file has {size}")
+    return metadata, infos
+
+
+def derived_info(metadata: dict[str, Any], infos: list[TensorInfo]) -> dict[str, Any]:
+    """What Ollama derives from the tensors, added where the metadata does not say it:
+    parameter count, vocabulary size, tied embeddings, parameters active per token."""
+    if not infos:
+        return {}
+    arch = metadata.get("general.architecture", "")
+    by_name = {t.name: t for t in infos}
+    total = sum(t.elements for t in infos)
+    out: dict[str, Any] = {"general.parameter_count": total}
+    if "token_embd.weight" in by_name:
+        out[f"{arch}.vocab_size"] = by_name["token_embd.weight"].dims[1]
+    out["coderig.sim.tied_embeddings"] = "output.weight" not in by_name
+    experts, used = int(metadata.get(f"{arch}.expert_count", 0)), int(metadata.get(f"{arch}.expert_used_count", 0))
+    if experts and used:
+        expert_params = sum(t.elements for t in infos if "_exps." in t.name)
+        out["coderig.sim.active_parameter_count"] = round(total - expert_params * (1 - used / experts))
+    return {k: v for k, v in out.items() if k not in metadata}
+
+
+_CACHE: dict[tuple[str, int, int], dict[str, Any]] = {}
+
+
+def read_model_info(path: str) -> dict[str, Any]:
+    """A model file's metadata plus what the tensors imply (cached per file version)."""
+    st = os.stat(path)
+    key = (path, st.st_mtime_ns, st.st_size)
+    if key not in _CACHE:
+        metadata, infos = read_file(path)
+        if len(_CACHE) >= 64:  # a bounded cache: the oldest entry goes
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[key] = {**metadata, **derived_info(metadata, infos)}
+    return dict(_CACHE[key])
 
 
 def read_metadata_file(path: str) -> dict[str, Any]:

@@ -181,7 +181,7 @@ class Store:
                 continue
             if kind == LAYER_MODEL:
                 try:
-                    model.model_info = gguf.read_metadata_file(str(path))
+                    model.model_info = gguf.read_model_info(str(path))
                 except gguf.GGUFError:
                     model.model_info = {}
             elif kind == LAYER_PARAMS:
