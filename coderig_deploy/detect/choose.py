@@ -30,6 +30,7 @@ class Candidate:
     gpus_used: int
     vram_mib: int
     expected_tok_s: float
+    plan_tok_s: float = 0.0
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -68,7 +69,8 @@ def candidate(profile: Profile, facts: HostFacts, policy: Literal["refuse", "war
     if short and policy == "refuse":
         return None
     return Candidate(profile=profile.name, gpus_used=hw.count, vram_mib=plan.vram_mib,
-                     expected_tok_s=profile.expect.decode_tok_s, warnings=short)
+                     expected_tok_s=profile.expect.decode_tok_s, plan_tok_s=round(plan.decode_tok_s, 1),
+                     warnings=short)
 
 
 def candidates(facts: HostFacts, profiles: list[Profile],
@@ -98,7 +100,7 @@ def choose(facts: HostFacts, profiles: list[Profile], policy: Literal["refuse", 
     ranked = candidates(facts, profiles, policy)
     found = describe_gpus(facts)
     if not ranked:
-        return Choice(facts.host, None, f"no profile fits {found}", ranked)
+        return Choice(facts.host, None, f"no profile fits this host: {found}", ranked)
     best = ranked[0]
     reason = (f"auto: {found}; {best.profile} uses {best.gpus_used} GPU(s), plans {best.vram_mib} MiB, "
               f"expects {best.expected_tok_s:g} tok/s; best of {len(ranked)} fitting ({RULE})")
