@@ -85,10 +85,15 @@ def inventory_profiles(path: Path) -> dict[str, str]:
     from ansible.inventory.manager import InventoryManager
     from ansible.parsing.dataloader import DataLoader
 
-    manager = InventoryManager(loader=DataLoader(), sources=[str(path)])
+    from ansible.vars.manager import VariableManager
+
+    loader = DataLoader()
+    manager = InventoryManager(loader=loader, sources=[str(path)])
+    variables = VariableManager(loader=loader, inventory=manager)
     found = {}
     for host in manager.get_hosts():
-        value = host.get_vars().get("coderig_profile")
+        # Group vars (inline and group_vars/ files) and host vars, with Ansible's precedence.
+        value = variables.get_vars(host=host, include_hostvars=False).get("coderig_profile")
         if value is None:
             continue
         if not isinstance(value, str) or not value.strip():

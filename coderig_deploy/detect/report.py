@@ -40,7 +40,7 @@ def host_lines(facts: HostFacts, choice: Choice) -> list[str]:
         lines += _wrap(f"unknown PCI ids (not guessed): {', '.join(facts.unknown_pci_ids)}")
     lines += _wrap(f"summary: {describe_gpus(facts)}")
     if choice.candidates:
-        lines.append("  profiles that fit, best first:      GPUs   VRAM MiB  tok/s plan/expected")
+        lines.append(f"  {'profiles that fit, best first:':<34} {'GPUs':>4} {'VRAM MiB':>10}  tok/s plan / expected")
         for c in choice.candidates:
             warn = f"  ({', '.join(c.warnings)})" if c.warnings else ""
             lines.append(f"    {c.profile[:32]:<32} {c.gpus_used:>4} {c.vram_mib:>10}  "
