@@ -179,19 +179,23 @@ def render_result(out: Console, result: ApplyResult) -> None:
                   box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True,
                   title_justify="left")
     table.add_column("host", max_width=16)
+    reports = {r.host: r for r in result.reports}
+    fleet = len({r.profile for r in result.reports}) > 1
+    if fleet:  # hosts of several profiles (or none): say which
+        table.add_column("profile", max_width=14)
     table.add_column("status", no_wrap=True)
     table.add_column("chg", justify="right", no_wrap=True)
     table.add_column("tok/s", justify="right", no_wrap=True)
     table.add_column("VRAM", justify="right", no_wrap=True)
     table.add_column("verdict", no_wrap=True, min_width=7)
     table.add_column("reason", ratio=1)
-    reports = {r.host: r for r in result.reports}
     for h in result.hosts:
         report = reports.get(h.host)
         verdict = report.verdict if report else "-"
         where = f"{h.failed_role}: " if h.failed_role else ""
         reason = f"{where}{h.reason}" if h.reason else _reasons(result, h.host, h.facts)
-        table.add_row(_cell(h.host), _cell(h.status, _STATUS_STYLE.get(h.status, "")), str(h.changed),
+        profile = [_cell((report.profile if report else None) or "none")] if fleet else []
+        table.add_row(_cell(h.host), *profile, _cell(h.status, _STATUS_STYLE.get(h.status, "")), str(h.changed),
                       _tok_s(report), _vram_gib(report), _cell(verdict, _VERDICT_STYLE.get(verdict, "")),
                       _cell(" ".join(reason.split()) or "-"))
     out.print(table)
