@@ -11,6 +11,7 @@ from coderig_deploy.apply import ProfileGroup
 from coderig_deploy.detect.assign import AUTO, HostProfile, assign
 from coderig_deploy.errors import RunFailed, UserInputError
 from coderig_deploy.profiles import Profile, list_profiles, load_profile
+from coderig_deploy.project import TargetHost
 from coderig_deploy.targets import TargetOptions, inventory_profiles, resolve_targets
 
 
@@ -25,7 +26,7 @@ class Fleet:
         return self.groups[0]
 
     @property
-    def hosts(self) -> list:  # type: ignore[type-arg]
+    def hosts(self) -> list[TargetHost]:
         return [h for g in self.groups for h in g.hosts]
 
 
