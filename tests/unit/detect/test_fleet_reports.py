@@ -25,3 +25,14 @@ def test_a_host_no_profile_fits_fails_untouched_with_the_reason() -> None:
     row = unmatched_report("odd1", "no profile fits this host: 1x rtx-3060-12gb")
     assert row.verdict == "fail" and row.profile is None
     assert row.reasons == ["profile: no profile fits this host: 1x rtx-3060-12gb; left untouched"]
+
+
+def test_report_md_has_a_profile_column_for_a_fleet() -> None:
+    from coderig_deploy.reports import run_report
+    from coderig_deploy.reports.markdown import parse_markdown_table, to_markdown
+
+    groups = [ProfileGroup(load_profile("dual-4090"), [TargetHost(name="big1")], reasons={"big1": "auto: 2x"})]
+    rows = _reports([HostResult(host="big1", status="ok")], groups, [spec_for(groups[0].profile, groups[0].hosts)])
+    table = parse_markdown_table(to_markdown(run_report([*rows, unmatched_report("odd1", "no profile fits")])))
+    assert [(r["host"], r["profile"], r["verdict"]) for r in table] == [("big1", "dual-4090", "pass"),
+                                                                      ("odd1", "none", "fail")]
