@@ -44,8 +44,8 @@ def detect_one(target: ProbeTarget) -> HostFacts:
     """A host's facts; an unreachable host gives facts that say why, never an exception."""
     try:
         return host_facts(target.name, read_host(target))
-    except CoderigError as exc:
-        return unreachable(target.name, str(exc))
+    except CoderigError as exc:  # the host's name is already the row's: no "ws1: " prefix twice
+        return unreachable(target.name, str(exc).removeprefix(f"{target.name}: "))
     except (OSError, EOFError, TimeoutError) as exc:
         return unreachable(target.name, f"cannot read {target.address}: {exc}")
 
