@@ -27,7 +27,7 @@ from coderig_deploy.project import (
     TargetHost,
     spec_for,
 )
-from coderig_deploy.render import render_project
+from coderig_deploy.render import render_fleet
 from coderig_deploy.reports import (
     CheckResult,
     HostReport,
@@ -43,6 +43,16 @@ LOCK_LEASE_MARGIN_S = 300  # the host lock outlives a timed-out run by this much
 
 
 @dataclass(frozen=True)
+class ProfileGroup:
+    """The hosts of a fleet that share one profile, their render options and why each got it."""
+
+    profile: Profile
+    hosts: list[TargetHost]
+    options: RenderOptions = field(default_factory=RenderOptions)
+    reasons: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class ApplyRequest:
     profile: Profile
     hosts: list[TargetHost]
@@ -55,6 +65,11 @@ class ApplyRequest:
     benchmark: bool = True  # run the smoke benchmark at the end (issue: proven, not just installed)
     accept_new_host_keys: bool = False  # record unknown hosts' keys; a changed key is still refused
     timeout: int | None = None  # seconds for the whole run; unfinished hosts end as "timeout"
+    groups: list[ProfileGroup] = field(default_factory=list)  # a fleet: profile per host (else `profile`)
+    unmatched: dict[str, str] = field(default_factory=dict)  # hosts no profile fits -> why; left untouched
+
+    def profile_groups(self) -> list[ProfileGroup]:
+        return self.groups or [ProfileGroup(self.profile, self.hosts, self.options)]
 
 
 @dataclass(frozen=True)
@@ -67,6 +82,11 @@ class ApplyResult:
     spec: ProjectSpec
     reports: list[HostReport] = field(default_factory=list)  # verdict per host: provision + benchmark checks
     host_keys_recorded: list[str] = field(default_factory=list)  # by --accept-new-host-keys: "file: host type"
+    specs: list[ProjectSpec] = field(default_factory=list)  # one per profile of the fleet
+
+    @property
+    def profile_label(self) -> str:
+        return ", ".join(s.profile for s in self.specs) or self.spec.profile
 
     @property
     def exit_code(self) -> int:
@@ -92,36 +112,67 @@ def new_run_dir(runs_dir: Path) -> Path:
 
 
 def apply(request: ApplyRequest, on_event: runner.EventHandler | None = None) -> ApplyResult:
-    """Render, run and record one apply; raises CoderigError only for bad input or environment."""
-    spec = spec_for(request.profile, request.hosts, _with_benchmark(request))
-    files = render_project(spec)
+    """Render, run and record one apply; raises CoderigError only for bad input or environment.
+
+    A fleet (request.groups) renders one project with a group per profile and runs it
+    once; hosts in request.unmatched are not in it and are reported as not run."""
+    groups = request.profile_groups()
+    specs = [spec_for(g.profile, g.hosts, _with_benchmark(request, g)) for g in groups]
+    files = render_fleet(specs)
     runner.require_ansible_playbook()
     run_dir = new_run_dir(request.runs_dir)
     extra_files = dict(request.extra_files)
-    if spec.benchmark is not None and request.options.benchmark is None:
+    if any(s.benchmark is not None for s in specs) and all(g.options.benchmark is None for g in groups):
         extra_files[f"files/{PYZ_NAME}"] = write_pyz(run_dir / "bench")
     started = time.monotonic()
-    known_before = hostkeys.snapshot(request.hosts)
+    hosts = [h for g in groups for h in g.hosts]
+    known_before = hostkeys.snapshot(hosts)
     outcome = runner.run(runner.RunRequest(
         run_dir=run_dir, files=files, check=request.check, limit=request.limit, tags=request.tags,
-        forks=spec.forks, extra_files=extra_files, extravars=run_extravars(run_dir, request.timeout),
+        forks=specs[0].forks, extra_files=extra_files, extravars=run_extravars(run_dir, request.timeout),
         accept_new_host_keys=request.accept_new_host_keys, timeout=request.timeout,
     ), on_event)
-    results = host_results([h.name for h in spec.hosts], outcome.stats, outcome.events,
+    results = host_results([h.name for h in hosts], outcome.stats, outcome.events,
                            canceled=outcome.status == "canceled",
                            timeout=request.timeout if outcome.status == "timeout" else None)
-    targets = {h.name: h for h in request.hosts}
+    targets = {h.name: h for h in hosts}
     for h in results:
         if h.status == "unreachable" and h.reason and h.host in targets:
             h.reason = hostkeys.explain(h.reason, targets[h.host])
-    exp = expectations(request.profile)
-    reports = [host_report(h.host, h.facts.get("smoke_benchmark_result"), exp,
-                           leading=[provision_check(h), *unpinned_checks(spec.unpinned)]) for h in results]
+    reports = _reports(results, groups, specs)
+    results += [HostResult(host=name, status="not run", reason=why) for name, why in request.unmatched.items()]
+    reports += [unmatched_report(name, why) for name, why in request.unmatched.items()]
     result = ApplyResult(run_dir=run_dir, status=outcome.status, rc=outcome.rc,
-                         seconds=round(time.monotonic() - started, 2), hosts=results, spec=spec, reports=reports,
-                         host_keys_recorded=hostkeys.recorded(known_before, request.hosts))
+                         seconds=round(time.monotonic() - started, 2), hosts=results, spec=specs[0],
+                         reports=reports, host_keys_recorded=hostkeys.recorded(known_before, hosts), specs=specs)
     write_records(result, request)
     return result
+
+
+def _reports(results: list[HostResult], groups: list[ProfileGroup], specs: list[ProjectSpec],
+             ) -> list[HostReport]:
+    """Each host's verdict against its own profile's expectations; in a fleet the first
+    check says which profile and why."""
+    by_host = {h.name: (g, s) for g, s in zip(groups, specs) for h in g.hosts}
+    reports = []
+    for h in results:
+        group, spec = by_host.get(h.host, (groups[0], specs[0]))
+        reason = group.reasons.get(h.host)
+        leading = [provision_check(h), *unpinned_checks(spec.unpinned)]
+        if reason is not None:
+            leading.insert(0, CheckResult(name="profile", status="pass", reason=reason, source="apply",
+                                          measured=group.profile.name))
+        report = host_report(h.host, h.facts.get("smoke_benchmark_result"), expectations(group.profile),
+                             leading=leading)
+        reports.append(report.model_copy(update={"profile": group.profile.name, "profile_reason": reason}))
+    return reports
+
+
+def unmatched_report(host: str, reason: str) -> HostReport:
+    """A host no profile fits (or that could not be detected): failed, left untouched."""
+    check = CheckResult(name="profile", status="fail", reason=f"{reason}; left untouched", source="apply")
+    return HostReport(host=host, verdict="fail", reasons=[f"profile: {check.reason}"], checks=[check],
+                      profile=None, profile_reason=reason)
 
 
 def run_extravars(run_dir: Path, timeout: int | None) -> dict[str, object]:
@@ -135,13 +186,13 @@ def run_extravars(run_dir: Path, timeout: int | None) -> dict[str, object]:
     return extravars
 
 
-def _with_benchmark(request: ApplyRequest) -> RenderOptions:
+def _with_benchmark(request: ApplyRequest, group: ProfileGroup) -> RenderOptions:
     """The render options with the smoke benchmark seam filled in, unless turned off or given."""
-    options = request.options
+    options = group.options
     if not request.benchmark or options.benchmark is not None:
         return options
-    probe = spec_for(request.profile, request.hosts, options)
-    seam = BenchmarkSeam(program=PYZ_NAME, args=[*host_args(request.profile), "--url", probe.api_url])
+    probe = spec_for(group.profile, group.hosts, options)
+    seam = BenchmarkSeam(program=PYZ_NAME, args=[*host_args(group.profile), "--url", probe.api_url])
     return options.model_copy(update={"benchmark": seam})
 
 
@@ -149,7 +200,8 @@ def apply_document(result: ApplyResult, request: ApplyRequest) -> dict[str, obje
     """apply.json: the run and each host's result (no secrets: key paths only)."""
     return {
         "schema": APPLY_SCHEMA,
-        "profile": result.spec.profile,
+        "profile": result.profile_label,
+        "profiles": {r.host: r.profile for r in result.reports},
         "model": result.spec.model_tag,
         "variant": result.spec.model_variant,
         "check": request.check,
@@ -168,7 +220,8 @@ def apply_document(result: ApplyResult, request: ApplyRequest) -> dict[str, obje
 
 def write_records(result: ApplyResult, request: ApplyRequest) -> None:
     write_atomic(result.run_dir / "apply.json", json.dumps(apply_document(result, request), indent=2) + "\n")
-    write_run(result.run_dir, run_report(result.reports, profile=result.spec.profile, model=result.spec.model_tag))
+    models = ", ".join(dict.fromkeys(s.model_tag for s in result.specs)) or result.spec.model_tag
+    write_run(result.run_dir, run_report(result.reports, profile=result.profile_label, model=models))
 
 
 def provision_check(host: HostResult) -> CheckResult:

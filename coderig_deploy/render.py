@@ -10,6 +10,7 @@ templates iterate sorted data, and nothing time- or machine-dependent is written
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -75,22 +76,65 @@ def _environment(template_dir: Path) -> jinja2.Environment:
     return env
 
 
+def group_name(profile: str) -> str:
+    """The inventory group of a profile's hosts in a fleet project (Ansible group names
+    take letters, digits and underscores only)."""
+    return "coderig_" + re.sub(r"[^A-Za-z0-9_]", "_", profile)
+
+
+def _context(spec: ProjectSpec, groups: list[tuple[str | None, ProjectSpec]]) -> dict[str, Any]:
+    return {"spec": spec, "api_url": spec.api_url, "coderig_version": __version__,
+            "bundle_store_dirs": store_dirs(spec.bundle) if spec.bundle is not None else [],
+            "bundle_apt_dir": HOST_APT_DIR, "groups": [(name, s.hosts) for name, s in groups],
+            "profile_label": ", ".join(s.profile for _, s in groups)}
+
+
+def _render(env: jinja2.Environment, template: str, context: dict[str, Any]) -> bytes:
+    try:
+        return env.get_template(template).render(**context).encode()
+    except jinja2.UndefinedError as exc:
+        raise EnvironmentProblem(f"template {template}: {exc.message}") from None
+
+
 def render_project(spec: ProjectSpec, template_dir: Path | None = None,
                    roles_dir: Path | None = None) -> dict[str, bytes]:
     """Every file of the project, keyed by its path relative to the project root."""
     env = _environment(template_dir or shipped_dir("templates"))
-    context = {"spec": spec, "api_url": spec.api_url, "coderig_version": __version__,
-               "bundle_store_dirs": store_dirs(spec.bundle) if spec.bundle is not None else [],
-               "bundle_apt_dir": HOST_APT_DIR}
-    files: dict[str, bytes] = {}
-    for template, target in TEMPLATES.items():
-        try:
-            text = env.get_template(template).render(**context)
-        except jinja2.UndefinedError as exc:
-            raise EnvironmentProblem(f"template {template}: {exc.message}") from None
-        files[target] = text.encode()
+    context = _context(spec, [(None, spec)])
+    files = {target: _render(env, template, context) for template, target in TEMPLATES.items()}
     roles = ROLES + (BUNDLE_ROLES if spec.bundle is not None else ())
     files.update(_role_files(roles_dir or shipped_dir("playbooks") / "roles", roles))
+    return dict(sorted(files.items()))
+
+
+def render_fleet(specs: list[ProjectSpec], template_dir: Path | None = None,
+                 roles_dir: Path | None = None) -> dict[str, bytes]:
+    """One project for hosts of several profiles: one inventory group per profile
+    (`coderig_<profile>`, children of `coderig`) with its own group_vars file, the
+    same roles and play. One profile renders exactly as render_project."""
+    if len(specs) == 1:
+        return render_project(specs[0], template_dir, roles_dir)
+    if any(s.bundle is not None for s in specs):
+        raise UserInputError("--bundle carries one profile's artifacts: it cannot provision hosts of "
+                             f"several profiles ({', '.join(s.profile for s in specs)}); run one apply per profile")
+    groups = sorted(((group_name(s.profile), s) for s in specs), key=lambda g: g[0])
+    names = [g for g, _ in groups]
+    if len(set(names)) != len(names):
+        raise UserInputError(f"profiles {', '.join(s.profile for s in specs)} give the same inventory group name")
+    env = _environment(template_dir or shipped_dir("templates"))
+    first = _context(groups[0][1], groups)  # type: ignore[arg-type]
+    files = {target: _render(env, template, first) for template, target in TEMPLATES.items()
+             if target not in ("group_vars/all.yml", "README.md")}
+    readmes = []
+    for name, spec in groups:
+        context = _context(spec, [(name, spec)])
+        files[f"group_vars/{name}.yml"] = _render(env, "group_vars/all.yml.j2", context)
+        readmes.append(_render(env, "README.md.j2", context).decode())
+    files["README.md"] = ("# coderig-deploy fleet project\n\nOne inventory group per profile: "
+                          + ", ".join(f"`{n}` ({s.profile})" for n, s in groups)
+                          + "; each group's variables are in group_vars/GROUP.yml.\n\n"
+                          + "\n".join("#" + text for text in readmes)).encode()
+    files.update(_role_files(roles_dir or shipped_dir("playbooks") / "roles", ROLES))
     return dict(sorted(files.items()))
 
 

@@ -77,6 +77,32 @@ def from_inventory(path: Path, user: str | None = None, key: Path | None = None)
     return hosts
 
 
+def inventory_profiles(path: Path) -> dict[str, str]:
+    """`coderig_profile` of each inventory host that has one (set per host or per group,
+    Ansible's precedence): a profile name, a profile file, or `auto`."""
+    if not path.exists():
+        raise UserInputError(f"{path}: inventory not found")
+    from ansible.inventory.manager import InventoryManager
+    from ansible.parsing.dataloader import DataLoader
+
+    from ansible.vars.manager import VariableManager
+
+    loader = DataLoader()
+    manager = InventoryManager(loader=loader, sources=[str(path)])
+    variables = VariableManager(loader=loader, inventory=manager)
+    found = {}
+    for host in manager.get_hosts():
+        # Group vars (inline and group_vars/ files) and host vars, with Ansible's precedence.
+        value = variables.get_vars(host=host, include_hostvars=False).get("coderig_profile")
+        if value is None:
+            continue
+        if not isinstance(value, str) or not value.strip():
+            raise UserInputError(f"{path}: host {host.name!r}: coderig_profile must be a profile name "
+                                 f"or auto, not {value!r}")
+        found[host.name] = value.strip()
+    return found
+
+
 def _flag(host: str, name: str, value: object) -> bool:
     """An inventory boolean the way Ansible reads it: INI gives the string "false", which bool() calls true."""
     from ansible.module_utils.parsing.convert_bool import boolean

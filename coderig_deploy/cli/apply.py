@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -30,12 +31,12 @@ from coderig_deploy.cli.options import (
     ModelRegistryOpt,
     OllamaSha256Opt,
     OllamaUrlOpt,
-    ProfileOpt,
     ProfilesDirOpt,
     SandboxOpt,
     UserOpt,
 )
 from coderig_deploy.cli.output import console, emit, err_console
+from coderig_deploy.detect.fleet import is_fleet, plan_fleet
 from coderig_deploy.errors import UserInputError
 from coderig_deploy.events import Event
 from coderig_deploy.profiles import load_profile
@@ -50,7 +51,10 @@ _STATUS_STYLE = {"ok": "green", "failed": "bold red", "unreachable": "bold red",
 
 @app.command(name="apply")
 def apply_cmd(
-    profile: ProfileOpt,
+    profile: Annotated[str | None, typer.Option(
+        "--profile", help="Profile name or YAML path for every host, or `auto`: detect each host and pick the "
+                          "best profile that fits it; an inventory's coderig_profile (per host or group) wins")
+    ] = None,
     hosts: HostsArg = None,
     inventory: InventoryOpt = None,
     user: UserOpt = None,
@@ -78,21 +82,31 @@ def apply_cmd(
     allowed_signers: AllowedSignersOpt = None,
 ) -> int:
     """Provision hosts for a profile (driver, Ollama, model, smoke) and report each host."""
-    loaded = load_profile(profile, profiles_dir)
+    target_opts = TargetOptions(
+        hosts=hosts or [], inventory=inventory, user=user, key=key, sandbox=sandbox, forks=forks,
+        allow_reboot=allow_reboot, model_registry=model_registry, ollama_url=ollama_url,
+        ollama_sha256=ollama_sha256, model_digest=model_digest, allow_unpinned=allow_unpinned)
+    fleet = plan_fleet(profile, target_opts, profiles_dir) if is_fleet(profile, inventory) else None
+    loaded = fleet.first.profile if fleet else load_profile(profile or "", profiles_dir)
     if bundle is not None:
         refuse_other_sources({"--ollama-url": ollama_url, "--ollama-sha256": ollama_sha256,
                               "--model-registry": model_registry, "--model-digest": model_digest})
     elif allowed_signers is not None:
         raise UserInputError("--allowed-signers checks a bundle's signature: give --bundle DIR too")
-    targets, options = resolve_targets(loaded, TargetOptions(
-        hosts=hosts or [], inventory=inventory, user=user, key=key, sandbox=sandbox, forks=forks,
-        allow_reboot=allow_reboot, model_registry=model_registry, ollama_url=ollama_url,
-        ollama_sha256=ollama_sha256, model_digest=model_digest, allow_unpinned=allow_unpinned))
+    if fleet is not None:
+        targets, options = fleet.hosts, fleet.first.options
+        if bundle is not None and len(fleet.groups) > 1:
+            raise UserInputError("--bundle carries one profile's artifacts: this run's hosts have "
+                                 f"{len(fleet.groups)} profiles; run one apply --bundle per profile")
+    else:
+        targets, options = resolve_targets(loaded, target_opts)
     if bundle is not None:
         options = with_bundle(options, bundle, allowed_signers, loaded)
+    groups = [replace(fleet.first, options=options)] + fleet.groups[1:] if fleet else []
     request = ApplyRequest(profile=loaded, hosts=targets, options=options, runs_dir=runs_dir,
                            check=check, limit=limit, tags=tags or [], benchmark=bench,
-                           accept_new_host_keys=accept_new_host_keys, timeout=timeout)
+                           accept_new_host_keys=accept_new_host_keys, timeout=timeout,
+                           groups=groups, unmatched=fleet.unmatched if fleet else {})
     if accept_new_host_keys:
         err_console.print("--accept-new-host-keys: keys of hosts not yet in known_hosts will be recorded "
                           "unchecked (trust on first use); changed keys are still refused", highlight=False)
@@ -161,23 +175,27 @@ _VERDICT_STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red"}
 
 def render_result(out: Console, result: ApplyResult) -> None:
     """A compact table (one line per host, fits 80 columns); the details are in the report."""
-    table = Table(title=Text(f"{result.spec.profile}: {result.status} in {result.seconds:.1f} s"),
+    table = Table(title=Text(f"{result.profile_label}: {result.status} in {result.seconds:.1f} s"),
                   box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True,
                   title_justify="left")
     table.add_column("host", max_width=16)
+    reports = {r.host: r for r in result.reports}
+    fleet = len({r.profile for r in result.reports}) > 1
+    if fleet:  # hosts of several profiles (or none): say which
+        table.add_column("profile", max_width=14)
     table.add_column("status", no_wrap=True)
     table.add_column("chg", justify="right", no_wrap=True)
     table.add_column("tok/s", justify="right", no_wrap=True)
     table.add_column("VRAM", justify="right", no_wrap=True)
     table.add_column("verdict", no_wrap=True, min_width=7)
     table.add_column("reason", ratio=1)
-    reports = {r.host: r for r in result.reports}
     for h in result.hosts:
         report = reports.get(h.host)
         verdict = report.verdict if report else "-"
         where = f"{h.failed_role}: " if h.failed_role else ""
         reason = f"{where}{h.reason}" if h.reason else _reasons(result, h.host, h.facts)
-        table.add_row(_cell(h.host), _cell(h.status, _STATUS_STYLE.get(h.status, "")), str(h.changed),
+        profile = [_cell((report.profile if report else None) or "none")] if fleet else []
+        table.add_row(_cell(h.host), *profile, _cell(h.status, _STATUS_STYLE.get(h.status, "")), str(h.changed),
                       _tok_s(report), _vram_gib(report), _cell(verdict, _VERDICT_STYLE.get(verdict, "")),
                       _cell(" ".join(reason.split()) or "-"))
     out.print(table)

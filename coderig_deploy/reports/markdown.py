@@ -16,6 +16,8 @@ def to_markdown(report: RunReport) -> str:
              f"- profile: {report.profile or '-'}", f"- model: {report.model or '-'}",
              f"- created: {report.created_at} (coderig-deploy {report.tool_version})", ""]
     rows = [summary_row(h) for h in report.hosts]
+    if len({h.profile for h in report.hosts}) > 1:  # a fleet: each host's own profile
+        rows = [{"host": h.host, "profile": h.profile or "none", **r} for h, r in zip(report.hosts, rows)]
     header = list(rows[0]) if rows else ["host", "verdict"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(_cell(r[k]) for k in header) + " |" for r in rows]

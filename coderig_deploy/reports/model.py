@@ -36,6 +36,9 @@ class HostReport(_Strict):
     gpu_used_mib: list[int | None] = Field(default_factory=list, description="Per GPU, driver")
     gpu_planned_mib: list[int] = Field(default_factory=list, description="Per GPU, plan")
     bench: dict[str, Any] | None = Field(default=None, description="Raw coderig-hostbench/1 result")
+    profile: str | None = Field(default=None, description="The host's profile; None: no profile fits")
+    profile_reason: str | None = Field(default=None, description="Why this profile (apply --profile auto, "
+                                       "the inventory's coderig_profile) or why none")
 
 
 class RunReport(_Strict):

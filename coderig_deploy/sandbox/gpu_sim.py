@@ -71,8 +71,10 @@ def gpu_uuid(seed: str) -> str:
     return "GPU-" + str(uuid.UUID(bytes=hashlib.sha256(seed.encode()).digest()[:16]))
 
 
-def gpus_document(spec: GpuLike | None, count: int, seed: str) -> dict[str, Any]:
-    """The content of /etc/coderig-sim/gpus.json for `count` cards of `spec`."""
+def gpus_document(spec: GpuLike | None, count: int, seed: str, missing: int = 0) -> dict[str, Any]:
+    """The content of /etc/coderig-sim/gpus.json for `count` cards of `spec`; the last
+    `missing` of them are dead: listed under `missing_gpus`, which only lspci shows
+    (and `nvidia-smi -L` as a card it cannot open)."""
     facts = driver_facts()
     gpus = []
     for index in range(count if spec else 0):
@@ -86,10 +88,13 @@ def gpus_document(spec: GpuLike | None, count: int, seed: str) -> dict[str, Any]
             "lspci_name": lspci_names().get(device, f"Device {device}"),
             "idle_used_mib": facts["idle_used_mib"], "reserved_mib": facts["reserved_mib"],
         })
+    working = len(gpus) - min(missing, len(gpus))
+    dead = {"missing_gpus": gpus[working:]} if working < len(gpus) else {}
     return {
+        **dead,
         "driver_version": facts["driver_version"], "nvml_version": facts["nvml_version"],
         "cuda_version": facts["cuda_version"], "open_kernel_module": facts["open_kernel_module"],
-        "gpus": gpus,
+        "gpus": gpus[:working],
     }
 
 
@@ -136,7 +141,7 @@ def install(root: Path, document: dict[str, Any], driver_installed: bool) -> Non
     tmpfiles.parent.mkdir(parents=True, exist_ok=True)
     tmpfiles.write_text("d /run/coderig-sim 1777 root root -\n")
     _install(GPU_DIR / "lspci.py", root, "usr/bin/lspci", 0o755)
-    if not (driver_installed and document["gpus"]):
+    if not (driver_installed and (document["gpus"] or document.get("missing_gpus"))):
         return
     _install(GPU_DIR / "nvidia_smi.py", root, "usr/bin/nvidia-smi", 0o755)
     _install(build_libnvml(), root, LIB_PATH, 0o644)

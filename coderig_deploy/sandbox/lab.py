@@ -49,6 +49,8 @@ class HostSpec(BaseModel):
     count: int | None = Field(default=None, ge=0, le=8,
                               description="number of cards; 0 = no GPU; default 1 with a gpu")
     driver_installed: bool = Field(default=True, description="False: cards visible, no driver")
+    missing: int = Field(default=0, ge=0, le=8, description="How many of the cards are dead: on the PCI "
+                         "bus (lspci) but not seen by the driver (nvidia-smi, NVML, Ollama)")
 
     @property
     def cards(self) -> int:
@@ -187,7 +189,8 @@ class Lab:
                 veth=naming.veth_name(current.lab_id, name),
                 cgroup=naming.cgroup_name(current.lab_id, name),
                 gpu=GpuSetup(slug=spec.gpu if spec.cards else None, count=spec.cards,
-                             driver_installed=spec.driver_installed))
+                             driver_installed=spec.driver_installed,
+                             missing=min(spec.missing, spec.cards)))
             current.hosts[name] = host
             new.append(host)
         state.save(current)  # recorded before anything exists, so `down` can clean up
@@ -204,7 +207,8 @@ class Lab:
         hosts.mount_overlay(paths, current.rootfs)
         hosts.write_identity(paths, host.name, self.key.with_suffix(".pub").read_text().strip())
         spec = load_gpu(host.gpu.slug) if host.gpu.count and host.gpu.slug else None
-        document = gpu_sim.gpus_document(spec, host.gpu.count, f"{current.lab_id}/{host.name}")
+        document = gpu_sim.gpus_document(spec, host.gpu.count, f"{current.lab_id}/{host.name}",
+                                         missing=host.gpu.missing)
         gpu_sim.install(paths.root, document, host.gpu.driver_installed)
         host.pid, host.status = hosts.launch(host, paths), "booting"
         state.save(current)

@@ -57,6 +57,7 @@ class GpuSetup(BaseModel):
     slug: str | None = Field(default=None, description="catalog GPU slug; None = no GPU")
     count: int = Field(default=0, ge=0, le=8)
     driver_installed: bool = Field(default=True, description="False: cards visible, no driver")
+    missing: int = Field(default=0, ge=0, le=8, description="Dead cards among `count`: lspci only")
 
 
 class HostState(BaseModel):

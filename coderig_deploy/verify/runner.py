@@ -37,6 +37,14 @@ class Target:
 
 def connect(target: Target, timeout_s: float = 10.0) -> Any:
     """A testinfra Host over an already-connected, host-key-checked paramiko client."""
+    client = ssh_client(target, timeout_s)
+    host = testinfra.get_host(f"paramiko://{target.user}@{target.address}:{target.port}")
+    host.backend.client = client  # cached_property: testinfra uses this connection
+    return host
+
+
+def ssh_client(target: Target, timeout_s: float = 10.0) -> paramiko.SSHClient:
+    """A connected paramiko client; the host key must be in known_hosts (RejectPolicy)."""
     client = paramiko.SSHClient()
     known = target.known_hosts or Path.home() / ".ssh" / "known_hosts"
     if known.exists():
@@ -58,9 +66,7 @@ def connect(target: Target, timeout_s: float = 10.0) -> Any:
                                      f"`ssh-keyscan {port}{target.address} >> {known}`") from None
         raise EnvironmentProblem(f"{target.name}: cannot SSH to {target.user}@{target.address}:"
                                  f"{target.port}: {exc}") from None
-    host = testinfra.get_host(f"paramiko://{target.user}@{target.address}:{target.port}")
-    host.backend.client = client  # cached_property: testinfra uses this connection
-    return host
+    return client
 
 
 class _Plugin:

@@ -99,3 +99,17 @@ def test_the_live_view_fits_80_columns_and_keeps_markup_as_text() -> None:
 def test_a_log_line_is_plain_text() -> None:
     line = _log_line(ProgressLine("ws1", "failed", "models", "Pull", 3.0, 1, 0, "reason [/var/lib]"))
     assert line.plain.endswith("models: Pull (reason [/var/lib])") and not line.spans
+
+
+def test_a_fleet_shows_each_hosts_profile_within_80_columns(tmp_path: Path) -> None:
+    result = _result(tmp_path)
+    profiles = {"big1": "dual-4090", "small1": "budget-4070", "gone1": None}
+    reports = [r.model_copy(update={"profile": profiles.get(r.host, "midrange-4090")}) for r in result.reports]
+    fleet = ApplyResult(run_dir=result.run_dir, status=result.status, rc=result.rc, seconds=result.seconds,
+                        hosts=result.hosts, spec=result.spec, reports=reports)
+    lines = _draw(80, lambda c: render_result(c, fleet))
+    table = [line for line in lines if not line.startswith(("run directory:", "details"))]
+    assert max(len(line) for line in table) <= 80, "\n".join(lines)
+    assert "profile" in table[1]
+    row = {host: next(line for line in lines if line.startswith(host)) for host in ("big1", "small1", "gone1")}
+    assert "dual-4090" in row["big1"] and "budget-4070" in row["small1"] and " none " in row["gone1"]

@@ -20,7 +20,7 @@ HOST_BRIDGE = ("00:00.0", "Host bridge", "0600", "Intel Corporation",
 
 def devices(doc: dict) -> list[tuple[str, str, str, str, str, str, str, str]]:
     rows = [HOST_BRIDGE]
-    for gpu in doc.get("gpus", []):
+    for gpu in sorted(doc.get("gpus", []) + doc.get("missing_gpus", []), key=lambda g: g["bus_id"]):
         slot = gpu["bus_id"].split(":", 1)[1].lower()
         rows.append((slot, "VGA compatible controller", "0300", "NVIDIA Corporation",
                      gpu["lspci_name"], "10de", gpu["pci_device_id"].lower(), "a1"))

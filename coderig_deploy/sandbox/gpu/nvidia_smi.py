@@ -138,6 +138,12 @@ def list_gpus(gpus: list[dict[str, Any]]) -> str:
     return "".join(f"GPU {g['index']}: {g['name']} (UUID: {g['uuid']})\n" for g in gpus)
 
 
+def lost_gpus(missing: list[dict[str, Any]]) -> str:
+    """`nvidia-smi -L`'s line for a card on the bus whose handle the driver cannot get."""
+    return "".join(f"Unable to determine the device handle for GPU{g['bus_id']}: Unknown Error\n"
+                   for g in missing)
+
+
 def version_text(doc: dict[str, Any]) -> str:
     """`nvidia-smi --version` (pre-610 wording)."""
     nvml = doc.get("nvml_version", doc["driver_version"]).split(".", 1)[-1]
@@ -264,7 +270,7 @@ def run(argv: list[str], doc: dict[str, Any] | None, usage: dict[str, Any]) -> t
         if "--version" in opts:
             return 0, version_text(doc)
         if "-L" in opts:
-            return 0, list_gpus(gpus)
+            return 0, list_gpus(gpus) + lost_gpus(doc.get("missing_gpus", []))
         if "-pm" in opts:
             return set_persistence_mode(opts["-pm"], gpus)
         for key, query in (("--query-gpu", query_gpu), ("--query-compute-apps", None)):

@@ -13,7 +13,7 @@ import pytest
 
 from coderig_deploy.profiles import list_profiles, load_profile
 from coderig_deploy.project import BenchmarkSeam, RenderOptions, TargetHost, spec_for
-from coderig_deploy.render import render_project, write_project
+from coderig_deploy.render import render_fleet, render_project, write_project
 
 BIN = Path(sys.executable).parent
 
@@ -66,6 +66,13 @@ def _render_nothing_optional(dest: Path) -> Path:
     return write_project(render_project(spec_for(load_profile("budget-4070"), [TargetHost(name="ws1")])), dest)
 
 
+def _render_fleet(dest: Path) -> Path:
+    """... and a fleet: hosts of two profiles in one project (a group and group_vars each)."""
+    specs = [spec_for(load_profile("budget-4070"), [TargetHost(name="ws1", address="192.0.2.11")]),
+             spec_for(load_profile("dual-4090"), [TargetHost(name="ws2", address="192.0.2.12", user="root")])]
+    return write_project(render_fleet(specs), dest)
+
+
 def _env() -> dict[str, str]:
     return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "ANSIBLE_NOCOLOR": "1"}
 
@@ -78,10 +85,11 @@ def test_every_profile_renders_a_project_that_passes_syntax_check(tmp_path: Path
         assert proc.returncode == 0, f"{name}: {proc.stdout}{proc.stderr}"
 
 
-@pytest.mark.parametrize("variant", ["everything-on", "nothing-optional"])
+@pytest.mark.parametrize("variant", ["everything-on", "nothing-optional", "fleet"])
 def test_whole_rendered_project_passes_ansible_lint_production(tmp_path: Path, variant: str) -> None:
     """Linted as a team that commits the project would: the whole directory, not site.yml."""
     project = (_render_everything_on(tmp_path / "project", tmp_path / "profiles") if variant == "everything-on"
+               else _render_fleet(tmp_path / "project") if variant == "fleet"
                else _render_nothing_optional(tmp_path / "project"))
     proc = subprocess.run([_tool("ansible-lint"), "--profile", "production", "--offline", "--nocolor"],
                           cwd=project, env=_env(), capture_output=True, text=True, check=False, timeout=300)
@@ -91,4 +99,4 @@ def test_whole_rendered_project_passes_ansible_lint_production(tmp_path: Path, v
     # The whole directory was linted: the vars file and every role's tasks, not one playbook.
     processed = int(re.search(r"in (\d+) files processed", output).group(1))  # type: ignore[union-attr]
     role_files = sum(1 for _ in (project / "roles").rglob("*.yml"))
-    assert processed >= role_files + 3, output  # + site.yml, inventory.yml, group_vars/all.yml
+    assert processed >= role_files + 3, output  # + site.yml, inventory.yml, group_vars (all.yml or one per profile)

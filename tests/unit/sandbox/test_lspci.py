@@ -50,3 +50,20 @@ def test_vendor_filter_and_kernel_driver(lspci: ModuleType, tmp_path) -> None:  
 def test_ids_unknown_to_pci_ids_print_like_pciutils(slug: str, expected: str) -> None:
     doc = gpu_sim.gpus_document(load_catalog().gpu(slug), 1, "t/x")
     assert doc["gpus"][0]["lspci_name"] == expected
+
+
+def test_a_dead_card_is_on_the_bus_but_not_seen_by_the_driver(lspci: ModuleType, smi: ModuleType,  # type: ignore[no-untyped-def]
+                                                               tmp_path) -> None:
+    """HostSpec(missing=1): lspci lists both cards, nvidia-smi lists one and cannot open the other."""
+    from coderig_deploy.detect import parse
+
+    doc = gpu_sim.gpus_document(load_catalog().gpu("rtx-4090"), 2, "t/dead", missing=1)
+    assert [g["bus_id"] for g in doc["gpus"]] == ["00000000:01:00.0"]
+    assert [g["bus_id"] for g in doc["missing_gpus"]] == ["00000000:02:00.0"]
+    on_bus = run(lspci, ["-n"], doc, tmp_path, True)
+    assert [d.bus_id for d in parse.lspci_n(on_bus)] == ["0000:01:00.0", "0000:02:00.0"]
+    code, listed = smi.run(["-L"], doc, {})
+    assert code == 0 and parse.lost_gpus(listed) == ["0000:02:00.0"] and listed.startswith("GPU 0: NVIDIA")
+    code, csv = smi.run([f"--query-gpu={','.join(parse.SMI_FIELDS)}", "--format=csv,noheader,nounits"], doc, {})
+    assert code == 0 and [g.bus_id for g in parse.nvidia_smi_csv(csv)] == ["0000:01:00.0"]
+    assert "missing_gpus" not in gpu_sim.gpus_document(load_catalog().gpu("rtx-4090"), 2, "t/ok")

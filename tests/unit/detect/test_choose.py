@@ -1,0 +1,89 @@
+"""HostFacts from a probe's sections, and the auto rule: which profiles fit, best first."""
+
+from __future__ import annotations
+
+from coderig_deploy.detect.choose import candidates, choose
+from coderig_deploy.detect.facts import host_facts, unreachable
+from coderig_deploy.detect.probe import MARK, sections
+from coderig_deploy.profiles import list_profiles, load_profile
+
+PROFILES = [load_profile(name) for name in list_profiles()]
+MEMINFO = "MemTotal:       131072000 kB\n"  # 125 GiB: every shipped profile's minimum
+DF = "Filesystem 1024-blocks Used Available Capacity Mounted on\n/dev/sda1 2000000000 1 1900000000 1% /\n"
+
+
+def smi(*cards: tuple[str, str, str]) -> str:
+    return "".join(f"{i}, {name}, GPU-{i}, {mib}, 00000000:{i + 1:02X}:00.0, 0x{dev}10DE, 580.95.05\n"
+                   for i, (name, mib, dev) in enumerate(cards))
+
+
+RTX4090 = ("NVIDIA GeForce RTX 4090", "24564", "2684")
+RTX4070 = ("NVIDIA GeForce RTX 4070", "12282", "2786")
+
+
+def facts(smi_text: str = "", lspci: str = "", ram: str = MEMINFO, df: str = DF, name: str = "ws1"):  # type: ignore[no-untyped-def]
+    return host_facts(name, {"nvidia-smi": smi_text, "lspci": lspci, "meminfo": ram, "df": df,
+                             "models-dir": "/srv/ollama"})
+
+
+def test_sections_split_the_probe_output() -> None:
+    out = f"{MARK}nvidia-smi\na\nb\n{MARK}lspci\n{MARK}end\n"
+    assert sections(out) == {"nvidia-smi": "a\nb", "lspci": "", "end": ""}
+
+
+def test_gpus_from_nvidia_smi_with_a_dead_card_on_the_pci_bus() -> None:
+    found = facts(smi(RTX4090), lspci="01:00.0 0300: 10de:2684 (rev a1)\n02:00.0 0300: 10de:2684 (rev a1)\n")
+    assert [(g.bus_id, g.slug, g.source, g.usable) for g in found.gpus] == [
+        ("0000:01:00.0", "rtx-4090", "nvidia-smi", True), ("0000:02:00.0", "rtx-4090", "lspci", False)]
+    assert found.driver_version == "580.95.05" and found.usable_by_slug() == {"rtx-4090": 1}
+
+
+def test_a_card_only_nvidia_smi_L_names_is_not_usable() -> None:
+    found = host_facts("ws1", {"nvidia-smi": smi(RTX4090),
+                               "nvidia-smi-list": "Unable to determine the device handle for GPU0000:02:00.0: "
+                                                  "Unknown Error\n"})
+    assert [(g.bus_id, g.usable) for g in found.gpus] == [("0000:01:00.0", True), ("0000:02:00.0", False)]
+
+
+def test_without_a_driver_pci_ids_map_through_the_catalog_and_unknown_ids_are_not_guessed() -> None:
+    found = facts(lspci="00:02.0 0300: 8086:3e92\n01:00.0 0300: 10de:2786 (rev a1)\n02:00.0 0300: 10de:ffff\n")
+    assert found.driver_version is None
+    assert [(g.slug, g.vram_mib, g.usable) for g in found.gpus] == [("rtx-4070", 12288, True), (None, None, True)]
+    assert found.unknown_pci_ids == ["10de:ffff"]
+    choice = choose(found, PROFILES)
+    assert choice.profile == "budget-4070" and "unknown PCI id 10de:ffff" in choice.reason
+
+
+def test_sysfs_is_read_when_lspci_is_missing() -> None:
+    found = host_facts("ws1", {"sysfs": "0000:01:00.0 0x10de 0x2684 0x030000\n", "meminfo": MEMINFO})
+    assert [(g.slug, g.source) for g in found.gpus] == [("rtx-4090", "sysfs")]
+
+
+def test_auto_picks_by_gpus_used_then_vram_then_speed() -> None:
+    dual = candidates(facts(smi(RTX4090, RTX4090)), PROFILES)
+    assert [c.profile for c in dual] == ["dual-4090", "midrange-4090", "deepseek-33b-4090"]
+    assert dual[1].vram_mib > dual[2].vram_mib  # midrange's 32B at 24K plans more than deepseek's 33B at 16K
+    assert choose(facts(smi(RTX4090)), PROFILES).profile == "midrange-4090"
+    assert choose(facts(smi(RTX4070)), PROFILES).profile == "budget-4070"
+
+
+def test_the_reason_states_the_rule_and_the_dead_card() -> None:
+    found = facts(smi(RTX4090), lspci="01:00.0 0300: 10de:2684\n02:00.0 0300: 10de:2684\n")
+    choice = choose(found, PROFILES)
+    assert choice.profile == "midrange-4090"
+    assert choice.reason.startswith("auto: 1x rtx-4090; 1 more on the PCI bus not seen by the driver "
+                                    "(0000:02:00.0 rtx-4090); midrange-4090 uses 1 GPU(s)")
+    assert "most GPUs used, then most planned VRAM, then highest expected tok/s" in choice.reason
+
+
+def test_no_profile_fits() -> None:
+    choice = choose(facts(smi(("NVIDIA GeForce RTX 3060", "12288", "2504"))), PROFILES)
+    assert choice.profile is None and choice.reason.startswith("no profile fits this host: ")
+    assert choose(unreachable("ws9", "cannot SSH"), PROFILES).reason == "not detected: cannot SSH"
+
+
+def test_ram_short_excludes_when_refusing_and_warns_in_the_sandbox() -> None:
+    small = facts(smi(RTX4090, RTX4090), ram="MemTotal: 8000000 kB\n")
+    assert candidates(small, PROFILES, "refuse") == []
+    warned = choose(small, PROFILES, "warn")
+    assert warned.profile == "dual-4090" and "warning: RAM 8 GiB <" in warned.reason
