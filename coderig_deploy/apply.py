@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from coderig_deploy import hostkeys, runner
 from coderig_deploy.errors import UserInputError
@@ -35,6 +35,7 @@ from coderig_deploy.reports import (
     run_report,
     write_run,
 )
+from coderig_deploy.reports.fleet import COMMAND_LINE
 from coderig_deploy.results import HostResult, exit_code, host_results
 from coderig_deploy.smoke import PYZ_NAME, expectations, host_args, write_pyz
 
@@ -55,6 +56,8 @@ class ApplyRequest:
     benchmark: bool = True  # run the smoke benchmark at the end (issue: proven, not just installed)
     accept_new_host_keys: bool = False  # record unknown hosts' keys; a changed key is still refused
     timeout: int | None = None  # seconds for the whole run; unfinished hosts end as "timeout"
+    invocation: dict[str, Any] | None = None  # the command line's options, kept for --retry-failed
+    retry_of: Path | None = None  # the run this one retries
 
 
 @dataclass(frozen=True)
@@ -115,8 +118,11 @@ def apply(request: ApplyRequest, on_event: runner.EventHandler | None = None) ->
         if h.status == "unreachable" and h.reason and h.host in targets:
             h.reason = hostkeys.explain(h.reason, targets[h.host])
     exp = expectations(request.profile)
+    # Hosts outside --limit never ran: they are in apply.json as "not run", not in the report.
     reports = [host_report(h.host, h.facts.get("smoke_benchmark_result"), exp,
-                           leading=[provision_check(h), *unpinned_checks(spec.unpinned)]) for h in results]
+                           leading=[provision_check(h), *unpinned_checks(spec.unpinned)]
+                           ).model_copy(update=fleet_fields(h, spec.profile))
+               for h in results if h.status != "not run"]
     result = ApplyResult(run_dir=run_dir, status=outcome.status, rc=outcome.rc,
                          seconds=round(time.monotonic() - started, 2), hosts=results, spec=spec, reports=reports,
                          host_keys_recorded=hostkeys.recorded(known_before, request.hosts))
@@ -163,12 +169,30 @@ def apply_document(result: ApplyResult, request: ApplyRequest) -> dict[str, obje
         "accept_new_host_keys": request.accept_new_host_keys,
         "host_keys_recorded": result.host_keys_recorded,
         "hosts": [h.model_dump(mode="json") for h in result.hosts],
+        "invocation": request.invocation,
+        "retry_of": str(request.retry_of) if request.retry_of else None,
     }
 
 
 def write_records(result: ApplyResult, request: ApplyRequest) -> None:
     write_atomic(result.run_dir / "apply.json", json.dumps(apply_document(result, request), indent=2) + "\n")
     write_run(result.run_dir, run_report(result.reports, profile=result.spec.profile, model=result.spec.model_tag))
+
+
+def fleet_fields(host: HostResult, profile: str) -> dict[str, Any]:
+    """What the fleet report shows of a host besides its checks: its profile, its provisioning
+    outcome and the versions and models it ended with."""
+    bench = host.facts.get("smoke_benchmark_result") or {}
+    ollama = host.facts.get("ollama_summary") or {}
+    driver = host.facts.get("nvidia_driver_summary") or {}
+    models = host.facts.get("models_summary") or {}
+    where = f"{host.failed_role}: " if host.failed_role else ""
+    return {"profile": profile, "profile_reason": COMMAND_LINE, "status": host.status,
+            "failure": f"{where}{' '.join(host.reason.split())}" if host.reason and not host.passed else None,
+            "failed_role": host.failed_role,
+            "ollama_version": str(bench.get("ollama_version") or ollama.get("version") or "") or None,
+            "driver_version": str(driver.get("loaded_version") or "") or None,
+            "models": [str(m) for m in (models.get("variant") or bench.get("model"),) if m]}
 
 
 def provision_check(host: HostResult) -> CheckResult:

@@ -30,7 +30,6 @@ from coderig_deploy.cli.options import (
     ModelRegistryOpt,
     OllamaSha256Opt,
     OllamaUrlOpt,
-    ProfileOpt,
     ProfilesDirOpt,
     SandboxOpt,
     UserOpt,
@@ -38,6 +37,8 @@ from coderig_deploy.cli.options import (
 from coderig_deploy.cli.output import console, emit, err_console
 from coderig_deploy.errors import UserInputError
 from coderig_deploy.events import Event
+from coderig_deploy.fleet.retry import Invocation, load_retry
+from coderig_deploy.project import TargetHost
 from coderig_deploy.profiles import load_profile
 from coderig_deploy.progress import Progress, ProgressLine
 from coderig_deploy.reports import HostReport
@@ -48,15 +49,23 @@ _STATUS_STYLE = {"ok": "green", "failed": "bold red", "unreachable": "bold red",
                  "canceled": "yellow", "timeout": "bold red", "not run": "dim"}
 
 
+RetryFailedOpt = Annotated[Path | None, typer.Option(
+    "--retry-failed", metavar="RUN_DIR",
+    help="Run again only the hosts of RUN_DIR that failed, were unreachable or timed out, with that "
+         "run's profile and options (only --runs-dir, --json and --accept-new-host-keys are taken "
+         "from this command line)")]
+
+
 @app.command(name="apply")
 def apply_cmd(
-    profile: ProfileOpt,
+    profile: Annotated[str | None, typer.Option("--profile", help="Profile name or path to a profile YAML")] = None,
     hosts: HostsArg = None,
     inventory: InventoryOpt = None,
     user: UserOpt = None,
     key: KeyOpt = None,
     check: Annotated[bool, typer.Option("--check", help="Dry run: report what would change")] = False,
-    limit: Annotated[str | None, typer.Option(help="Ansible --limit pattern")] = None,
+    limit: Annotated[str | None, typer.Option(
+        help="Ansible --limit pattern: only matching hosts run; the others are left out of the report")] = None,
     tags: Annotated[list[str] | None, typer.Option(help="Run only these roles' tags")] = None,
     forks: ForksOpt = 5,
     allow_reboot: AllowRebootOpt = False,
@@ -76,27 +85,36 @@ def apply_cmd(
     accept_new_host_keys: AcceptNewHostKeysOpt = False,
     bundle: BundleOpt = None,
     allowed_signers: AllowedSignersOpt = None,
+    retry_failed: RetryFailedOpt = None,
 ) -> int:
     """Provision hosts for a profile (driver, Ollama, model, smoke) and report each host."""
-    loaded = load_profile(profile, profiles_dir)
-    if bundle is not None:
-        refuse_other_sources({"--ollama-url": ollama_url, "--ollama-sha256": ollama_sha256,
-                              "--model-registry": model_registry, "--model-digest": model_digest})
-    elif allowed_signers is not None:
-        raise UserInputError("--allowed-signers checks a bundle's signature: give --bundle DIR too")
-    targets, options = resolve_targets(loaded, TargetOptions(
-        hosts=hosts or [], inventory=inventory, user=user, key=key, sandbox=sandbox, forks=forks,
-        allow_reboot=allow_reboot, model_registry=model_registry, ollama_url=ollama_url,
-        ollama_sha256=ollama_sha256, model_digest=model_digest, allow_unpinned=allow_unpinned))
-    if bundle is not None:
-        options = with_bundle(options, bundle, allowed_signers, loaded)
-    request = ApplyRequest(profile=loaded, hosts=targets, options=options, runs_dir=runs_dir,
-                           check=check, limit=limit, tags=tags or [], benchmark=bench,
-                           accept_new_host_keys=accept_new_host_keys, timeout=timeout)
+    if retry_failed is not None:
+        given = [name for name, value in (("--profile", profile), ("HOST", hosts), ("-i", inventory),
+                                          ("--sandbox", sandbox), ("--limit", limit)) if value]
+        if given:
+            raise UserInputError(f"--retry-failed runs the hosts and profile of that run: drop {', '.join(given)}")
+        plan = load_retry(retry_failed)
+        if not plan.hosts:
+            err_console.print(Text(f"nothing to retry: every host of {plan.run_dir} passed or was not run"))
+            return 0
+        err_console.print(Text("retrying " + ", ".join(f"{h} ({why})" for h, why in plan.hosts.items())))
+        invocation, retry_of = plan.invocation.model_copy(update={"only_hosts": list(plan.hosts), "limit": None}), \
+            plan.run_dir
+    else:
+        if profile is None:
+            raise UserInputError("--profile is missing: give a profile name or file (see `coderig-deploy profiles list`)")
+        invocation, retry_of = Invocation(
+            profile=_absolute_if_file(profile), profiles_dir=_absolute(profiles_dir), hosts=hosts or [],
+            inventory=_absolute(inventory), user=user, key=_absolute(key), sandbox=sandbox, forks=forks,
+            allow_reboot=allow_reboot, model_registry=model_registry, ollama_url=ollama_url,
+            ollama_sha256=ollama_sha256, model_digest=model_digest, allow_unpinned=allow_unpinned, check=check,
+            limit=limit, tags=tags or [], bench=bench, timeout=timeout, bundle=_absolute(bundle),
+            allowed_signers=_absolute(allowed_signers)), None
+    request = build_request(invocation, runs_dir, accept_new_host_keys, retry_of)
     if accept_new_host_keys:
         err_console.print("--accept-new-host-keys: keys of hosts not yet in known_hosts will be recorded "
                           "unchecked (trust on first use); changed keys are still refused", highlight=False)
-    progress = Progress([t.name for t in targets])
+    progress = Progress([t.name for t in request.hosts])
     if json_out:
         result = apply(request, progress.apply)
         emit(apply_document(result, request), True, lambda c: None)
@@ -106,6 +124,51 @@ def apply_cmd(
     for line in result.host_keys_recorded:
         err_console.print(f"recorded new host key (--accept-new-host-keys): {line}", markup=False, highlight=False)
     return result.exit_code
+
+
+def build_request(inv: Invocation, runs_dir: Path, accept_new_host_keys: bool,
+                  retry_of: Path | None = None) -> ApplyRequest:
+    """The apply an invocation asks for (a retry's is narrowed to its hosts)."""
+    path = (lambda value: Path(value) if value else None)  # noqa: E731
+    loaded = load_profile(inv.profile, path(inv.profiles_dir))
+    bundle, allowed_signers = path(inv.bundle), path(inv.allowed_signers)
+    if bundle is not None:
+        refuse_other_sources({"--ollama-url": inv.ollama_url, "--ollama-sha256": inv.ollama_sha256,
+                              "--model-registry": inv.model_registry, "--model-digest": inv.model_digest})
+    elif allowed_signers is not None:
+        raise UserInputError("--allowed-signers checks a bundle's signature: give --bundle DIR too")
+    targets, options = resolve_targets(loaded, TargetOptions(
+        hosts=inv.hosts, inventory=path(inv.inventory), user=inv.user, key=path(inv.key), sandbox=inv.sandbox,
+        forks=inv.forks, allow_reboot=inv.allow_reboot, model_registry=inv.model_registry,
+        ollama_url=inv.ollama_url, ollama_sha256=inv.ollama_sha256, model_digest=inv.model_digest,
+        allow_unpinned=inv.allow_unpinned))
+    if inv.only_hosts is not None:
+        targets = only(targets, inv.only_hosts)
+    if bundle is not None:
+        options = with_bundle(options, bundle, allowed_signers, loaded)
+    return ApplyRequest(profile=loaded, hosts=targets, options=options, runs_dir=runs_dir,
+                        check=inv.check, limit=inv.limit, tags=inv.tags, benchmark=inv.bench,
+                        accept_new_host_keys=accept_new_host_keys, timeout=inv.timeout,
+                        invocation=inv.model_dump(mode="json"), retry_of=retry_of)
+
+
+def only(targets: list[TargetHost], names: list[str]) -> list[TargetHost]:
+    """The targets named, in the run's order; a name no longer among the targets is an error."""
+    known = {t.name: t for t in targets}
+    gone = [n for n in names if n not in known]
+    if gone:
+        raise UserInputError(f"--retry-failed: {', '.join(gone)} no longer among the run's hosts "
+                             f"(have: {', '.join(known)})")
+    return [known[n] for n in names]
+
+
+def _absolute(value: Path | None) -> str | None:
+    return str(value.resolve()) if value is not None else None
+
+
+def _absolute_if_file(profile: str) -> str:
+    """A profile given as a file path is kept absolute, so a retry finds it from anywhere."""
+    return str(Path(profile).resolve()) if Path(profile).is_file() else profile
 
 
 def _with_progress(request: ApplyRequest, progress: Progress) -> ApplyResult:
