@@ -117,12 +117,7 @@ def apply(request: ApplyRequest, on_event: runner.EventHandler | None = None) ->
     for h in results:
         if h.status == "unreachable" and h.reason and h.host in targets:
             h.reason = hostkeys.explain(h.reason, targets[h.host])
-    exp = expectations(request.profile)
-    # Hosts outside --limit never ran: they are in apply.json as "not run", not in the report.
-    reports = [host_report(h.host, h.facts.get("smoke_benchmark_result"), exp,
-                           leading=[provision_check(h), *unpinned_checks(spec.unpinned)]
-                           ).model_copy(update=fleet_fields(h, spec.profile))
-               for h in results if h.status != "not run"]
+    reports = host_reports(results, request.profile, spec)
     result = ApplyResult(run_dir=run_dir, status=outcome.status, rc=outcome.rc,
                          seconds=round(time.monotonic() - started, 2), hosts=results, spec=spec, reports=reports,
                          host_keys_recorded=hostkeys.recorded(known_before, request.hosts))
@@ -177,6 +172,16 @@ def apply_document(result: ApplyResult, request: ApplyRequest) -> dict[str, obje
 def write_records(result: ApplyResult, request: ApplyRequest) -> None:
     write_atomic(result.run_dir / "apply.json", json.dumps(apply_document(result, request), indent=2) + "\n")
     write_run(result.run_dir, run_report(result.reports, profile=result.spec.profile, model=result.spec.model_tag))
+
+
+def host_reports(results: list[HostResult], profile: Profile, spec: ProjectSpec) -> list[HostReport]:
+    """One report per host that ran. Hosts outside --limit never ran: they are in apply.json
+    as "not run" and left out of the report (they did not fail)."""
+    exp = expectations(profile)
+    return [host_report(h.host, h.facts.get("smoke_benchmark_result"), exp,
+                        leading=[provision_check(h), *unpinned_checks(spec.unpinned)]
+                        ).model_copy(update=fleet_fields(h, spec.profile))
+            for h in results if h.status != "not run"]
 
 
 def fleet_fields(host: HostResult, profile: str) -> dict[str, Any]:
