@@ -33,8 +33,19 @@ def render_run(console: Console, report: RunReport, details: bool = True, summar
         for row in rows:
             table.add_row(*[Text(v, style=_STYLE[v] if k == "verdict" else "") for k, v in row.items()])
         console.print(table)
+        render_aggregate(console, report)
     if details:
         render_checks(console, report, None if summary else title, all_checks)
+
+
+def render_aggregate(console: Console, report: RunReport) -> None:
+    """`N hosts: a pass, b warn, ...`, then one line per group of hosts that did not pass."""
+    if report.aggregate is None:
+        return
+    counts = ", ".join(f"{n} {kind}" for kind, n in report.aggregate.counts.items())
+    console.print(Text(f"{len(report.hosts)} hosts: {counts}"), soft_wrap=True)
+    for group in report.aggregate.by_reason:
+        console.print(Text(f"  {group.outcome}, {group.reason}: {', '.join(group.hosts)}"), soft_wrap=True)
 
 
 def render_checks(console: Console, report: RunReport, title: Text | None = None,

@@ -145,3 +145,14 @@ def test_compare_cli_json_and_bad_input(tmp_path: Path, capsys: Any, monkeypatch
     assert_bad(*cli(capsys, monkeypatch, "report", str(tmp_path / "a"), "--compare", str(tmp_path / "a"),
                     str(tmp_path / "b")), "not both")
     assert_bad(*cli(capsys, monkeypatch, "report"), "--compare RUN_A RUN_B")
+
+
+def test_report_prints_the_aggregate_as_plain_text(tmp_path: Path, capsys: Any, monkeypatch: Any) -> None:
+    fleet = _fleet()
+    fleet[2] = fleet[2].model_copy(update={"host": "[bold]ws3"})
+    write_run(tmp_path, run_report(fleet, PROFILE))
+    code, out, _ = cli(capsys, monkeypatch, "report", str(tmp_path))
+    assert code == 1
+    assert "6 hosts: 1 pass, 0 warn, 4 fail, 1 unreachable" in out
+    assert "  unreachable, unreachable: [bold]ws3" in out
+    assert "  fail, failed in preflight: ws4, ws5" in out
