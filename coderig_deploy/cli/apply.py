@@ -98,18 +98,21 @@ def apply_cmd(
             err_console.print(Text(f"nothing to retry: every host of {plan.run_dir} passed or was not run"))
             return 0
         err_console.print(Text("retrying " + ", ".join(f"{h} ({why})" for h, why in plan.hosts.items())))
-        invocation, retry_of = plan.invocation.model_copy(update={"only_hosts": list(plan.hosts), "limit": None}), \
-            plan.run_dir
+        # The retry's inventory holds the retried hosts only, so the run's --limit has no more work to do.
+        invocation = plan.invocation.model_copy(update={"only_hosts": list(plan.hosts), "limit": None})
+        retry_of: Path | None = plan.run_dir
     else:
         if profile is None:
-            raise UserInputError("--profile is missing: give a profile name or file (see `coderig-deploy profiles list`)")
-        invocation, retry_of = Invocation(
+            raise UserInputError("--profile is missing: give a profile name or file "
+                                 "(see `coderig-deploy profiles list`)")
+        invocation = Invocation(
             profile=_absolute_if_file(profile), profiles_dir=_absolute(profiles_dir), hosts=hosts or [],
             inventory=_absolute(inventory), user=user, key=_absolute(key), sandbox=sandbox, forks=forks,
             allow_reboot=allow_reboot, model_registry=model_registry, ollama_url=ollama_url,
             ollama_sha256=ollama_sha256, model_digest=model_digest, allow_unpinned=allow_unpinned, check=check,
             limit=limit, tags=tags or [], bench=bench, timeout=timeout, bundle=_absolute(bundle),
-            allowed_signers=_absolute(allowed_signers)), None
+            allowed_signers=_absolute(allowed_signers))
+        retry_of = None
     request = build_request(invocation, runs_dir, accept_new_host_keys, retry_of)
     if accept_new_host_keys:
         err_console.print("--accept-new-host-keys: keys of hosts not yet in known_hosts will be recorded "

@@ -32,8 +32,9 @@ def aggregate(hosts: list[HostReport]) -> Aggregate:
         if kind != "pass":
             groups.setdefault((kind, reason_key(host)), []).append(host.host)
     order = {name: i for i, name in enumerate(OUTCOMES)}
+    ranked = sorted(groups.items(), key=lambda g: (order[g[0][0]], -len(g[1]), g[0][1]))
     by_reason = [ReasonGroup(outcome=kind, reason=reason, hosts=names)  # type: ignore[arg-type]
-                 for (kind, reason), names in sorted(groups.items(), key=lambda g: (order[g[0][0]], -len(g[1]), g[0][1]))]
+                 for (kind, reason), names in ranked]
     return Aggregate(counts=counts, by_reason=by_reason)
 
 
