@@ -14,10 +14,13 @@ def outcome(host: HostReport) -> str:
 
 
 def reason_key(host: HostReport) -> str:
-    """A short reason shared by hosts that failed the same way: the provisioning status and
-    role (`failed in preflight`, `timeout`), else the names of the checks that did not pass."""
-    if host.status and host.status != "ok":
-        return f"{host.status} in {host.failed_role}" if host.failed_role else host.status
+    """A short reason shared by hosts that failed the same way: the provisioning status, with the
+    role for a failed task (`failed in preflight`, `unreachable`, `timeout`), else the names of
+    the checks that did not pass."""
+    if host.status == "failed" and host.failed_role:
+        return f"failed in {host.failed_role}"
+    if host.status and host.status != "ok":  # unreachable, timeout: where it happened does not group them
+        return host.status
     names = [c.name for c in host.checks if c.status in ("warn", "fail")]
     return ", ".join(dict.fromkeys(names)) or "no result came back from the host"
 

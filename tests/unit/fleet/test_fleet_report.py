@@ -32,7 +32,7 @@ def _fleet() -> list[HostReport]:
     return [
         _host("ws1", GOOD, ollama_version="0.33.3", driver_version="550.90", models=["qwen:32k"]),
         _host("ws2", _with(ps__context_length=2048)),
-        _host("ws3", None, "unreachable", failure="Failed to connect to the host via ssh: timed out"),
+        _host("ws3", None, "unreachable", "nvidia_driver", failure="Failed to connect to the host via ssh: timed out"),
         _host("ws4", None, "failed", "preflight", "preflight: GPUs: found RTX 4070"),
         _host("ws5", None, "failed", "preflight", "preflight: GPUs: found RTX 3090"),
         _host("ws6", None, "timeout", failure="the run's time limit (20 s) ended before this host finished"),
