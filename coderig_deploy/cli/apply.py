@@ -37,7 +37,7 @@ from coderig_deploy.cli.options import (
 from coderig_deploy.cli.output import console, emit, err_console
 from coderig_deploy.errors import UserInputError
 from coderig_deploy.events import Event
-from coderig_deploy.fleet.retry import Invocation, load_retry
+from coderig_deploy.fleet.retry import RETRY_STATUSES, Invocation, load_retry
 from coderig_deploy.project import TargetHost
 from coderig_deploy.profiles import load_profile
 from coderig_deploy.progress import Progress, ProgressLine
@@ -249,6 +249,9 @@ def render_result(out: Console, result: ApplyResult) -> None:
     out.print(table)
     out.print(Text(f"run directory: {result.run_dir}"), soft_wrap=True)
     out.print(Text(f"details (also in report.md there): coderig-deploy report {result.run_dir}"), soft_wrap=True)
+    if any(h.status in RETRY_STATUSES for h in result.hosts) or any(r.verdict == "fail" for r in result.reports):
+        out.print(Text(f"run the hosts that did not pass again: coderig-deploy apply --retry-failed {result.run_dir}"),
+                  soft_wrap=True)
 
 
 def _tok_s(report: HostReport | None) -> str:
