@@ -47,7 +47,12 @@ def _event_hosts(run_dir: Path) -> list[tuple[str, str]]:
     """(host, role) of every stored runner event that names a host."""
     found = []
     for path in (run_dir / "artifacts" / "apply" / "job_events").glob("*.json"):
-        data = json.loads(path.read_text()).get("event_data") or {}
+        if path.name.endswith("-partial.json"):  # runner's scratch file, replaced while we read
+            continue
+        try:
+            data = json.loads(path.read_text()).get("event_data") or {}
+        except (FileNotFoundError, json.JSONDecodeError):  # being written by a running apply
+            continue
         if data.get("host"):
             found.append((str(data["host"]), str(data.get("role") or "")))
     return found
@@ -74,6 +79,9 @@ def _apply_dropping_a_host(lab: Lab, runs: Path) -> tuple[int, dict[str, Any], P
         stdout, stderr = proc.communicate(timeout=1200)
     finally:
         _link(lab, DROPPED, "up")
+        if proc.poll() is None:  # the test itself failed: do not leave the apply running
+            proc.kill()
+            proc.wait()
     assert dropped, f"the run ended before {DROPPED} started its driver role: {stderr[-2000:]}"
     assert stdout.strip().startswith("{"), stderr
     doc = json.loads(stdout)
