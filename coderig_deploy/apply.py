@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from coderig_deploy import hostkeys, runner
 from coderig_deploy.errors import UserInputError
@@ -35,6 +35,7 @@ from coderig_deploy.reports import (
     run_report,
     write_run,
 )
+from coderig_deploy.reports.fleet import COMMAND_LINE
 from coderig_deploy.results import HostResult, exit_code, host_results
 from coderig_deploy.smoke import PYZ_NAME, expectations, host_args, write_pyz
 
@@ -67,6 +68,8 @@ class ApplyRequest:
     timeout: int | None = None  # seconds for the whole run; unfinished hosts end as "timeout"
     groups: list[ProfileGroup] = field(default_factory=list)  # a fleet: profile per host (else `profile`)
     unmatched: dict[str, str] = field(default_factory=dict)  # hosts no profile fits -> why; left untouched
+    invocation: dict[str, Any] | None = None  # the command line's options, kept for --retry-failed
+    retry_of: Path | None = None  # the run this one retries
 
     def profile_groups(self) -> list[ProfileGroup]:
         return self.groups or [ProfileGroup(self.profile, self.hosts, self.options)]
@@ -139,7 +142,7 @@ def apply(request: ApplyRequest, on_event: runner.EventHandler | None = None) ->
     for h in results:
         if h.status == "unreachable" and h.reason and h.host in targets:
             h.reason = hostkeys.explain(h.reason, targets[h.host])
-    reports = _reports(results, groups, specs)
+    reports = host_reports(results, groups, specs)
     results += [HostResult(host=name, status="not run", reason=why) for name, why in request.unmatched.items()]
     reports += [unmatched_report(name, why) for name, why in request.unmatched.items()]
     result = ApplyResult(run_dir=run_dir, status=outcome.status, rc=outcome.rc,
@@ -149,13 +152,15 @@ def apply(request: ApplyRequest, on_event: runner.EventHandler | None = None) ->
     return result
 
 
-def _reports(results: list[HostResult], groups: list[ProfileGroup], specs: list[ProjectSpec],
+def host_reports(results: list[HostResult], groups: list[ProfileGroup], specs: list[ProjectSpec],
              ) -> list[HostReport]:
     """Each host's verdict against its own profile's expectations; in a fleet the first
     check says which profile and why."""
     by_host = {h.name: (g, s) for g, s in zip(groups, specs) for h in g.hosts}
     reports = []
     for h in results:
+        if h.status == "not run":  # outside --limit: in apply.json, not in the report (it did not fail)
+            continue
         group, spec = by_host.get(h.host, (groups[0], specs[0]))
         reason = group.reasons.get(h.host)
         leading = [provision_check(h), *unpinned_checks(spec.unpinned)]
@@ -164,7 +169,8 @@ def _reports(results: list[HostResult], groups: list[ProfileGroup], specs: list[
                                           measured=group.profile.name))
         report = host_report(h.host, h.facts.get("smoke_benchmark_result"), expectations(group.profile),
                              leading=leading)
-        reports.append(report.model_copy(update={"profile": group.profile.name, "profile_reason": reason}))
+        reports.append(report.model_copy(update={**fleet_fields(h, group.profile.name),
+                                                  "profile_reason": reason or COMMAND_LINE}))
     return reports
 
 
@@ -172,7 +178,7 @@ def unmatched_report(host: str, reason: str) -> HostReport:
     """A host no profile fits (or that could not be detected): failed, left untouched."""
     check = CheckResult(name="profile", status="fail", reason=f"{reason}; left untouched", source="apply")
     return HostReport(host=host, verdict="fail", reasons=[f"profile: {check.reason}"], checks=[check],
-                      profile=None, profile_reason=reason)
+                      profile=None, profile_reason=reason, status="not run", failure=f"no profile: {reason}")
 
 
 def run_extravars(run_dir: Path, timeout: int | None) -> dict[str, object]:
@@ -215,6 +221,8 @@ def apply_document(result: ApplyResult, request: ApplyRequest) -> dict[str, obje
         "accept_new_host_keys": request.accept_new_host_keys,
         "host_keys_recorded": result.host_keys_recorded,
         "hosts": [h.model_dump(mode="json") for h in result.hosts],
+        "invocation": request.invocation,
+        "retry_of": str(request.retry_of) if request.retry_of else None,
     }
 
 
@@ -222,6 +230,22 @@ def write_records(result: ApplyResult, request: ApplyRequest) -> None:
     write_atomic(result.run_dir / "apply.json", json.dumps(apply_document(result, request), indent=2) + "\n")
     models = ", ".join(dict.fromkeys(s.model_tag for s in result.specs)) or result.spec.model_tag
     write_run(result.run_dir, run_report(result.reports, profile=result.profile_label, model=models))
+
+
+def fleet_fields(host: HostResult, profile: str) -> dict[str, Any]:
+    """What the fleet report shows of a host besides its checks: its profile, its provisioning
+    outcome and the versions and models it ended with."""
+    bench = host.facts.get("smoke_benchmark_result") or {}
+    ollama = host.facts.get("ollama_summary") or {}
+    driver = host.facts.get("nvidia_driver_summary") or {}
+    models = host.facts.get("models_summary") or {}
+    where = f"{host.failed_role}: " if host.failed_role else ""
+    return {"profile": profile, "profile_reason": COMMAND_LINE, "status": host.status,
+            "failure": f"{where}{' '.join(host.reason.split())}" if host.reason and not host.passed else None,
+            "failed_role": host.failed_role,
+            "ollama_version": str(bench.get("ollama_version") or ollama.get("version") or "") or None,
+            "driver_version": str(driver.get("loaded_version") or "") or None,
+            "models": [str(m) for m in (models.get("variant") or bench.get("model"),) if m]}
 
 
 def provision_check(host: HostResult) -> CheckResult:

@@ -205,3 +205,14 @@ def resolve_targets(profile: Profile, opts: TargetOptions) -> tuple[list[TargetH
         raise UserInputError("; ".join(f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: "
                                        f"{e['msg'].removeprefix('Value error, ')}" for e in exc.errors())) from None
     return targets, options
+
+
+def only_targets(targets: list[TargetHost], names: list[str]) -> list[TargetHost]:
+    """The targets named (a retry's hosts), in the run's order; a name no longer among the
+    targets is an error."""
+    known = {t.name: t for t in targets}
+    gone = [n for n in names if n not in known]
+    if gone:
+        raise UserInputError(f"--retry-failed: {', '.join(gone)} no longer among the run's hosts "
+                             f"(have: {', '.join(known)})")
+    return [known[n] for n in names]

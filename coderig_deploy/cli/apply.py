@@ -39,14 +39,22 @@ from coderig_deploy.cli.output import console, emit, err_console
 from coderig_deploy.detect.fleet import is_fleet, plan_fleet
 from coderig_deploy.errors import UserInputError
 from coderig_deploy.events import Event
+from coderig_deploy.fleet.retry import RETRY_STATUSES, Invocation, load_retry
 from coderig_deploy.profiles import load_profile
 from coderig_deploy.progress import Progress, ProgressLine
 from coderig_deploy.reports import HostReport
-from coderig_deploy.targets import TargetOptions, resolve_targets
+from coderig_deploy.targets import TargetOptions, only_targets, resolve_targets
 
 _STATE_STYLE = {"waiting": "dim", "running": "cyan", "done": "green", "failed": "bold red", "unreachable": "bold red"}
 _STATUS_STYLE = {"ok": "green", "failed": "bold red", "unreachable": "bold red", "reboot required": "yellow",
                  "canceled": "yellow", "timeout": "bold red", "not run": "dim"}
+
+
+RetryFailedOpt = Annotated[Path | None, typer.Option(
+    "--retry-failed", metavar="RUN_DIR",
+    help="Run again only the hosts of RUN_DIR that failed, were unreachable or timed out, with that "
+         "run's profile and options (only --runs-dir, --json and --accept-new-host-keys are taken "
+         "from this command line)")]
 
 
 @app.command(name="apply")
@@ -60,7 +68,8 @@ def apply_cmd(
     user: UserOpt = None,
     key: KeyOpt = None,
     check: Annotated[bool, typer.Option("--check", help="Dry run: report what would change")] = False,
-    limit: Annotated[str | None, typer.Option(help="Ansible --limit pattern")] = None,
+    limit: Annotated[str | None, typer.Option(
+        help="Ansible --limit pattern: only matching hosts run; the others are left out of the report")] = None,
     tags: Annotated[list[str] | None, typer.Option(help="Run only these roles' tags")] = None,
     forks: ForksOpt = 5,
     allow_reboot: AllowRebootOpt = False,
@@ -80,37 +89,36 @@ def apply_cmd(
     accept_new_host_keys: AcceptNewHostKeysOpt = False,
     bundle: BundleOpt = None,
     allowed_signers: AllowedSignersOpt = None,
+    retry_failed: RetryFailedOpt = None,
 ) -> int:
     """Provision hosts for a profile (driver, Ollama, model, smoke) and report each host."""
-    target_opts = TargetOptions(
-        hosts=hosts or [], inventory=inventory, user=user, key=key, sandbox=sandbox, forks=forks,
-        allow_reboot=allow_reboot, model_registry=model_registry, ollama_url=ollama_url,
-        ollama_sha256=ollama_sha256, model_digest=model_digest, allow_unpinned=allow_unpinned)
-    fleet = plan_fleet(profile, target_opts, profiles_dir) if is_fleet(profile, inventory) else None
-    loaded = fleet.first.profile if fleet else load_profile(profile or "", profiles_dir)
-    if bundle is not None:
-        refuse_other_sources({"--ollama-url": ollama_url, "--ollama-sha256": ollama_sha256,
-                              "--model-registry": model_registry, "--model-digest": model_digest})
-    elif allowed_signers is not None:
-        raise UserInputError("--allowed-signers checks a bundle's signature: give --bundle DIR too")
-    if fleet is not None:
-        targets, options = fleet.hosts, fleet.first.options
-        if bundle is not None and len(fleet.groups) > 1:
-            raise UserInputError("--bundle carries one profile's artifacts: this run's hosts have "
-                                 f"{len(fleet.groups)} profiles; run one apply --bundle per profile")
+    if retry_failed is not None:
+        given = [name for name, value in (("--profile", profile), ("HOST", hosts), ("-i", inventory),
+                                          ("--sandbox", sandbox), ("--limit", limit)) if value]
+        if given:
+            raise UserInputError(f"--retry-failed runs the hosts and profile of that run: drop {', '.join(given)}")
+        plan = load_retry(retry_failed)
+        if not plan.hosts:
+            err_console.print(Text(f"nothing to retry: every host of {plan.run_dir} passed or was not run"))
+            return 0
+        err_console.print(Text("retrying " + ", ".join(f"{h} ({why})" for h, why in plan.hosts.items())))
+        # The retry's inventory holds the retried hosts only, so the run's --limit has no more work to do.
+        invocation = plan.invocation.model_copy(update={"only_hosts": list(plan.hosts), "limit": None})
+        retry_of: Path | None = plan.run_dir
     else:
-        targets, options = resolve_targets(loaded, target_opts)
-    if bundle is not None:
-        options = with_bundle(options, bundle, allowed_signers, loaded)
-    groups = [replace(fleet.first, options=options)] + fleet.groups[1:] if fleet else []
-    request = ApplyRequest(profile=loaded, hosts=targets, options=options, runs_dir=runs_dir,
-                           check=check, limit=limit, tags=tags or [], benchmark=bench,
-                           accept_new_host_keys=accept_new_host_keys, timeout=timeout,
-                           groups=groups, unmatched=fleet.unmatched if fleet else {})
+        invocation = Invocation(
+            profile=_absolute_if_file(profile) if profile else None, profiles_dir=_absolute(profiles_dir), hosts=hosts or [],
+            inventory=_absolute(inventory), user=user, key=_absolute(key), sandbox=sandbox, forks=forks,
+            allow_reboot=allow_reboot, model_registry=model_registry, ollama_url=ollama_url,
+            ollama_sha256=ollama_sha256, model_digest=model_digest, allow_unpinned=allow_unpinned, check=check,
+            limit=limit, tags=tags or [], bench=bench, timeout=timeout, bundle=_absolute(bundle),
+            allowed_signers=_absolute(allowed_signers))
+        retry_of = None
+    request = build_request(invocation, runs_dir, accept_new_host_keys, retry_of)
     if accept_new_host_keys:
         err_console.print("--accept-new-host-keys: keys of hosts not yet in known_hosts will be recorded "
                           "unchecked (trust on first use); changed keys are still refused", highlight=False)
-    progress = Progress([t.name for t in targets])
+    progress = Progress([t.name for t in request.hosts])
     if json_out:
         result = apply(request, progress.apply)
         emit(apply_document(result, request), True, lambda c: None)
@@ -120,6 +128,55 @@ def apply_cmd(
     for line in result.host_keys_recorded:
         err_console.print(f"recorded new host key (--accept-new-host-keys): {line}", markup=False, highlight=False)
     return result.exit_code
+
+
+def build_request(inv: Invocation, runs_dir: Path, accept_new_host_keys: bool,
+                  retry_of: Path | None = None) -> ApplyRequest:
+    """The apply an invocation asks for: one profile for every host, or a fleet (`--profile
+    auto`, an inventory's coderig_profile) with a profile per host. A retry's is narrowed
+    to its hosts before anything is detected on them."""
+    path = (lambda value: Path(value) if value else None)  # noqa: E731
+    bundle, allowed_signers = path(inv.bundle), path(inv.allowed_signers)
+    if bundle is not None:
+        refuse_other_sources({"--ollama-url": inv.ollama_url, "--ollama-sha256": inv.ollama_sha256,
+                              "--model-registry": inv.model_registry, "--model-digest": inv.model_digest})
+    elif allowed_signers is not None:
+        raise UserInputError("--allowed-signers checks a bundle's signature: give --bundle DIR too")
+    target_opts = TargetOptions(
+        hosts=inv.hosts, inventory=path(inv.inventory), user=inv.user, key=path(inv.key), sandbox=inv.sandbox,
+        forks=inv.forks, allow_reboot=inv.allow_reboot, model_registry=inv.model_registry,
+        ollama_url=inv.ollama_url, ollama_sha256=inv.ollama_sha256, model_digest=inv.model_digest,
+        allow_unpinned=inv.allow_unpinned)
+    profiles_dir = path(inv.profiles_dir)
+    fleet = (plan_fleet(inv.profile, target_opts, profiles_dir, only=inv.only_hosts)
+             if is_fleet(inv.profile, target_opts.inventory) else None)
+    if fleet is not None:
+        loaded, targets, options = fleet.first.profile, fleet.hosts, fleet.first.options
+        if bundle is not None and len(fleet.groups) > 1:
+            raise UserInputError("--bundle carries one profile's artifacts: this run's hosts have "
+                                 f"{len(fleet.groups)} profiles; run one apply --bundle per profile")
+    else:
+        loaded = load_profile(inv.profile or "", profiles_dir)
+        targets, options = resolve_targets(loaded, target_opts)
+        if inv.only_hosts is not None:
+            targets = only_targets(targets, inv.only_hosts)
+    if bundle is not None:
+        options = with_bundle(options, bundle, allowed_signers, loaded)
+    groups = [replace(fleet.first, options=options)] + fleet.groups[1:] if fleet else []
+    return ApplyRequest(profile=loaded, hosts=targets, options=options, runs_dir=runs_dir,
+                        check=inv.check, limit=inv.limit, tags=inv.tags, benchmark=inv.bench,
+                        accept_new_host_keys=accept_new_host_keys, timeout=inv.timeout,
+                        groups=groups, unmatched=fleet.unmatched if fleet else {},
+                        invocation=inv.model_dump(mode="json"), retry_of=retry_of)
+
+
+def _absolute(value: Path | None) -> str | None:
+    return str(value.resolve()) if value is not None else None
+
+
+def _absolute_if_file(profile: str) -> str:
+    """A profile given as a file path is kept absolute, so a retry finds it from anywhere."""
+    return str(Path(profile).resolve()) if Path(profile).is_file() else profile
 
 
 def _with_progress(request: ApplyRequest, progress: Progress) -> ApplyResult:
@@ -201,6 +258,9 @@ def render_result(out: Console, result: ApplyResult) -> None:
     out.print(table)
     out.print(Text(f"run directory: {result.run_dir}"), soft_wrap=True)
     out.print(Text(f"details (also in report.md there): coderig-deploy report {result.run_dir}"), soft_wrap=True)
+    if any(h.status in RETRY_STATUSES for h in result.hosts) or any(r.verdict == "fail" for r in result.reports):
+        out.print(Text(f"run the hosts that did not pass again: coderig-deploy apply --retry-failed {result.run_dir}"),
+                  soft_wrap=True)
 
 
 def _tok_s(report: HostReport | None) -> str:

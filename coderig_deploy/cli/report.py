@@ -13,7 +13,9 @@ from rich.text import Text
 
 from coderig_deploy.cli import app
 from coderig_deploy.cli.output import emit
+from coderig_deploy.errors import UserInputError
 from coderig_deploy.reports import RunReport, read_run, summary_row
+from coderig_deploy.reports.compare import Change, Comparison, compare
 
 _STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"}
 
@@ -31,8 +33,19 @@ def render_run(console: Console, report: RunReport, details: bool = True, summar
         for row in rows:
             table.add_row(*[Text(v, style=_STYLE[v] if k == "verdict" else "") for k, v in row.items()])
         console.print(table)
+        render_aggregate(console, report)
     if details:
         render_checks(console, report, None if summary else title, all_checks)
+
+
+def render_aggregate(console: Console, report: RunReport) -> None:
+    """`N hosts: a pass, b warn, ...`, then one line per group of hosts that did not pass."""
+    if report.aggregate is None:
+        return
+    counts = ", ".join(f"{n} {kind}" for kind, n in report.aggregate.counts.items())
+    console.print(Text(f"{len(report.hosts)} hosts: {counts}"), soft_wrap=True)
+    for group in report.aggregate.by_reason:
+        console.print(Text(f"  {group.outcome}, {group.reason}: {', '.join(group.hosts)}"), soft_wrap=True)
 
 
 def render_checks(console: Console, report: RunReport, title: Text | None = None,
@@ -55,12 +68,44 @@ def render_checks(console: Console, report: RunReport, title: Text | None = None
     console.print(table)
 
 
+def render_comparison(console: Console, drift: Comparison) -> None:
+    """One line per host and drifted field (at most 80 columns); then the hosts in one run only."""
+    console.print(Text(f"A: {drift.a}\nB: {drift.b}"), soft_wrap=True)
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
+    table.add_column("host", max_width=14, overflow="fold")
+    table.add_column("field", max_width=14, no_wrap=True)
+    for name in ("A", "B"):
+        table.add_column(name, max_width=18, overflow="fold")
+    table.add_column("change", max_width=13, overflow="fold")
+    for host in drift.hosts:
+        changes = host.changes or [Change(field="-", a="no drift", b="", delta="")]
+        for i, change in enumerate(changes):
+            table.add_row(Text(host.host if i == 0 else ""), Text(change.field), Text(change.a),
+                          Text(change.b), Text(change.delta))
+    console.print(table, width=min(console.width, 80))
+    for label, names in (("only in A", drift.only_in_a), ("only in B", drift.only_in_b)):
+        if names:
+            console.print(Text(f"{label}: {', '.join(names)}"), soft_wrap=True)
+
+
 @app.command()
 def report(
-    run_dir: Annotated[Path, typer.Argument(help="A run directory (holds report.json)")],
-    json_out: Annotated[bool, typer.Option("--json", help="Print report.json")] = False,
+    run_dir: Annotated[Path | None, typer.Argument(help="A run directory (holds report.json)")] = None,
+    compare_runs: Annotated[tuple[Path, Path] | None, typer.Option(
+        "--compare", metavar="RUN_A RUN_B",
+        help="Show what drifted per host from RUN_A to RUN_B: tok/s, VRAM, versions, models")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print report.json (or the comparison)")] = False,
 ) -> int:
     """Print the verdicts of a past run again, with every check of every host."""
+    if compare_runs is not None:
+        if run_dir is not None:
+            raise UserInputError("give either RUN_DIR or --compare RUN_A RUN_B, not both")
+        run_a, run_b = compare_runs
+        drift = compare(read_run(run_a), read_run(run_b), str(run_a), str(run_b))
+        emit(drift.model_dump(mode="json"), json_out, lambda c: render_comparison(c, drift))
+        return 0
+    if run_dir is None:
+        raise UserInputError("give a run directory (RUN_DIR) or --compare RUN_A RUN_B")
     result = read_run(run_dir)
     emit(result.model_dump(mode="json"), json_out, lambda c: render_run(c, result, all_checks=True))
     return 1 if result.verdict == "fail" else 0

@@ -12,7 +12,7 @@ from coderig_deploy.detect.assign import AUTO, HostProfile, assign
 from coderig_deploy.errors import RunFailed, UserInputError
 from coderig_deploy.profiles import Profile, list_profiles, load_profile
 from coderig_deploy.project import TargetHost
-from coderig_deploy.targets import TargetOptions, inventory_profiles, resolve_targets
+from coderig_deploy.targets import TargetOptions, inventory_profiles, only_targets, resolve_targets
 
 
 @dataclass(frozen=True)
@@ -41,11 +41,15 @@ def _base(profile: str | None, per_host: dict[str, str], profiles_dir: Path | No
     return load_profile(named[0] if named else list_profiles(profiles_dir)[0], profiles_dir)
 
 
-def plan_fleet(profile: str | None, opts: TargetOptions, profiles_dir: Path | None = None) -> Fleet:
-    """Every host's profile and the groups apply renders; raises RunFailed when no host
-    got one (nothing to run), UserInputError for bad names or options."""
+def plan_fleet(profile: str | None, opts: TargetOptions, profiles_dir: Path | None = None,
+               only: list[str] | None = None) -> Fleet:
+    """Every host's profile and the groups apply renders (only the hosts named in `only`,
+    when given: a retry); raises RunFailed when no host got one (nothing to run),
+    UserInputError for bad names or options."""
     per_host = inventory_profiles(opts.inventory) if opts.inventory else {}
     targets, base_options = resolve_targets(_base(profile, per_host, profiles_dir), opts)
+    if only is not None:
+        targets = only_targets(targets, only)
     choices = assign(targets, profile, per_host, profiles_dir, base_options.resource_policy)
     by_host = {t.name: t for t in targets}
     names = list(dict.fromkeys(c.profile for c in choices if c.profile is not None))

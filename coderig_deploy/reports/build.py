@@ -8,6 +8,7 @@ from typing import Any
 from coderig_deploy import __version__
 from coderig_deploy.bench.checks import Check, overall
 from coderig_deploy.bench.verdict import Expectations, judge
+from coderig_deploy.reports.fleet import aggregate
 from coderig_deploy.reports.model import CheckResult, HostReport, RunReport
 
 
@@ -42,7 +43,8 @@ def run_report(hosts: list[HostReport], profile: str | None = None,
     worst = max((rank[h.verdict] for h in hosts), default=2)
     return RunReport(tool_version=__version__, profile=profile, model=model,
                      created_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                     verdict=("pass", "warn", "fail")[worst], hosts=hosts)  # type: ignore[arg-type]
+                     verdict=("pass", "warn", "fail")[worst], hosts=hosts,  # type: ignore[arg-type]
+                     aggregate=aggregate(hosts))
 
 
 def _num(value: float | None, fmt: str = "{:.1f}") -> str:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
-from coderig_deploy.reports.model import RunReport
+from coderig_deploy.reports.fleet import COMMAND_LINE, outcome
+from coderig_deploy.reports.model import HostReport, RunReport
 
 
 def to_junit(report: RunReport) -> str:
@@ -16,6 +17,7 @@ def to_junit(report: RunReport) -> str:
                               failures=str(sum(c.status == "fail" for c in host.checks)),
                               skipped=str(sum(c.status == "skip" for c in host.checks)),
                               errors="0")
+        _properties(suite, host)
         for check in host.checks:
             case = ET.SubElement(suite, "testcase", classname=f"coderig.{host.host}",
                                  name=check.name)
@@ -27,6 +29,17 @@ def to_junit(report: RunReport) -> str:
                 ET.SubElement(case, "system-out").text = f"{check.status}: {check.reason}"
     ET.indent(suites)
     return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def _properties(suite: ET.Element, host: HostReport) -> None:
+    """The host's outcome and profile as testsuite properties (CI shows them per suite)."""
+    props = ET.SubElement(suite, "properties")
+    values = {"outcome": outcome(host), "profile": host.profile,
+              "profile_reason": host.profile_reason or (COMMAND_LINE if host.profile else None),
+              "failure": host.failure}
+    for name, value in values.items():
+        if value is not None:
+            ET.SubElement(props, "property", name=name, value=value)
 
 
 @dataclass(frozen=True)

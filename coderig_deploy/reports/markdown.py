@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from coderig_deploy.reports.build import summary_row
-from coderig_deploy.reports.model import RunReport
+from coderig_deploy.reports.fleet import outcome, profile_cell
+from coderig_deploy.reports.model import HostReport, RunReport
 
 
 def _cell(text: str) -> str:
@@ -15,16 +16,36 @@ def to_markdown(report: RunReport) -> str:
     lines = [f"# coderig-deploy run: {report.verdict.upper()}", "",
              f"- profile: {report.profile or '-'}", f"- model: {report.model or '-'}",
              f"- created: {report.created_at} (coderig-deploy {report.tool_version})", ""]
-    rows = [summary_row(h) for h in report.hosts]
-    if len({h.profile for h in report.hosts}) > 1:  # a fleet: each host's own profile
-        rows = [{"host": h.host, "profile": h.profile or "none", **r} for h, r in zip(report.hosts, rows)]
+    rows = [fleet_row(h) for h in report.hosts]
     header = list(rows[0]) if rows else ["host", "verdict"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(_cell(r[k]) for k in header) + " |" for r in rows]
+    lines += _aggregate(report)
     for host in report.hosts:
         lines += ["", f"## {host.host}: {host.verdict}", ""]
+        if host.profile is not None:
+            lines += [f"- profile: {_cell(profile_cell(host))}"]
         lines += [f"- **{c.status}** `{c.name}`: {_cell(c.reason)}" for c in host.checks]
     return "\n".join(lines) + "\n"
+
+
+def fleet_row(h: HostReport) -> dict[str, str]:
+    """report.md's row: the summary columns, then the profile and why, and the reason of failure."""
+    row = summary_row(h)
+    row["verdict"] = outcome(h)
+    reason = h.failure or "; ".join(h.reasons)
+    return {**row, "profile (why)": profile_cell(h), "reason": reason or "-"}
+
+
+def _aggregate(report: RunReport) -> list[str]:
+    """`N pass, N warn, ...` then one line per (outcome, reason) with its hosts."""
+    if report.aggregate is None:
+        return []
+    counts = ", ".join(f"{n} {kind}" for kind, n in report.aggregate.counts.items())
+    lines = ["", f"**{len(report.hosts)} hosts:** {counts}", ""]
+    lines += [f"- {g.outcome}, {_cell(g.reason)}: {len(g.hosts)} ({', '.join(g.hosts)})"
+              for g in report.aggregate.by_reason]
+    return lines
 
 
 def parse_markdown_table(text: str) -> list[dict[str, str]]:

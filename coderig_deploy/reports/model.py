@@ -36,9 +36,28 @@ class HostReport(_Strict):
     gpu_used_mib: list[int | None] = Field(default_factory=list, description="Per GPU, driver")
     gpu_planned_mib: list[int] = Field(default_factory=list, description="Per GPU, plan")
     bench: dict[str, Any] | None = Field(default=None, description="Raw coderig-hostbench/1 result")
-    profile: str | None = Field(default=None, description="The host's profile; None: no profile fits")
-    profile_reason: str | None = Field(default=None, description="Why this profile (apply --profile auto, "
-                                       "the inventory's coderig_profile) or why none")
+    profile: str | None = Field(default=None, description="The profile this host was provisioned for; "
+                                   "None: no profile fits the host, left untouched")
+    profile_reason: str | None = Field(default=None, description="Why that profile (auto choice, "
+                                       "inventory, or given on the command line)")
+    status: str | None = Field(default=None, description="apply's provisioning status: ok, failed, "
+                               "unreachable, timeout, ...")
+    failure: str | None = Field(default=None, description="Why provisioning failed, one line")
+    failed_role: str | None = Field(default=None, description="The role whose task failed")
+    ollama_version: str | None = None
+    driver_version: str | None = None
+    models: list[str] = Field(default_factory=list, description="Models the host serves for this run")
+
+
+class ReasonGroup(_Strict):
+    outcome: Literal["warn", "fail", "unreachable"]
+    reason: str = Field(description="What the hosts have in common: a failed step or a check name")
+    hosts: list[str]
+
+
+class Aggregate(_Strict):
+    counts: dict[str, int] = Field(description="pass, warn, fail, unreachable: hosts in each")
+    by_reason: list[ReasonGroup] = Field(default_factory=list)
 
 
 class RunReport(_Strict):
@@ -49,3 +68,4 @@ class RunReport(_Strict):
     model: str | None = None
     verdict: Literal["pass", "warn", "fail"]
     hosts: list[HostReport]
+    aggregate: Aggregate | None = None

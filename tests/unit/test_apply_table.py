@@ -61,7 +61,7 @@ def _draw(width: int, draw: object) -> list[str]:
 def test_the_result_table_fits_the_terminal_one_line_per_host(tmp_path: Path, width: int) -> None:
     result = _result(tmp_path)
     lines = _draw(width, lambda c: render_result(c, result))
-    table = [line for line in lines if not line.startswith(("run directory:", "details"))]
+    table = [line for line in lines if not line.startswith(("run directory:", "details", "run the hosts"))]
     assert max(len(line) for line in table) <= width, "\n".join(lines)
     rows = {host: next(line for line in lines if line.startswith(host[:10])) for host in
             ("big1", "workstat", "small1", "gone1")}
@@ -72,6 +72,7 @@ def test_the_result_table_fits_the_terminal_one_line_per_host(tmp_path: Path, wi
     assert "…" in rows["workstat"]  # the long reason is cut to one line, not wrapped
     assert sum(1 for line in lines if "models: Ensure the m" in line) == 1
     assert not any("blob unknown" in line for line in lines if line not in rows.values())
+    assert "run the hosts that did not pass again: coderig-deploy apply --retry-failed" in "".join(lines)
 
 
 def test_reasons_and_hosts_are_printed_as_text_not_markup(tmp_path: Path) -> None:
@@ -108,7 +109,7 @@ def test_a_fleet_shows_each_hosts_profile_within_80_columns(tmp_path: Path) -> N
     fleet = ApplyResult(run_dir=result.run_dir, status=result.status, rc=result.rc, seconds=result.seconds,
                         hosts=result.hosts, spec=result.spec, reports=reports)
     lines = _draw(80, lambda c: render_result(c, fleet))
-    table = [line for line in lines if not line.startswith(("run directory:", "details"))]
+    table = [line for line in lines if not line.startswith(("run directory:", "details", "run the hosts"))]
     assert max(len(line) for line in table) <= 80, "\n".join(lines)
     assert "profile" in table[1]
     row = {host: next(line for line in lines if line.startswith(host)) for host in ("big1", "small1", "gone1")}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from coderig_deploy.apply import ProfileGroup, _reports, unmatched_report
+from coderig_deploy.apply import ProfileGroup, host_reports, unmatched_report
 from coderig_deploy.profiles import load_profile
 from coderig_deploy.project import TargetHost, spec_for
 from coderig_deploy.results import HostResult
@@ -13,7 +13,7 @@ def test_each_host_is_judged_against_its_own_profile() -> None:
               ProfileGroup(load_profile("budget-4070"), [TargetHost(name="small1")], reasons={"small1": "auto: 1x"})]
     specs = [spec_for(g.profile, g.hosts) for g in groups]
     results = [HostResult(host="big1", status="ok", ok=3), HostResult(host="small1", status="ok", ok=3)]
-    rows = {r.host: r for r in _reports(results, groups, specs)}
+    rows = {r.host: r for r in host_reports(results, groups, specs)}
     assert (rows["big1"].profile, rows["big1"].profile_reason) == ("dual-4090", "auto: 2x")
     assert rows["big1"].expected_decode_tok_s == load_profile("dual-4090").expect.decode_tok_s
     assert len(rows["big1"].gpu_planned_mib) == 2 and len(rows["small1"].gpu_planned_mib) == 1
@@ -32,7 +32,8 @@ def test_report_md_has_a_profile_column_for_a_fleet() -> None:
     from coderig_deploy.reports.markdown import parse_markdown_table, to_markdown
 
     groups = [ProfileGroup(load_profile("dual-4090"), [TargetHost(name="big1")], reasons={"big1": "auto: 2x"})]
-    rows = _reports([HostResult(host="big1", status="ok")], groups, [spec_for(groups[0].profile, groups[0].hosts)])
+    rows = host_reports([HostResult(host="big1", status="ok")], groups, [spec_for(groups[0].profile, groups[0].hosts)])
     table = parse_markdown_table(to_markdown(run_report([*rows, unmatched_report("odd1", "no profile fits")])))
-    assert [(r["host"], r["profile"], r["verdict"]) for r in table] == [("big1", "dual-4090", "pass"),
-                                                                      ("odd1", "none", "fail")]
+    assert [(r["host"], r["profile (why)"], r["verdict"]) for r in table] == [
+        ("big1", "dual-4090 (auto: 2x)", "pass"), ("odd1", "-", "fail")]
+    assert table[1]["reason"] == "no profile: no profile fits"
