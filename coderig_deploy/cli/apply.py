@@ -58,7 +58,7 @@ def apply_cmd(
     check: Annotated[bool, typer.Option("--check", help="Dry run: report what would change")] = False,
     limit: Annotated[str | None, typer.Option(help="Ansible --limit pattern")] = None,
     tags: Annotated[list[str] | None, typer.Option(help="Run only these roles' tags")] = None,
-    forks: ForksOpt = 5,
+    forks: ForksOpt = None,
     allow_reboot: AllowRebootOpt = False,
     sandbox: SandboxOpt = False,
     model_registry: ModelRegistryOpt = None,
