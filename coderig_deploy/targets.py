@@ -19,6 +19,7 @@ from typing import Literal
 from pydantic import ValidationError
 
 from coderig_deploy.errors import EnvironmentProblem, UserInputError
+from coderig_deploy.forks import auto_forks
 from coderig_deploy.profiles import SHA256_PIN, Profile
 from coderig_deploy.project import RenderOptions, TargetHost
 
@@ -158,7 +159,7 @@ class TargetOptions:
     user: str | None = None
     key: Path | None = None
     sandbox: bool = False
-    forks: int = 5
+    forks: int | None = None  # None: forks.auto_forks for the hosts resolved
     allow_reboot: bool = False
     model_registry: str | None = None
     ollama_url: str | None = None
@@ -197,7 +198,8 @@ def resolve_targets(profile: Profile, opts: TargetOptions) -> tuple[list[TargetH
     if not targets:
         raise UserInputError("no hosts: give HOST arguments, -i INVENTORY, or --sandbox")
     try:
-        options = RenderOptions(forks=opts.forks, allow_reboot=opts.allow_reboot, model_registry=registry,
+        options = RenderOptions(forks=opts.forks or auto_forks(len(targets)), allow_reboot=opts.allow_reboot,
+                                model_registry=registry,
                                 ollama_archive_url=archive, ollama_archive_checksum=archive_pin,
                                 model_manifest_digest=manifest_pin, allow_unpinned=opts.allow_unpinned,
                                 resource_policy=policy)

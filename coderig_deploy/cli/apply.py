@@ -71,7 +71,7 @@ def apply_cmd(
     limit: Annotated[str | None, typer.Option(
         help="Ansible --limit pattern: only matching hosts run; the others are left out of the report")] = None,
     tags: Annotated[list[str] | None, typer.Option(help="Run only these roles' tags")] = None,
-    forks: ForksOpt = 5,
+    forks: ForksOpt = None,
     allow_reboot: AllowRebootOpt = False,
     sandbox: SandboxOpt = False,
     model_registry: ModelRegistryOpt = None,

@@ -12,7 +12,9 @@ HostsArg = Annotated[list[str] | None, typer.Argument(help="[user@]host[:port], 
 InventoryOpt = Annotated[Path | None, typer.Option("-i", "--inventory", help="Ansible inventory")]
 UserOpt = Annotated[str | None, typer.Option("--user", help="SSH user for hosts given without one")]
 KeyOpt = Annotated[Path | None, typer.Option("--key", help="SSH private key file")]
-ForksOpt = Annotated[int, typer.Option("--forks", help="Hosts provisioned in parallel", min=1, max=200)]
+ForksOpt = Annotated[int | None, typer.Option(
+    "--forks", help="Hosts provisioned in parallel [default: one per host, at most 10 per controller CPU]",
+    min=1, max=200)]
 AllowRebootOpt = Annotated[bool, typer.Option("--allow-reboot/--no-allow-reboot",
                                               help="Reboot a host to load a new driver")]
 SandboxOpt = Annotated[bool, typer.Option("--sandbox", help="Target the running sandbox lab")]

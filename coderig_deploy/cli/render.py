@@ -40,7 +40,7 @@ def render_cmd(
     inventory: InventoryOpt = None,
     user: UserOpt = None,
     key: KeyOpt = None,
-    forks: ForksOpt = 5,
+    forks: ForksOpt = None,
     allow_reboot: AllowRebootOpt = False,
     sandbox: SandboxOpt = False,
     model_registry: ModelRegistryOpt = None,

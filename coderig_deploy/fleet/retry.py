@@ -34,7 +34,7 @@ class Invocation(BaseModel):
     user: str | None = None
     key: str | None = None
     sandbox: bool = False
-    forks: int = 5
+    forks: int | None = None  # None: automatic (forks.auto_forks)
     allow_reboot: bool = False
     model_registry: str | None = None
     ollama_url: str | None = None

@@ -82,3 +82,15 @@ def memory_bytes(name: str) -> int | None:
             if (directory / filename).is_file():
                 return int((directory / filename).read_text())
     return None
+
+
+def cpu_seconds(name: str) -> float | None:
+    """CPU time the host's processes used so far (cgroup v2 cpu.stat), if measurable."""
+    for directory in host_dirs(name):
+        stat = directory / "cpu.stat"
+        if stat.is_file():
+            for line in stat.read_text().splitlines():
+                key, _, value = line.partition(" ")
+                if key == "usage_usec":
+                    return int(value) / 1e6
+    return None
