@@ -47,7 +47,7 @@ def _root(
 
 
 # One module per command or command group; each registers itself on `app`.
-_COMMAND_MODULES = ("plan", "profiles", "gpus", "bench", "verify", "report", "sandbox", "render", "apply",
+_COMMAND_MODULES = ("plan", "recommend", "profiles", "gpus", "bench", "verify", "report", "sandbox", "render", "apply",
                     "bundle")
 for _name in _COMMAND_MODULES:
     importlib.import_module(f"coderig_deploy.cli.{_name}")

@@ -49,11 +49,14 @@ def plan(
         metavar="GB/S", min=1, max=10_000, help="System RAM bandwidth, GB/s")] = None,
     depth: Annotated[int | None, typer.Option(
         metavar="TOKENS", min=0, max=1_048_576, help="Tokens in context for the speed estimate")] = None,
+    prompt_tokens: Annotated[int, typer.Option(
+        metavar="TOKENS", min=0, max=1_048_576, help="Prompt length for the time-to-first-token estimate")] = 4096,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> int:
     """Does a model fit on these GPUs, how is it split, and how fast will it generate?"""
     args = _resolve(model, gpu, ctx, kv_cache, flash_attention, parallel, profile, profiles_dir)
-    result = make_plan(**args, spread=spread, ram_bandwidth_gbs=ram_bandwidth, depth=depth)
+    result = make_plan(**args, spread=spread, ram_bandwidth_gbs=ram_bandwidth, depth=depth,
+                       prompt_tokens=prompt_tokens)
     emit(result.model_dump(mode="json"), json_out, lambda c: render_plan(c, result))
     return 0 if result.fits else 1
 
@@ -112,6 +115,11 @@ def render_plan(console: Console, p: Plan) -> None:
     console.print(
         f"{verdict}: {p.vram_mib} MiB on GPU (margin {p.margin_mib} MiB per GPU), "
         f"{p.gpu_fraction:.0%} of the model on GPU, ~{p.decode_tok_s:.1f} tok/s decode"
+    )
+    console.print(
+        f"usable {p.usable_mib} MiB (total less driver-reserved), headroom {p.headroom_mib} MiB; "
+        f"prefill ~{p.prefill_tok_s:.0f} tok/s, time to first token ~{p.time_to_first_token_s:.2f} s "
+        f"for a {p.prompt_tokens}-token prompt"
     )
     for note in p.notes:
         console.print(f"note: {note}")
