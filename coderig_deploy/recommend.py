@@ -23,8 +23,7 @@ QUANTS = ("Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M")  # highest first; Q4_0 and F16 are
 KV_CACHES = ("f16", "q8_0")  # f16 first: a quantized cache only where it buys a longer context
 TTFT_PROMPT_TOKENS = 4096
 OS_RAM_MIB = 4096  # system RAM kept for the OS and Ollama itself
-RANKING = ("size class (larger; autocomplete: best FIM family, then smaller), family fit for the purpose, "
-           "higher quantization, longer context, f16 KV cache")
+RANKING = "bigger model (autocomplete: FIM model, smaller), suited family, quant, ctx, f16 KV"
 
 
 class Choice(BaseModel):

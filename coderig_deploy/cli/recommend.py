@@ -51,8 +51,8 @@ def _render(console: Console, r: Recommendation) -> None:
         for reason in r.not_fitting:
             console.print(plain(f"nothing fits: {reason}"))
         return
-    table = Table(box=None, pad_edge=False)
-    for col in ("#", "tag", "ctx", "kv", "tok/s", "pp tok/s", "TTFT 4K", "free MiB"):
+    table = Table(box=None, pad_edge=False, padding=(0, 1, 0, 0))
+    for col in ("#", "tag", "ctx", "kv", "tok/s", "pp t/s", "TTFT 4K", "free MiB"):
         table.add_column(col, justify="left" if col in ("tag", "kv") else "right", no_wrap=col == "tag")
     for c in r.choices:
         table.add_row(str(c.rank), plain(c.tag), f"{c.ctx // 1024}K", c.kv_cache, f"{c.decode_tok_s:.0f}",
