@@ -33,15 +33,20 @@ class Case:
     flash_attention: bool
     measured: float  # MiB or tok/s
     file_bytes: int | None
+    engine: str
     source: str
 
     def plan(self) -> Plan:
+        # A prefill row measures a whole prompt of `ctx` tokens: time to first token less the one decode step.
         return make_plan(self.model_tag, list(self.gpus), self.ctx, "f16", self.flash_attention,
-                         depth=self.depth or None, file_bytes=self.file_bytes)
+                         depth=self.depth or None, file_bytes=self.file_bytes, engine=self.engine,
+                         prompt_tokens=self.ctx)
 
     def predicted(self) -> float:
         p = self.plan()
-        return {"vram": float(p.vram_mib), "decode": p.decode_tok_s, "prefill": p.prefill_tok_s}[self.kind]
+        if self.kind == "prefill":
+            return p.prompt_tokens / (p.time_to_first_token_s - 1 / p.decode_tok_s)
+        return float(p.vram_mib) if self.kind == "vram" else p.decode_tok_s
 
     @property
     def error(self) -> float:
@@ -63,7 +68,7 @@ def _case(row: dict[str, str]) -> Case:
     label = f"{row['model'].split(':')[0]}:{row['model'].split(':')[1].split('-')[0]} {row['model'].rsplit('-', 1)[1]} " \
             f"{row['gpus']} ctx {row['ctx']} fa {'on' if fa else 'off'}"
     return Case(row["set"], row["kind"], label, row["model"], _gpus(row["gpus"]), int(row["ctx"]), int(row["depth"]),
-                fa, float(row["value"]), file_bytes, row["source"])
+                fa, float(row["value"]), file_bytes, row["engine"], row["source"])
 
 
 def load_cases(path: Path) -> list[Case]:

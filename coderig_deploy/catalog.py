@@ -34,6 +34,7 @@ class ArchitectureSpec(_Row):
     compute_capability: str
     int_lanes_per_sm: int
     fp16_tensor_flops_per_clk: float
+    int8_tensor_ops_per_clk: float
     max_threads_per_sm: int
 
 
@@ -62,6 +63,7 @@ class GpuSpec(_Row):
         return fit.Device(
             self.slug, self.vram_mib, self.bandwidth_gbs, sm_count=self.sm_count, clock_mhz=self.boost_clock_mhz,
             int_lanes_per_sm=arch.int_lanes_per_sm, tensor_flops_per_clk=arch.fp16_tensor_flops_per_clk,
+            int8_ops_per_clk=arch.int8_tensor_ops_per_clk,
             max_threads_per_sm=arch.max_threads_per_sm, reserved_mib=round(self.vram_mib * reserved_fraction),
         )
 
@@ -124,6 +126,8 @@ class EngineSpec(_Row):
     kv_read_factor_fa_off: float
     prefill_efficiency: float
     prefill_layer_us: float
+    prefill_path: str
+    mmq_efficiency: float
 
 
 class ModelChoice(BaseModel):
@@ -200,6 +204,8 @@ class Catalog(BaseModel):
             kv_read_factor_fa_off=spec.kv_read_factor_fa_off,
             prefill_efficiency=spec.prefill_efficiency,
             prefill_layer_us=spec.prefill_layer_us,
+            prefill_mmq=spec.prefill_path == "mmq",
+            mmq_efficiency=spec.mmq_efficiency,
             pcie_gbs=self.runtime["pcie_gbs"],
             cpu_gflops=self.runtime["cpu_matmul_gflops"],
         )

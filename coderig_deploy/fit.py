@@ -80,6 +80,7 @@ class Device:
     clock_mhz: float = 0.0
     int_lanes_per_sm: int = 0
     tensor_flops_per_clk: float = 0.0  # dense FP16 tensor FLOPs per SM per clock
+    int8_ops_per_clk: float = 0.0  # dense INT8 tensor ops per SM per clock
     max_threads_per_sm: int = 0
     reserved_mib: float = 0.0  # driver-reserved memory that CUDA cannot allocate
 
@@ -90,6 +91,10 @@ class Device:
     @property
     def tensor_flops_per_s(self) -> float:
         return self.sm_count * self.tensor_flops_per_clk * self.clock_mhz * 1e6
+
+    @property
+    def int8_ops_per_s(self) -> float:
+        return self.sm_count * self.int8_ops_per_clk * self.clock_mhz * 1e6
 
     @property
     def usable_mib(self) -> float:
@@ -108,6 +113,9 @@ class Engine:
     kv_read_factor_fa_off: float = 1.0  # attention traffic per KV byte without flash attention (KQ in f32)
     prefill_efficiency: float = 0.0  # share of tensor throughput prompt processing reaches (0: not modelled)
     prefill_layer_us: float = 0.0  # per layer per ubatch: launches, norms, copies
+    prefill_mmq: bool = True  # quantized weights: int8 tensor-core MMQ (llama.cpp since mid-2024), else
+    #                           dequantize to FP16 for every ubatch and run an FP16 GEMM (older builds)
+    mmq_efficiency: float = 0.0  # share of the int8 tensor throughput MMQ reaches
     pcie_gbs: float = 25.0  # weights of CPU-resident layers streamed to the GPU for each prompt ubatch
     cpu_gflops: float = 500.0  # matrix throughput of the CPU when no GPU is present
 
@@ -391,14 +399,20 @@ def prefill_seconds_per_token(req: FitRequest, uses: tuple[DeviceUse, ...], cpu_
     for use, dev in zip(uses, req.devices):
         if not use.layers:
             continue
-        if dev.tensor_flops_per_s:
-            compute_s = use.layers * flops_layer / (eng.prefill_efficiency * dev.tensor_flops_per_s)
-        else:
-            compute_s = use.layers * flops_layer / (eng.cpu_gflops * 1e9)
         bandwidth = eng.bandwidth_efficiency * dev.bandwidth_gbs * 1e9
         memory_s = use.weights_mib * MIB / bandwidth / ubatch
+        dequant_s = 0.0
+        if not dev.tensor_flops_per_s:
+            rate = eng.cpu_gflops * 1e9
+        elif req.quant.name == "F16" or not (eng.prefill_mmq and dev.int8_ops_per_s and eng.mmq_efficiency):
+            rate = eng.prefill_efficiency * dev.tensor_flops_per_s
+            if req.quant.name != "F16":  # an FP16 copy of every weight is written once per ubatch
+                dequant_s = use.layers * layer_params(arch) * 2 / bandwidth / ubatch
+        else:
+            rate = eng.mmq_efficiency * dev.int8_ops_per_s
+        compute_s = use.layers * flops_layer / rate
         scores_s = use.layers * scores_layer / bandwidth
-        seconds += max(compute_s, memory_s) + scores_s + use.layers * eng.prefill_layer_us * 1e-6 / ubatch
+        seconds += max(compute_s, memory_s) + dequant_s + scores_s + use.layers * eng.prefill_layer_us * 1e-6 / ubatch
     if cpu_layers:
         if any(u.layers for u in uses):
             seconds += cpu_layers * per_layer / (eng.pcie_gbs * 1e9) / ubatch

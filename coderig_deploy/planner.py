@@ -171,7 +171,7 @@ def _to_plan(
         decode_depth=request.depth,
         prefill_tok_s=round(result.prefill_tok_s, 1),
         prompt_tokens=prompt_tokens,
-        time_to_first_token_s=round(ttft, 3),
+        time_to_first_token_s=round(ttft, 6),
         usable_mib=round(sum(d.usable_mib for d in request.devices)),
         headroom_mib=round(min((u.usable_mib - result.margin_mib - u.used_mib for u in result.devices if u.layers),
                                default=0.0)),

@@ -13,7 +13,7 @@ CASES = load_cases(Path(__file__).parents[3] / "benchmarks" / "calibration.tsv")
 def test_every_calibration_row_is_read():
     assert sum(c.kind == "vram" for c in CASES) == 5
     assert sum(c.kind == "decode" for c in CASES) == 23
-    assert sum(c.kind == "prefill" for c in CASES) == 16
+    assert sum(c.kind == "prefill" for c in CASES) == 18
 
 
 def test_held_out_sources_are_not_fit_sources():
@@ -32,12 +32,12 @@ def test_vram_within_5_percent(case):
 def test_speed_median_error(kind, subset):
     # Regression bounds at today's fit (benchmarks/fit_accuracy.py prints the tables): the goal is
     # 10 %; held-out prefill has only two rows, one from a build that uses int8 tensor cores (MMQ).
-    bound = 0.25 if (kind, subset) == ("prefill", "held-out") else 0.12
+    bound = 0.20 if (kind, subset) == ("prefill", "held-out") else 0.10
     errors = [abs(c.error) for c in CASES if c.kind == kind and c.set == subset]
     assert statistics.median(errors) < bound
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.kind == "decode"], ids=lambda c: f"{c.set} {c.label}")
-def test_decode_within_30_percent(case):
-    # The worst rows (H100 PCIe on a Dec 2023 build) are ~29 % off; see README "Fit model".
-    assert case.predicted() == pytest.approx(case.measured, rel=0.30)
+def test_decode_within_15_percent(case):
+    # The worst decode row is ~11 % off (benchmarks/fit_accuracy.py).
+    assert case.predicted() == pytest.approx(case.measured, rel=0.15)
