@@ -60,6 +60,8 @@ class Plan(BaseModel):
     time_to_first_token_s: float = Field(description="Prefill of prompt_tokens plus one decode step, model loaded")
     usable_mib: int = Field(description="Memory CUDA can allocate on the GPUs: total minus driver-reserved, summed")
     headroom_mib: int = Field(description="Smallest per-GPU gap between usable memory less the margin and use")
+    shortfall_mib: int = Field(description="With every layer on the GPUs: the most any GPU would be over "
+                                           "usable less the margin (0 when the plan fits)")
     margin_mib: int = Field(description="Memory each GPU must keep free for `fits`")
     ps_size_mib: int = Field(description="Ollama /api/ps `size`: everything the loaded model occupies")
     ps_size_vram_mib: int = Field(description="Ollama /api/ps `size_vram`: the part of it on GPUs")
@@ -121,14 +123,19 @@ def make_plan(
     if prompt_tokens > ctx:
         notes.append(f"a {prompt_tokens}-token prompt does not fit a {ctx}-token context; Ollama truncates it")
     ttft = fit.time_to_first_token(request, result, min(prompt_tokens, ctx))
+    shortfall = 0.0
+    if not result.fits and request.devices:
+        full = fit.place(request, request.devices, request.arch.layers + 1)
+        shortfall = max(u.used_mib - (u.usable_mib - result.margin_mib) for u in full)
     size_source = "given" if file_bytes else choice.size_source
     return _to_plan(model_tag, choice.canonical_tag, choice.quant.quant, request.file_bytes, size_source,
-                    request, result, notes, min(prompt_tokens, ctx), ttft)
+                    request, result, notes, min(prompt_tokens, ctx), ttft, shortfall)
 
 
 def _to_plan(
     tag: str, canonical: str, quant: str, file_bytes: int, size_source: str,
     request: fit.FitRequest, result: fit.FitResult, notes: list[str], prompt_tokens: int, ttft: float,
+    shortfall: float,
 ) -> Plan:
     per_gpu = [
         GpuUse(
@@ -175,6 +182,7 @@ def _to_plan(
         usable_mib=round(sum(d.usable_mib for d in request.devices)),
         headroom_mib=round(min((u.usable_mib - result.margin_mib - u.used_mib for u in result.devices if u.layers),
                                default=0.0)),
+        shortfall_mib=round(max(shortfall, 0.0)),
         margin_mib=round(result.margin_mib),
         ps_size_mib=round(result.ps_size_bytes / fit.MIB),
         ps_size_vram_mib=round(result.ps_size_vram_bytes / fit.MIB),

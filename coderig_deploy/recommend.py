@@ -46,7 +46,7 @@ class Recommendation(BaseModel):
     ram_gb: float | None
     ranking: str = RANKING
     choices: list[Choice]
-    not_fitting: list[str] = Field(description="Why the seed's kind of pick is absent, when it is")
+    not_fitting: list[str] = Field(description="Why nothing fits, or why the top choice stops at its context")
 
 
 def _purposes() -> dict[str, dict[str, str]]:
@@ -97,8 +97,24 @@ def recommend(gpus: list[str], purpose: Purpose = "chat", ram_gb: float | None =
             found.append((key, spec.params_b, plan))
     found.sort(key=lambda item: item[0])
     choices = [_choice(i + 1, params, plan) for i, (_, params, plan) in enumerate(found[:limit])]
-    return Recommendation(gpus=gpus, purpose=purpose, ram_gb=ram_gb, choices=choices,
-                          not_fitting=[] if choices else [_nothing_fits(gpus, purpose, rules, ram_gb)])
+    if not choices:
+        reasons = [_nothing_fits(gpus, purpose, rules, ram_gb)]
+    else:
+        top = found[0][2]
+        reasons = _longer_context(top, gpus, catalog.model(top.canonical_tag).model.trained_ctx)
+    return Recommendation(gpus=gpus, purpose=purpose, ram_gb=ram_gb, choices=choices, not_fitting=reasons)
+
+
+def _longer_context(top: Plan, gpus: list[str], trained_ctx: int) -> list[str]:
+    """Why the top choice stops where it does: the next longer context with a q8_0 cache, and its shortfall."""
+    longer = [c for c in CONTEXTS if top.ctx < c <= trained_ctx]
+    if not longer:
+        return []
+    nxt = make_plan(top.canonical_tag, gpus, longer[-1], "q8_0", True)
+    if nxt.fits:  # only RAM stopped it
+        return [f"ctx {longer[-1]} would fit the GPUs but not the system RAM given"]
+    return [f"the next longer context, {longer[-1]} with a q8_0 cache, does not fit: {nxt.shortfall_mib} MiB short "
+            f"on a GPU (usable memory less the {nxt.margin_mib} MiB margin)"]
 
 
 def _choice(rank: int, params_b: float, p: Plan) -> Choice:

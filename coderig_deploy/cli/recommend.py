@@ -58,6 +58,8 @@ def _render(console: Console, r: Recommendation) -> None:
         table.add_row(str(c.rank), plain(c.tag), f"{c.ctx // 1024}K", c.kv_cache, f"{c.decode_tok_s:.0f}",
                       f"{c.prefill_tok_s:.0f}", f"{c.ttft_4k_s:.1f} s", str(c.headroom_mib))
     console.print(table)
+    for reason in r.not_fitting:
+        console.print(plain(f"note: {reason}"))
 
 
 def _write_profile(path: Path, r: Recommendation) -> None:

@@ -71,3 +71,10 @@ def test_table_fits_80_columns():
                          capture_output=True, text=True)
     rows = cli.stdout.splitlines()[2:]
     assert rows and max(len(line.rstrip()) for line in rows) <= 80
+
+
+def test_the_top_choice_says_why_its_context_is_not_longer():
+    # The seed puts 32B Q4_K_M on a 4090 at 32K; the plan keeps 16K and says what 32K lacks.
+    r = recommend(["rtx-4090"], "chat")
+    assert r.choices[0].ctx == 16384
+    assert "32768" in r.not_fitting[0] and "MiB short" in r.not_fitting[0]
