@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -49,7 +50,7 @@ def _render(console: Console, r: Recommendation) -> None:
     console.print(plain(f"ranked by {r.ranking}"))
     if not r.choices:
         for reason in r.not_fitting:
-            console.print(plain(f"nothing fits: {reason}"))
+            console.print(plain(textwrap.fill(f"nothing fits: {reason}", 80, subsequent_indent="  ")))
         return
     table = Table(box=None, pad_edge=False, padding=(0, 1, 0, 0))
     for col in ("#", "tag", "ctx", "kv", "tok/s", "pp t/s", "TTFT 4K", "free MiB"):
@@ -59,7 +60,7 @@ def _render(console: Console, r: Recommendation) -> None:
                       f"{c.prefill_tok_s:.0f}", f"{c.ttft_4k_s:.1f} s", str(c.headroom_mib))
     console.print(table)
     for reason in r.not_fitting:
-        console.print(plain(f"note: {reason}"))
+        console.print(plain(textwrap.fill(f"note: {reason}", 80, subsequent_indent="  ")))
 
 
 def _write_profile(path: Path, r: Recommendation) -> None:

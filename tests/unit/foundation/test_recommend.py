@@ -47,7 +47,7 @@ def test_nothing_fits_says_why_and_exits_1():
     assert not r.choices and "no catalog model fits rtx-4060" in r.not_fitting[0]
     cli = subprocess.run([sys.executable, "-m", "coderig_deploy", "recommend", "--gpu", "rtx-4060", "--ram-gb", "2"],
                          capture_output=True, text=True)
-    assert cli.returncode == 1 and "nothing fits" in cli.stdout and "Traceback" not in cli.stderr
+    assert cli.returncode == 1 and "nothing fits" in cli.stdout and "rtx-4060" in cli.stdout and "Traceback" not in cli.stderr
 
 
 def test_unknown_gpu_is_bad_input():
