@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Compare the fit model with every calibration measurement and print the errors.
+"""Compare the fit model with every calibration measurement: one table for the rows the constants
+were fitted on, one for the held-out rows (other sources), each with median and worst error.
 
     python benchmarks/fit_accuracy.py [CALIBRATION.tsv]
 """
@@ -10,25 +11,29 @@ import statistics
 import sys
 from pathlib import Path
 
-from coderig_deploy.calibration import load_cases
+from coderig_deploy.calibration import SETS, Case, load_cases
 
 DEFAULT = Path(__file__).with_name("calibration.tsv")
+UNITS = {"vram": "MiB", "decode": "tok/s", "prefill": "tok/s"}
+
+
+def _table(name: str, cases: list[Case]) -> None:
+    print(f"== {name} rows ==")
+    print(f"{'kind':7} {'case':50} {'measured':>9} {'predicted':>9} {'error':>7}")
+    for c in cases:
+        print(f"{c.kind:7} {c.label[:50]:50} {c.measured:9.1f} {c.predicted():9.1f} {c.error:+7.1%}  {UNITS[c.kind]}")
+    for kind in UNITS:
+        errors = [abs(c.error) for c in cases if c.kind == kind]
+        if errors:
+            print(f"  {kind:7}: {len(errors):2} rows, median |error| {statistics.median(errors):5.1%}, "
+                  f"max {max(errors):5.1%}")
+    print()
 
 
 def main(path: Path) -> int:
     cases = load_cases(path)
-    print(f"{'kind':5} {'case':62} {'measured':>10} {'predicted':>10} {'error':>8}")
-    errors: dict[str, list[float]] = {"vram": [], "speed": []}
-    for case in cases:
-        predicted = case.predicted()
-        error = predicted / case.measured - 1
-        errors[case.kind].append(error)
-        unit = "MiB" if case.kind == "vram" else "tok/s"
-        print(f"{case.kind:5} {case.label[:62]:62} {case.measured:10.1f} {predicted:10.1f} {error:+8.1%}  {unit}")
-    print()
-    for kind, errs in errors.items():
-        absolute = [abs(e) for e in errs]
-        print(f"{kind:5}: {len(errs)} rows, median |error| {statistics.median(absolute):.1%}, worst {max(absolute):.1%}")
+    for subset in SETS:
+        _table(subset, [c for c in cases if c.set == subset])
     return 0
 
 

@@ -27,22 +27,45 @@ class _Row(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
+class ArchitectureSpec(_Row):
+    """Per-SM facts of one GPU architecture (gpu_architectures.tsv)."""
+
+    architecture: str
+    compute_capability: str
+    int_lanes_per_sm: int
+    fp16_tensor_flops_per_clk: float
+    int8_tensor_ops_per_clk: float
+    max_threads_per_sm: int
+
+
 class GpuSpec(_Row):
     slug: str
     name: str = Field(description="Name as nvidia-smi prints it")
     vram_gb: int
+    memory_total_mib: int | None = None
     bandwidth_gbs: float
     compute_capability: str
+    sm_count: int
+    boost_clock_mhz: float
     pci_device_id: str
     architecture: str
+    source: str = ""
 
     @property
     def vram_mib(self) -> int:
-        # Marketed "24 GB" cards carry 24 GiB of GDDR; nvidia-smi's memory.total is that figure.
-        return self.vram_gb * 1024
+        # Marketed "24 GB" cards carry 24 GiB of GDDR; nvidia-smi's memory.total is that figure
+        # unless a capture of the real card says otherwise.
+        return self.memory_total_mib or self.vram_gb * 1024
 
-    def device(self) -> fit.Device:
-        return fit.Device(self.slug, self.vram_mib, self.bandwidth_gbs)
+    def device(self, arch: ArchitectureSpec | None = None, reserved_fraction: float = 0.0) -> fit.Device:
+        if arch is None:
+            return fit.Device(self.slug, self.vram_mib, self.bandwidth_gbs)
+        return fit.Device(
+            self.slug, self.vram_mib, self.bandwidth_gbs, sm_count=self.sm_count, clock_mhz=self.boost_clock_mhz,
+            int_lanes_per_sm=arch.int_lanes_per_sm, tensor_flops_per_clk=arch.fp16_tensor_flops_per_clk,
+            int8_ops_per_clk=arch.int8_tensor_ops_per_clk,
+            max_threads_per_sm=arch.max_threads_per_sm, reserved_mib=round(self.vram_mib * reserved_fraction),
+        )
 
 
 class ModelSpec(_Row):
@@ -90,15 +113,21 @@ class QuantSpec(_Row):
     bpw: float
     embd_bpw: float
     output_bpw: float
+    decode_ops_per_weight: float = 0.0
 
     def quant_type(self) -> fit.QuantType:
-        return fit.QuantType(self.quant, self.embd_bpw, self.output_bpw)
+        return fit.QuantType(self.quant, self.embd_bpw, self.output_bpw, self.decode_ops_per_weight)
 
 
 class EngineSpec(_Row):
     engine: str
     bandwidth_efficiency: float
     per_layer_latency_us: float
+    kv_read_factor_fa_off: float
+    prefill_efficiency: float
+    prefill_layer_us: float
+    prefill_path: str
+    mmq_efficiency: float
 
 
 class ModelChoice(BaseModel):
@@ -127,6 +156,7 @@ def _suggest(word: str, choices: list[str]) -> str:
 
 class Catalog(BaseModel):
     gpus: dict[str, GpuSpec]
+    architectures: dict[str, ArchitectureSpec]
     models: dict[str, ModelSpec]
     quants: dict[str, QuantSpec]
     sizes: dict[tuple[str, str], int]
@@ -141,6 +171,11 @@ class Catalog(BaseModel):
                 f"unknown GPU {slug!r}.{_suggest(slug.lower(), list(self.gpus))} "
                 "`coderig-deploy gpus` lists the known slugs."
             ) from None
+
+    def device(self, slug: str) -> fit.Device:
+        """The fit model's view of a catalog GPU: memory, bandwidth, compute and the driver's reservation."""
+        spec = self.gpu(slug)
+        return spec.device(self.architectures[spec.architecture], self.runtime["driver_reserved_fraction"])
 
     def gpu_by_name(self, name: str) -> GpuSpec | None:
         """The catalog GPU whose nvidia-smi name is `name` (older drivers omit the NVIDIA prefix)."""
@@ -164,6 +199,15 @@ class Catalog(BaseModel):
             cuda_overhead_mib=self.runtime["cuda_overhead_mib"],
             fit_margin_mib=self.runtime["fit_margin_mib"],
             batch_size=int(self.runtime["batch_size"]),
+            context_base_mib=self.runtime["cuda_context_base_mib"],
+            stack_bytes_per_thread=int(self.runtime["cuda_stack_bytes_per_thread"]),
+            kv_read_factor_fa_off=spec.kv_read_factor_fa_off,
+            prefill_efficiency=spec.prefill_efficiency,
+            prefill_layer_us=spec.prefill_layer_us,
+            prefill_mmq=spec.prefill_path == "mmq",
+            mmq_efficiency=spec.mmq_efficiency,
+            pcie_gbs=self.runtime["pcie_gbs"],
+            cpu_gflops=self.runtime["cpu_matmul_gflops"],
         )
 
     def model(self, tag: str) -> ModelChoice:
@@ -219,8 +263,13 @@ def load_catalog(data_dir: Path | None = None) -> Catalog:
     for r in _read_tsv("models.tsv"):
         r["tied_embeddings"] = r["tied_embeddings"] == "1"  # type: ignore[assignment]
         models[r["key"]] = ModelSpec.model_validate(r)
+    gpus = {}
+    for r in _read_tsv("gpus.tsv"):
+        r["memory_total_mib"] = r["memory_total_mib"] or None  # type: ignore[assignment]
+        gpus[r["slug"]] = GpuSpec.model_validate(r)
     return Catalog(
-        gpus={r["slug"]: GpuSpec.model_validate(r) for r in _read_tsv("gpus.tsv")},
+        gpus=gpus,
+        architectures={r["architecture"]: ArchitectureSpec.model_validate(r) for r in _read_tsv("gpu_architectures.tsv")},
         models=models,
         quants={r["quant"]: QuantSpec.model_validate(r) for r in _read_tsv("quants.tsv")},
         sizes=_sizes(_read_tsv("gguf_sizes.tsv")),

@@ -11,9 +11,21 @@ llama-server) allocates it, per GPU:
     used = weights of the layers placed there + their KV cache
            + compute buffer (one ubatch through the graph) + CUDA runtime overhead
 
-Decode speed follows the memory-bandwidth roofline: a token reads every weight
-once and the KV cache up to the current depth, device after device (a layer split
-runs sequentially), plus a fixed launch latency per layer.
+Decode speed: a token reads every weight once and the KV cache up to the current
+depth, device after device (a layer split runs sequentially). Each device's time is
+the slower of its memory time (bytes / effective bandwidth) and its compute time
+(dequantize-and-dot work per weight / the GPU's integer throughput, SMs x lanes x
+clock), plus a launch latency per layer. On consumer GDDR cards memory sets the pace;
+on HBM cards (A100, H100, H200) the integer work does, which is why llama.cpp decodes
+there at a fraction of the bandwidth roofline.
+
+Prefill (prompt processing) is matrix work: 2 FLOPs per active weight per token plus
+attention against the tokens before it, against the GPU's FP16 tensor throughput.
+Time to first token is the prefill of the prompt, ubatch by ubatch, plus one decode step.
+
+Memory per GPU counts the CUDA context, which grows with the SM count (CUDA reserves
+stack memory for every thread that can be resident), and `fits` is judged against
+usable memory: total minus what the driver reserves.
 """
 
 from __future__ import annotations
@@ -53,22 +65,67 @@ class QuantType:
     name: str
     embd_bpw: float  # token_embd tensor (stays in system RAM)
     output_bpw: float  # output (lm_head) tensor
+    decode_ops_per_weight: float = 0.0  # integer lane-ops to dequantize and dot one weight (0: not modelled)
 
 
 @dataclass(frozen=True)
 class Device:
+    """One GPU. Fields after bandwidth are optional: 0 means unknown, and the parts of the
+    model that need them fall back (no compute ceiling, the engine's flat CUDA overhead)."""
+
     name: str
     memory_mib: int
     bandwidth_gbs: float
+    sm_count: int = 0
+    clock_mhz: float = 0.0
+    int_lanes_per_sm: int = 0
+    tensor_flops_per_clk: float = 0.0  # dense FP16 tensor FLOPs per SM per clock
+    int8_ops_per_clk: float = 0.0  # dense INT8 tensor ops per SM per clock
+    max_threads_per_sm: int = 0
+    reserved_mib: float = 0.0  # driver-reserved memory that CUDA cannot allocate
+
+    @property
+    def int_ops_per_s(self) -> float:
+        return self.sm_count * self.int_lanes_per_sm * self.clock_mhz * 1e6
+
+    @property
+    def tensor_flops_per_s(self) -> float:
+        return self.sm_count * self.tensor_flops_per_clk * self.clock_mhz * 1e6
+
+    @property
+    def int8_ops_per_s(self) -> float:
+        return self.sm_count * self.int8_ops_per_clk * self.clock_mhz * 1e6
+
+    @property
+    def usable_mib(self) -> float:
+        return self.memory_mib - self.reserved_mib
 
 
 @dataclass(frozen=True)
 class Engine:
     bandwidth_efficiency: float
     per_layer_latency_us: float
-    cuda_overhead_mib: float
+    cuda_overhead_mib: float  # per GPU when the GPU's SM count is unknown
     fit_margin_mib: float
     batch_size: int = 512
+    context_base_mib: float = 0.0  # CUDA context without the per-thread stacks (0: use cuda_overhead_mib)
+    stack_bytes_per_thread: int = 1024  # CUDA's default cudaLimitStackSize
+    kv_read_factor_fa_off: float = 1.0  # attention traffic per KV byte without flash attention (KQ in f32)
+    prefill_efficiency: float = 0.0  # share of tensor throughput prompt processing reaches (0: not modelled)
+    prefill_layer_us: float = 0.0  # per layer per ubatch: launches, norms, copies
+    prefill_mmq: bool = True  # quantized weights: int8 tensor-core MMQ (llama.cpp since mid-2024), else
+    #                           dequantize to FP16 for every ubatch and run an FP16 GEMM (older builds)
+    mmq_efficiency: float = 0.0  # share of the int8 tensor throughput MMQ reaches
+    pcie_gbs: float = 25.0  # weights of CPU-resident layers streamed to the GPU for each prompt ubatch
+    cpu_gflops: float = 500.0  # matrix throughput of the CPU when no GPU is present
+
+    def overhead_mib(self, dev: Device) -> float:
+        """CUDA context + runtime buffers on one GPU: a fixed part plus stack memory for every
+        thread the GPU can hold resident (SMs x threads per SM x stack size)."""
+        if not (self.context_base_mib and dev.sm_count and dev.max_threads_per_sm):
+            return self.cuda_overhead_mib
+        stacks = dev.sm_count * dev.max_threads_per_sm * self.stack_bytes_per_thread
+        return self.context_base_mib + stacks / MIB
 
 
 @dataclass(frozen=True)
@@ -97,6 +154,11 @@ class DeviceUse:
     kv_cache_mib: float
     compute_mib: float
     overhead_mib: float
+    reserved_mib: float = 0.0
+
+    @property
+    def usable_mib(self) -> float:
+        return self.total_mib - self.reserved_mib
 
     @property
     def used_mib(self) -> float:
@@ -115,6 +177,7 @@ class FitResult:
     decode_tok_s: float
     margin_mib: float
     notes: tuple[str, ...] = field(default_factory=tuple)
+    prefill_tok_s: float = 0.0  # prompt processing at the request's depth (0: not modelled)
 
     @property
     def vram_mib(self) -> float:
@@ -221,7 +284,7 @@ def place(req: FitRequest, devices: tuple[Device, ...], gpu_layers: int) -> tupl
     arch = req.arch
     _, per_layer, output = weight_split(arch, req.quant, req.file_bytes)
     cells = kv_cells(req.ctx, req.parallel)
-    slots = assign_layers(gpu_layers, [d.memory_mib for d in devices]) if gpu_layers else [0] * len(devices)
+    slots = assign_layers(gpu_layers, [d.usable_mib for d in devices]) if gpu_layers else [0] * len(devices)
     output_on_gpu = gpu_layers > arch.layers
     last = max((i for i, n in enumerate(slots) if n), default=-1)
     uses = []
@@ -231,13 +294,14 @@ def place(req: FitRequest, devices: tuple[Device, ...], gpu_layers: int) -> tupl
         weights = layers * per_layer + (output if has_output else 0.0)
         kv = kv_cache_bytes(arch, cells, 1, effective_kv_cache(req), layers=layers)
         compute = compute_buffer_bytes(arch, cells, req.engine.batch_size, req.flash_attention, has_output, layers)
-        overhead = req.engine.cuda_overhead_mib if n else 0.0
-        uses.append(DeviceUse(dev.name, dev.memory_mib, layers, weights / MIB, kv / MIB, compute / MIB, overhead))
+        overhead = req.engine.overhead_mib(dev) if n else 0.0
+        uses.append(DeviceUse(dev.name, dev.memory_mib, layers, weights / MIB, kv / MIB, compute / MIB, overhead,
+                              dev.reserved_mib))
     return tuple(uses)
 
 
 def _fits(uses: tuple[DeviceUse, ...], margin_mib: float) -> bool:
-    return all(u.used_mib <= u.total_mib - margin_mib for u in uses if u.layers or u.weights_mib)
+    return all(u.used_mib <= u.usable_mib - margin_mib for u in uses if u.layers or u.weights_mib)
 
 
 def _best_placement(req: FitRequest) -> tuple[tuple[Device, ...], tuple[DeviceUse, ...], int]:
@@ -251,7 +315,7 @@ def _best_placement(req: FitRequest) -> tuple[tuple[Device, ...], tuple[DeviceUs
         candidates = [req.devices]
         if not req.spread and len(req.devices) > 1:
             # Ollama's scheduler loads a model on the single GPU with the most memory when it fits there.
-            candidates.insert(0, (max(req.devices, key=lambda d: d.memory_mib),))
+            candidates.insert(0, (max(req.devices, key=lambda d: d.usable_mib),))
         for devices in candidates:
             uses = place(req, devices, all_slots)
             if _fits(uses, margin):
@@ -267,22 +331,110 @@ def _best_placement(req: FitRequest) -> tuple[tuple[Device, ...], tuple[DeviceUs
 # --- speed -------------------------------------------------------------------
 
 
+def layer_params(arch: Architecture) -> float:
+    """Weights of one repeating layer (total minus token embedding and output)."""
+    outside = arch.vocab * arch.hidden * (1 if arch.tied_embeddings else 2)
+    return max(arch.params_b * 1e9 - outside, 0.0) / arch.layers
+
+
+def _active(arch: Architecture) -> float:
+    return arch.active_params_b / arch.params_b if arch.params_b else 1.0
+
+
+def _kv_read_bytes(req: FitRequest, depth: int) -> float:
+    """Attention traffic of one layer for one token at `depth`: the K and V cache read, more
+    without flash attention (the f32 score row is written and read back, softmax in between)."""
+    kv = kv_cache_bytes(req.arch, min(depth, req.ctx), 1, effective_kv_cache(req), layers=1)
+    return kv if req.flash_attention else kv * req.engine.kv_read_factor_fa_off
+
+
 def decode_tokens_per_second(
     req: FitRequest, uses: tuple[DeviceUse, ...], cpu_layers: int, output_on_cpu: bool
 ) -> float:
-    """Roofline decode speed: per-token bytes over effective bandwidth, device after device."""
+    """Decode speed: per device the slower of memory and integer-compute time, device after device."""
     arch, eng = req.arch, req.engine
-    active = arch.active_params_b / arch.params_b if arch.params_b else 1.0
+    active = _active(arch)
     _, per_layer, output = weight_split(arch, req.quant, req.file_bytes)
-    kv_per_layer = kv_cache_bytes(arch, min(req.depth, req.ctx), 1, effective_kv_cache(req), layers=1)
+    kv_per_layer = _kv_read_bytes(req, req.depth)
+    params_per_byte = layer_params(arch) / per_layer if per_layer else 0.0
     seconds = 0.0
     for use, dev in zip(uses, req.devices):
         read = use.weights_mib * MIB * active + use.layers * kv_per_layer
-        seconds += read / (eng.bandwidth_efficiency * dev.bandwidth_gbs * 1e9)
+        memory_s = read / (eng.bandwidth_efficiency * dev.bandwidth_gbs * 1e9)
+        compute_s = 0.0
+        if dev.int_ops_per_s and req.quant.decode_ops_per_weight:
+            weights = use.weights_mib * MIB * active * params_per_byte
+            compute_s = weights * req.quant.decode_ops_per_weight / dev.int_ops_per_s
+        seconds += max(memory_s, compute_s)
     cpu_read = cpu_layers * (per_layer * active + kv_per_layer) + (output if output_on_cpu else 0.0)
     seconds += cpu_read / (eng.bandwidth_efficiency * req.ram_bandwidth_gbs * 1e9)
-    seconds += arch.layers * eng.per_layer_latency_us * 1e-6
+    seconds += arch.layers * layer_latency_s(eng, [d for u, d in zip(uses, req.devices) if u.layers])
     return 1.0 / seconds
+
+
+def layer_latency_s(eng: Engine, devices: list[Device]) -> float:
+    """Per-layer launch and small-kernel latency (norms, RoPE, softmax, adds, CUDA graph steps).
+    One constant: scaling it with the core clock fitted the calibration rows worse."""
+    return eng.per_layer_latency_us * 1e-6
+
+
+def prefill_seconds_per_token(req: FitRequest, uses: tuple[DeviceUse, ...], cpu_layers: int, depth: int) -> float:
+    """One prompt token inside a full ubatch whose tokens sit at `depth` on average.
+
+    Matrix work (2 FLOPs per active weight; QK and PV against `depth` earlier tokens) on
+    each device's tensor cores, at least the time to read its weights once per ubatch;
+    layers left in system RAM have their weights streamed over PCIe once per ubatch.
+    Returns 0 when the engine has no prefill constants.
+    """
+    arch, eng = req.arch, req.engine
+    if not eng.prefill_efficiency:
+        return 0.0
+    ubatch = max(min(eng.batch_size, req.ctx), 1)
+    _, per_layer, _ = weight_split(arch, req.quant, req.file_bytes)
+    flops_layer = 2 * layer_params(arch) * _active(arch) + 4 * arch.heads * arch.head_dim * depth
+    # Without flash attention the f32 score matrix is written (KQ), read and written (softmax) and read (KQV):
+    # four passes over heads x depth floats per token and layer.
+    scores_layer = 0.0 if req.flash_attention else 4 * arch.heads * depth * F32
+    seconds = 0.0
+    for use, dev in zip(uses, req.devices):
+        if not use.layers:
+            continue
+        bandwidth = eng.bandwidth_efficiency * dev.bandwidth_gbs * 1e9
+        memory_s = use.weights_mib * MIB / bandwidth / ubatch
+        dequant_s = 0.0
+        if not dev.tensor_flops_per_s:
+            rate = eng.cpu_gflops * 1e9
+        elif req.quant.name == "F16" or not (eng.prefill_mmq and dev.int8_ops_per_s and eng.mmq_efficiency):
+            rate = eng.prefill_efficiency * dev.tensor_flops_per_s
+            if req.quant.name != "F16":  # an FP16 copy of every weight is written once per ubatch
+                dequant_s = use.layers * layer_params(arch) * 2 / bandwidth / ubatch
+        else:
+            rate = eng.mmq_efficiency * dev.int8_ops_per_s
+        compute_s = use.layers * flops_layer / rate
+        scores_s = use.layers * scores_layer / bandwidth
+        seconds += max(compute_s, memory_s) + dequant_s + scores_s + use.layers * eng.prefill_layer_us * 1e-6 / ubatch
+    if cpu_layers:
+        if any(u.layers for u in uses):
+            seconds += cpu_layers * per_layer / (eng.pcie_gbs * 1e9) / ubatch
+        else:
+            seconds += cpu_layers * flops_layer / (eng.cpu_gflops * 1e9)
+    return seconds
+
+
+def time_to_first_token(req: FitRequest, result: FitResult, prompt_tokens: int) -> float:
+    """Seconds from request to first generated token for a `prompt_tokens` prompt (model loaded):
+    the prompt in ubatches, each at its own depth, then one decode step."""
+    if prompt_tokens <= 0 or not result.prefill_tok_s:
+        return 0.0
+    ubatch = max(min(req.engine.batch_size, req.ctx), 1)
+    cpu_layers = req.arch.layers - sum(u.layers for u in result.devices)
+    seconds, done = 0.0, 0
+    while done < prompt_tokens:
+        chunk = min(ubatch, prompt_tokens - done)
+        depth = done + chunk // 2
+        seconds += chunk * prefill_seconds_per_token(req, result.devices, cpu_layers, depth)
+        done += chunk
+    return seconds + 1.0 / result.decode_tok_s
 
 
 def effective_kv_cache(req: FitRequest) -> str:
@@ -304,7 +456,8 @@ def fit(req: FitRequest) -> FitResult:
     used_devices, uses, gpu_slots = _best_placement(req)
     # Report every requested device, idle ones with nothing on them.
     by_name = {id(d): u for d, u in zip(used_devices, uses)}
-    all_uses = tuple(by_name.get(id(d), DeviceUse(d.name, d.memory_mib, 0, 0.0, 0.0, 0.0, 0.0)) for d in req.devices)
+    all_uses = tuple(by_name.get(id(d), DeviceUse(d.name, d.memory_mib, 0, 0.0, 0.0, 0.0, 0.0, d.reserved_mib))
+                     for d in req.devices)
     embd, per_layer, output = weight_split(arch, req.quant, req.file_bytes)
     gpu_repeating = sum(u.layers for u in all_uses)
     cpu_layers = arch.layers - gpu_repeating
@@ -330,4 +483,9 @@ def fit(req: FitRequest) -> FitResult:
         decode_tok_s=decode_tokens_per_second(req, all_uses, cpu_layers, output_on_cpu),
         margin_mib=req.engine.fit_margin_mib,
         notes=tuple(notes),
+        prefill_tok_s=_rate(prefill_seconds_per_token(req, all_uses, cpu_layers, req.depth)),
     )
+
+
+def _rate(seconds_per_token: float) -> float:
+    return 1.0 / seconds_per_token if seconds_per_token > 0 else 0.0

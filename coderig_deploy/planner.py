@@ -55,6 +55,13 @@ class Plan(BaseModel):
     layers_total: int
     decode_tok_s: float
     decode_depth: int = Field(description="Tokens in context at which decode speed is predicted")
+    prefill_tok_s: float = Field(description="Prompt processing speed at decode_depth, tokens/s")
+    prompt_tokens: int = Field(description="Prompt length time_to_first_token_s is predicted for")
+    time_to_first_token_s: float = Field(description="Prefill of prompt_tokens plus one decode step, model loaded")
+    usable_mib: int = Field(description="Memory CUDA can allocate on the GPUs: total minus driver-reserved, summed")
+    headroom_mib: int = Field(description="Smallest per-GPU gap between usable memory less the margin and use")
+    shortfall_mib: int = Field(description="With every layer on the GPUs: the most any GPU would be over "
+                                           "usable less the margin (0 when the plan fits)")
     margin_mib: int = Field(description="Memory each GPU must keep free for `fits`")
     ps_size_mib: int = Field(description="Ollama /api/ps `size`: everything the loaded model occupies")
     ps_size_vram_mib: int = Field(description="Ollama /api/ps `size_vram`: the part of it on GPUs")
@@ -73,12 +80,20 @@ def make_plan(
     ram_bandwidth_gbs: float | None = None,
     depth: int | None = None,
     engine: str = "ollama",
+    prompt_tokens: int = 4096,
+    file_bytes: int | None = None,
 ) -> Plan:
-    """Plan `model_tag` with a `ctx`-token context on the GPUs named by `gpu_slugs`."""
+    """Plan `model_tag` with a `ctx`-token context on the GPUs named by `gpu_slugs`.
+
+    The one entry point of the fit model for `plan`, `recommend` and the calibration
+    check; `file_bytes` overrides the catalog's size (a measured or generated file).
+    """
     if ctx < 256:
         raise UserInputError(f"--ctx {ctx} is too small: use at least 256 tokens")
     if parallel < 1:
         raise UserInputError(f"--parallel {parallel} must be at least 1")
+    if prompt_tokens < 0:
+        raise UserInputError(f"--prompt-tokens {prompt_tokens} must not be negative")
     if kv_cache not in fit.KV_BYTES_PER_ELEMENT:
         raise UserInputError(f"unknown KV cache type {kv_cache!r}: use f16, q8_0 or q4_0")
     catalog = load_catalog()
@@ -88,8 +103,8 @@ def make_plan(
     request = fit.FitRequest(
         arch=choice.model.architecture(),
         quant=choice.quant.quant_type(),
-        file_bytes=choice.file_bytes,
-        devices=tuple(g.device() for g in gpus),
+        file_bytes=file_bytes or choice.file_bytes,
+        devices=tuple(catalog.device(g.slug) for g in gpus),
         engine=catalog.engine(engine),
         ctx=ctx,
         kv_cache=kv_cache,
@@ -104,14 +119,23 @@ def make_plan(
     if ctx > choice.model.trained_ctx:
         notes.append(f"ctx {ctx} exceeds the model's trained context {choice.model.trained_ctx}")
     if not gpus:
-        notes.append("no GPU: the whole model runs from system RAM")
-    return _to_plan(model_tag, choice.canonical_tag, choice.quant.quant, choice.file_bytes, choice.size_source,
-                    request, result, notes)
+        notes.append("no GPU: the whole model runs from system RAM (prefill speed is a rough CPU estimate)")
+    if prompt_tokens > ctx:
+        notes.append(f"a {prompt_tokens}-token prompt does not fit a {ctx}-token context; Ollama truncates it")
+    ttft = fit.time_to_first_token(request, result, min(prompt_tokens, ctx))
+    shortfall = 0.0
+    if not result.fits and request.devices:
+        full = fit.place(request, request.devices, request.arch.layers + 1)
+        shortfall = max(u.used_mib - (u.usable_mib - result.margin_mib) for u in full)
+    size_source = "given" if file_bytes else choice.size_source
+    return _to_plan(model_tag, choice.canonical_tag, choice.quant.quant, request.file_bytes, size_source,
+                    request, result, notes, min(prompt_tokens, ctx), ttft, shortfall)
 
 
 def _to_plan(
     tag: str, canonical: str, quant: str, file_bytes: int, size_source: str,
-    request: fit.FitRequest, result: fit.FitResult, notes: list[str],
+    request: fit.FitRequest, result: fit.FitResult, notes: list[str], prompt_tokens: int, ttft: float,
+    shortfall: float,
 ) -> Plan:
     per_gpu = [
         GpuUse(
@@ -152,6 +176,13 @@ def _to_plan(
         layers_total=result.layers_total,
         decode_tok_s=round(result.decode_tok_s, 2),
         decode_depth=request.depth,
+        prefill_tok_s=round(result.prefill_tok_s, 1),
+        prompt_tokens=prompt_tokens,
+        time_to_first_token_s=round(ttft, 6),
+        usable_mib=round(sum(d.usable_mib for d in request.devices)),
+        headroom_mib=round(min((u.usable_mib - result.margin_mib - u.used_mib for u in result.devices if u.layers),
+                               default=0.0)),
+        shortfall_mib=round(max(shortfall, 0.0)),
         margin_mib=round(result.margin_mib),
         ps_size_mib=round(result.ps_size_bytes / fit.MIB),
         ps_size_vram_mib=round(result.ps_size_vram_bytes / fit.MIB),

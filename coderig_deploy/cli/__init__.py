@@ -47,8 +47,8 @@ def _root(
 
 
 # One module per command or command group; each registers itself on `app`.
-_COMMAND_MODULES = ("plan", "profiles", "gpus", "bench", "verify", "report", "sandbox", "render", "apply",
-                    "bundle", "validate", "probe", "detect")
+_COMMAND_MODULES = ("plan", "recommend", "profiles", "gpus", "bench", "verify", "report", "sandbox", "render",
+                    "apply", "bundle", "validate", "probe", "detect")
 for _name in _COMMAND_MODULES:
     importlib.import_module(f"coderig_deploy.cli.{_name}")
 

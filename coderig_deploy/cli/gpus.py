@@ -19,15 +19,17 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON")]
 def gpus_cmd(json_out: JsonOpt = False) -> None:
     """Every GPU slug `--gpu` and profiles accept, with its memory and bandwidth."""
     rows = [{"slug": g.slug, "name": g.name, "vram_mib": g.vram_mib, "bandwidth_gbs": g.bandwidth_gbs,
-             "architecture": g.architecture, "compute_capability": g.compute_capability}
+             "architecture": g.architecture, "compute_capability": g.compute_capability, "sm_count": g.sm_count,
+             "boost_clock_mhz": g.boost_clock_mhz, "pci_device_id": g.pci_device_id, "source": g.source}
             for g in sorted(load_catalog().gpus.values(), key=lambda g: (g.vram_mib, g.slug))]
 
     def render(console: Console) -> None:
-        table = Table()
-        for col in ("slug", "name", "VRAM MiB", "GB/s", "arch"):
-            table.add_column(col, justify="right" if col in ("VRAM MiB", "GB/s") else "left")
+        table = Table(box=None, pad_edge=False)
+        for col in ("slug", "VRAM MiB", "GB/s", "SMs", "MHz", "cc", "arch"):
+            table.add_column(col, justify="left" if col in ("slug", "arch") else "right")
         for r in rows:
-            table.add_row(r["slug"], r["name"], str(r["vram_mib"]), f"{r['bandwidth_gbs']:.0f}", r["architecture"])
+            table.add_row(r["slug"], str(r["vram_mib"]), f"{r['bandwidth_gbs']:.0f}", str(r["sm_count"]),
+                          f"{r['boost_clock_mhz']:.0f}", r["compute_capability"], r["architecture"])
         console.print(table)
 
     emit(rows, json_out, render)

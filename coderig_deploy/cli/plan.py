@@ -51,11 +51,14 @@ def plan(
         metavar="TOKENS", min=0, max=1_048_576, help="Tokens in context for the speed estimate")] = None,
     calibration: Annotated[Path | None, typer.Option(
         metavar="FILE", help="Measured rows (`coderig-deploy probe`): a matching row replaces the prediction")] = None,
+    prompt_tokens: Annotated[int, typer.Option(
+        metavar="TOKENS", min=0, max=1_048_576, help="Prompt length for the time-to-first-token estimate")] = 4096,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> int:
     """Does a model fit on these GPUs, how is it split, and how fast will it generate?"""
     args = _resolve(model, gpu, ctx, kv_cache, flash_attention, parallel, profile, profiles_dir)
-    result = make_plan(**args, spread=spread, ram_bandwidth_gbs=ram_bandwidth, depth=depth)
+    result = make_plan(**args, spread=spread, ram_bandwidth_gbs=ram_bandwidth, depth=depth,
+                       prompt_tokens=prompt_tokens)
     if calibration:
         from coderig_deploy.probe import measured
 
@@ -119,6 +122,11 @@ def render_plan(console: Console, p: Plan) -> None:
     console.print(
         f"{verdict}: {p.vram_mib} MiB on GPU (margin {p.margin_mib} MiB per GPU), "
         f"{p.gpu_fraction:.0%} of the model on GPU, ~{p.decode_tok_s:.1f} tok/s decode"
+    )
+    console.print(
+        f"usable {p.usable_mib} MiB (total less driver-reserved), headroom {p.headroom_mib} MiB; "
+        f"prefill ~{p.prefill_tok_s:.0f} tok/s, time to first token ~{p.time_to_first_token_s:.2f} s "
+        f"for a {p.prompt_tokens}-token prompt"
     )
     for note in p.notes:
         console.print(f"note: {note}")

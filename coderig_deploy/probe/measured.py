@@ -1,5 +1,6 @@
-"""Calibration rows measured by `probe`: written in benchmarks/calibration.tsv's
-columns, read back, and laid over a Plan so a measurement wins over the model.
+"""Calibration rows measured by `probe`: written, read back, and laid over a Plan so
+a measurement wins over the model. (benchmarks/calibration.tsv, the public data the
+planner's constants are fitted on, has columns of its own and is not read here.)
 
 Row format (one vram row and one speed row per host and probe):
     kind  model  quant  gpus  ctx  kv_cache  flash_attn  engine  value  unit  source
@@ -88,7 +89,8 @@ def read_rows(path: Path) -> list[MeasuredRow]:
         raise UserInputError(f"--calibration {path}: cannot read: {exc.strerror}") from None
     lines = [(n, ln) for n, ln in enumerate(text.splitlines(), 1) if ln.strip() and not ln.startswith("#")]
     if not lines or tuple(lines[0][1].split("\t")) != COLUMNS:
-        raise UserInputError(f"{path}: not a calibration file (the first row must be the columns "
+        raise UserInputError(f"{path}: not a calibration file written by `coderig-deploy probe` (the first row "
+                             "must be the columns "
                              f"{' '.join(COLUMNS)})")
     rows = []
     for number, line in lines[1:]:
@@ -137,9 +139,13 @@ def apply(plan: Plan, rows: list[MeasuredRow], model_key: str) -> Plan:
     if speed:
         update["decode_tok_s"] = round(speed.value, 2)
         notes.append(f"measured decode {speed.value:.1f} tok/s (model: {plan.decode_tok_s:.1f}) from {speed.source}")
-        if speed.prefill_tok_s and "prefill_tok_s" in Plan.model_fields:
+        if speed.prefill_tok_s:
             update["prefill_tok_s"] = speed.prefill_tok_s
             notes.append(f"measured prefill {speed.prefill_tok_s:.0f} tok/s from {speed.source}")
+        # Time to first token as the planner defines it: the prompt's prefill plus one decode step.
+        prefill = float(update.get("prefill_tok_s", plan.prefill_tok_s))
+        ttft = (plan.prompt_tokens / prefill if prefill > 0 else 0.0) + 1.0 / speed.value
+        update["time_to_first_token_s"] = round(ttft, 3)
     if vram:
         update["vram_mib"] = round(vram.value)
         notes.append(f"measured {vram.value:.0f} MiB on GPU (model: {plan.vram_mib}) from {vram.source}")

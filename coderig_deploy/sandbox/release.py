@@ -8,6 +8,8 @@ sources give the same archive and checksum.
 
 from __future__ import annotations
 
+import dataclasses
+
 import hashlib
 import io
 import json
@@ -56,14 +58,18 @@ class Release:
 def catalog_facts() -> dict[str, object]:
     """The catalog constants the simulator's fit needs (engine, runtime, quant types)."""
     catalog = load_catalog()
-    engine = catalog.engines["ollama"]
     runtime_keys = ("cuda_overhead_mib", "fit_margin_mib", "batch_size", "system_ram_bandwidth_gbs", "decode_depth")
+    # Every fit.Device field but the name, per catalog GPU: the simulator then places and times a model
+    # exactly as `plan` does (SM-sized CUDA context, driver reservation, compute ceiling).
+    devices = {slug: {k: v for k, v in dataclasses.asdict(catalog.device(slug)).items()
+                      if k not in ("name", "memory_mib", "bandwidth_gbs")} for slug in catalog.gpus}
     return {
-        "source": "coderig_deploy/data/{engines,runtime,quants}.tsv (each row names its source)",
-        "engine": {"bandwidth_efficiency": engine.bandwidth_efficiency,
-                   "per_layer_latency_us": engine.per_layer_latency_us},
+        "source": "coderig_deploy/data/{engines,runtime,quants,gpus,gpu_architectures}.tsv (each row names its source)",
+        "engine": dataclasses.asdict(catalog.engine("ollama")),
         "runtime": {key: catalog.runtime[key] for key in runtime_keys},
-        "quants": {q.quant: {"embd_bpw": q.embd_bpw, "output_bpw": q.output_bpw} for q in catalog.quants.values()},
+        "quants": {q.quant: {"embd_bpw": q.embd_bpw, "output_bpw": q.output_bpw,
+                             "decode_ops_per_weight": q.decode_ops_per_weight} for q in catalog.quants.values()},
+        "devices": devices,
     }
 
 

@@ -101,13 +101,10 @@ class Planner:
     def __init__(self, catalog: dict[str, Any]) -> None:
         self.catalog = catalog
         eng, rt = catalog["engine"], catalog["runtime"]
-        self.engine = fit.Engine(
-            bandwidth_efficiency=float(eng["bandwidth_efficiency"]),
-            per_layer_latency_us=float(eng["per_layer_latency_us"]),
-            cuda_overhead_mib=float(rt["cuda_overhead_mib"]),
-            fit_margin_mib=float(rt["fit_margin_mib"]),
-            batch_size=int(rt["batch_size"]),
-        )
+        known = {f.name for f in dataclasses.fields(fit.Engine)}
+        self.engine = fit.Engine(**{  # every engine constant the catalog shipped, the runtime's where it did not
+            "cuda_overhead_mib": float(rt["cuda_overhead_mib"]), "fit_margin_mib": float(rt["fit_margin_mib"]),
+            "batch_size": int(rt["batch_size"]), **{k: v for k, v in eng.items() if k in known}})
 
     @classmethod
     def from_file(cls, path: Path) -> Planner:
@@ -118,14 +115,21 @@ class Planner:
         spec = self.catalog["quants"].get(name)
         if spec is None:
             raise PlacementError(f"error loading model: unsupported file type {name or info.get('general.file_type')}")
-        return fit.QuantType(name, float(spec["embd_bpw"]), float(spec["output_bpw"]))
+        return fit.QuantType(name, float(spec["embd_bpw"]), float(spec["output_bpw"]),
+                             float(spec.get("decode_ops_per_weight", 0.0)))
+
+    def device(self, gpu: Gpu) -> Any:
+        """fit.Device of a simulated card, with the catalog's compute facts when its slug is known."""
+        known = {f.name for f in dataclasses.fields(fit.Device)}
+        facts = {k: v for k, v in self.catalog.get("devices", {}).get(gpu.slug, {}).items() if k in known}
+        return fit.Device(f"{gpu.index}:{gpu.slug}", gpu.memory_mib, gpu.bandwidth_gbs, **facts)
 
     def request(self, info: dict[str, Any], file_bytes: int, gpus: list[Gpu], ctx: int,
                 kv_cache: str, flash_attention: bool, parallel: int, spread: bool) -> Any:
         rt = self.catalog["runtime"]
         return fit.FitRequest(
             arch=architecture(info), quant=self.quant(info), file_bytes=file_bytes,
-            devices=tuple(fit.Device(f"{g.index}:{g.slug}", g.memory_mib, g.bandwidth_gbs) for g in gpus),
+            devices=tuple(self.device(g) for g in gpus),
             engine=self.engine, ctx=ctx, kv_cache=kv_cache, flash_attention=flash_attention,
             parallel=parallel, spread=spread, ram_bandwidth_gbs=float(rt["system_ram_bandwidth_gbs"]),
             depth=min(int(rt["decode_depth"]), ctx),

@@ -41,6 +41,9 @@ def test_a_matching_row_replaces_the_prediction_and_says_so() -> None:
     assert plan.decode_tok_s != 211.5
     assert any("measured decode 211.5 tok/s" in n and "ws1" in n for n in out.notes)
     assert out.fits
+    # Prefill is measured too, and time to first token follows both: prompt / prefill + one decode step.
+    assert out.prefill_tok_s == 9876.5 and plan.prefill_tok_s != 9876.5
+    assert out.time_to_first_token_s == pytest.approx(out.prompt_tokens / 9876.5 + 1 / 211.5, abs=1e-3)
 
 
 @pytest.mark.parametrize("change", [dict(ctx=8192), dict(gpus=["rtx-4070"]), dict(kv_cache="q8_0"),
@@ -60,9 +63,13 @@ def test_a_partial_offload_measured_means_it_does_not_fit() -> None:
     assert not out.fits and out.gpu_fraction == round(1000 / 1504, 4)
 
 
-def test_the_human_calibration_file_reads_without_error() -> None:
-    rows = measured.read_rows(Path("benchmarks/calibration.tsv"))
-    assert all(r.ctx > 0 for r in rows)  # "512/128" and "off/on" rows are skipped, never misread
+def test_the_fit_data_file_is_refused_as_a_probe_file_in_one_line() -> None:
+    # benchmarks/calibration.tsv is what the planner's constants are fitted on (its own columns,
+    # with set=fit/held-out); --calibration takes probe's measured rows, and says so.
+    with pytest.raises(UserInputError) as caught:
+        measured.read_rows(Path("benchmarks/calibration.tsv"))
+    assert "not a calibration file written by `coderig-deploy probe`" in str(caught.value)
+    assert "\n" not in str(caught.value)
 
 
 def test_not_a_calibration_file_is_one_clear_error(tmp_path: Path) -> None:

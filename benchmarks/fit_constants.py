@@ -1,0 +1,69 @@
+#!/usr/bin/env python3
+"""Search the engine and quant constants on the `fit` rows of calibration.tsv (never the held-out ones).
+
+    python benchmarks/fit_constants.py
+
+Prints the constants that minimise the root-mean-square log error over the fit rows of each kind
+(decode, then prefill); copy them into coderig_deploy/data/{engines,quants}.tsv by hand.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import sys
+from pathlib import Path
+
+from coderig_deploy.calibration import load_cases
+from coderig_deploy.catalog import EngineSpec, load_catalog
+
+CALIBRATION = Path(__file__).with_name("calibration.tsv")
+
+
+OLD_BUILD = "llama.cpp-2023-12"  # its own per-layer latency (no CUDA graphs), everything else shared
+
+
+def _set(**values: float) -> None:
+    catalog = load_catalog()
+    for name, spec in list(catalog.engines.items()):
+        update = {k: v for k, v in values.items() if k in EngineSpec.model_fields}
+        if name == OLD_BUILD and "old_latency_us" in values:
+            update["per_layer_latency_us"] = values["old_latency_us"]
+        catalog.engines[name] = EngineSpec.model_validate({**spec.model_dump(), **update})
+    if "q4_ops" in values:
+        for q in ("Q4_0", "Q4_K_M", "Q5_K_M", "Q6_K"):
+            catalog.quants[q] = catalog.quants[q].model_copy(update={"decode_ops_per_weight": values["q4_ops"]})
+
+
+def _worst(cases: list, kind: str) -> float:
+    """Root mean square of log errors: every row counts, none is allowed to dominate the fit."""
+    logs = [math.log1p(c.error) ** 2 for c in cases if c.kind == kind]
+    return math.sqrt(sum(logs) / len(logs))
+
+
+def main() -> int:
+    cases = [c for c in load_cases(CALIBRATION) if c.set == "fit"]
+    best = (9.0, {})
+    for eff, lat, old, kvf, ops in itertools.product((0.88, 0.9, 0.92, 0.94), (70, 80, 90, 100),
+                                                      (140, 170, 200, 230), (2.5, 3.0, 3.5, 4.0), (3, 3.5, 4, 4.5)):
+        values = dict(bandwidth_efficiency=eff, per_layer_latency_us=lat, old_latency_us=old,
+                      kv_read_factor_fa_off=kvf, q4_ops=ops)
+        _set(**values)
+        worst = _worst(cases, "decode")
+        best = min(best, (worst, values), key=lambda b: b[0])
+    _set(**best[1])
+    print(f"decode: rms log error {best[0]:.1%} with {best[1]}")
+    best_pp = (9.0, {})
+    for eff, mmq, lat in itertools.product([x / 100 for x in range(36, 72, 3)], [x / 100 for x in range(16, 34, 2)],
+                                           (0, 100, 200, 400, 600)):
+        values = dict(prefill_efficiency=eff, mmq_efficiency=mmq, prefill_layer_us=lat)
+        _set(**values)
+        worst = _worst(cases, "prefill")
+        best_pp = min(best_pp, (worst, values), key=lambda b: b[0])
+    _set(**best_pp[1])
+    print(f"prefill: rms log error {best_pp[0]:.1%} with {best_pp[1]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

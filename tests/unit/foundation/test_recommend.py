@@ -1,0 +1,84 @@
+"""`recommend` on the seed's hardware, and when nothing fits."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from coderig_deploy.profiles import load_profile_file
+from coderig_deploy.recommend import recommend
+
+
+def _top(gpus, purpose="chat"):
+    return recommend(gpus, purpose).choices[0]
+
+
+@pytest.mark.parametrize(("gpus", "tag"), [
+    (["rtx-4070"], "qwen2.5-coder:14b-instruct-q4_K_M"),  # seed: budget build
+    (["rtx-4090"], "qwen2.5-coder:32b-instruct-q4_K_M"),  # seed: default recommendation
+    (["rtx-4090", "rtx-4090"], "llama3.1:70b-instruct-q4_K_M"),  # seed: power user
+])
+def test_the_seeds_pick_comes_out_on_top(gpus, tag):
+    assert _top(gpus).tag == tag
+
+
+@pytest.mark.parametrize("gpu", ["rtx-4060-ti-16gb", "rtx-5070-ti"])
+def test_16_gb_gets_14b_with_a_long_context(gpu):
+    top = _top([gpu])
+    assert top.tag.startswith("qwen2.5-coder:14b") and top.ctx >= 32768
+
+
+def test_autocomplete_prefers_the_fim_model():
+    assert _top(["rtx-4070"], "autocomplete").tag.startswith("starcoder2:3b")
+
+
+def test_choices_are_in_the_stated_order_and_fit():
+    r = recommend(["rtx-4090"], "chat", limit=20)
+    assert [c.rank for c in r.choices] == list(range(1, len(r.choices) + 1))
+    assert all(c.headroom_mib >= 0 and c.decode_tok_s > 0 and c.prefill_tok_s > 0 for c in r.choices)
+    same_model = [c for c in r.choices if c.tag.startswith("qwen2.5-coder:32b")]
+    bits = [{"Q8_0": 8, "Q6_K": 6, "Q5_K_M": 5, "Q4_K_M": 4}[c.quant] for c in same_model]
+    assert bits == sorted(bits, reverse=True)
+
+
+def test_nothing_fits_says_why_and_exits_1():
+    r = recommend(["rtx-4060"], "chat", ram_gb=2)
+    assert not r.choices and "no catalog model fits rtx-4060" in r.not_fitting[0]
+    cli = subprocess.run([sys.executable, "-m", "coderig_deploy", "recommend", "--gpu", "rtx-4060", "--ram-gb", "2"],
+                         capture_output=True, text=True)
+    assert cli.returncode == 1 and "nothing fits" in cli.stdout and "rtx-4060" in cli.stdout and "Traceback" not in cli.stderr
+
+
+def test_unknown_gpu_is_bad_input():
+    cli = subprocess.run([sys.executable, "-m", "coderig_deploy", "recommend", "--gpu", "rtx-9999"],
+                         capture_output=True, text=True)
+    assert cli.returncode == 2 and len(cli.stderr.strip().splitlines()) == 1
+
+
+def test_write_profile_passes_validation(tmp_path):
+    out = tmp_path / "mine.yaml"
+    cli = subprocess.run([sys.executable, "-m", "coderig_deploy", "recommend", "--gpu", "rtx-4090", "--json",
+                          "--write-profile", str(out)], capture_output=True, text=True)
+    assert cli.returncode == 0, cli.stderr
+    top = json.loads(cli.stdout)["choices"][0]
+    profile = load_profile_file(out)
+    assert profile.model.tag == top["tag"] and profile.model.num_ctx == top["ctx"] and profile.plan.fits
+    # The driver branch is the architecture's default from the branch table, Secure Boot keeps its
+    # safe default (refuse), and Ollama is the release the roles pin.
+    assert (profile.driver.branch, profile.driver.secure_boot) == (580, "refuse")
+    assert profile.ollama.version == "0.33.3"
+
+
+def test_table_fits_80_columns():
+    cli = subprocess.run([sys.executable, "-m", "coderig_deploy", "recommend", "--gpu", "rtx-4090"],
+                         capture_output=True, text=True)
+    rows = cli.stdout.splitlines()[2:]
+    assert rows and max(len(line.rstrip()) for line in rows) <= 80
+
+
+def test_the_top_choice_says_why_its_context_is_not_longer():
+    # The seed puts 32B Q4_K_M on a 4090 at 32K; the plan keeps 16K and says what 32K lacks.
+    r = recommend(["rtx-4090"], "chat")
+    assert r.choices[0].ctx == 16384
+    assert "32768" in r.not_fitting[0] and "MiB short" in r.not_fitting[0]
