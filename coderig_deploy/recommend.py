@@ -2,7 +2,9 @@
 
 Every candidate is planned with `planner.make_plan` (the same function `plan` uses),
 kept when it fits entirely on the GPUs and the system RAM holds what stays there,
-and ranked by one stated order (RANKING). Pure: no printing, no files.
+and ranked by one stated order (RANKING). With measured rows (`probe`), a row for a
+candidate's exact setup replaces its predicted figures, as `plan --calibration` does.
+Pure: no printing, no files.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from pydantic import BaseModel, Field
 from coderig_deploy.catalog import load_catalog
 from coderig_deploy.errors import UserInputError
 from coderig_deploy.planner import Plan, make_plan
+from coderig_deploy.probe import measured
+from coderig_deploy.probe.measured import MeasuredRow
 from coderig_deploy.resources import DATA_DIR
 
 Purpose = Literal["chat", "autocomplete", "agent"]
@@ -38,6 +42,7 @@ class Choice(BaseModel):
     ttft_4k_s: float = Field(description="Time to first token for a 4096-token prompt, seconds")
     headroom_mib: int = Field(description="Smallest per-GPU memory left below usable minus the margin")
     vram_mib: int
+    measured: bool = Field(default=False, description="Figures from a measured row (probe), not the model")
 
 
 class Recommendation(BaseModel):
@@ -59,18 +64,23 @@ def _size_class(params_b: float) -> int:
     return next(i for i, top in enumerate((2, 4, 9, 17, 35, 80, 10_000)) if params_b <= top)
 
 
-def _best_setting(tag: str, gpus: list[str], min_ctx: int, trained_ctx: int, ram_mib: float | None) -> Plan | None:
-    """The longest context (f16 cache before q8_0) at which `tag` fits, or None."""
+def _best_setting(tag: str, gpus: list[str], min_ctx: int, trained_ctx: int, ram_mib: float | None,
+                  rows: list[MeasuredRow], model_key: str) -> Plan | None:
+    """The longest context (f16 cache before q8_0) at which `tag` fits, or None; a measured
+    row for the setup decides over the prediction (a measured partial offload does not fit)."""
     for ctx in (c for c in CONTEXTS if min_ctx <= c <= trained_ctx):
         for kv in KV_CACHES:
             plan = make_plan(tag, gpus, ctx, kv, True, prompt_tokens=TTFT_PROMPT_TOKENS)
+            if rows and measured.matching(rows, plan, model_key):
+                plan = measured.apply(plan, rows, model_key)
             in_ram = plan.cpu_weights_mib + plan.cpu_kv_cache_mib + OS_RAM_MIB
             if plan.fits and (ram_mib is None or in_ram <= ram_mib):
                 return plan
     return None
 
 
-def recommend(gpus: list[str], purpose: Purpose = "chat", ram_gb: float | None = None, limit: int = 10) -> Recommendation:
+def recommend(gpus: list[str], purpose: Purpose = "chat", ram_gb: float | None = None, limit: int = 10,
+              rows: list[MeasuredRow] | None = None) -> Recommendation:
     if not gpus:
         raise UserInputError("recommend needs at least one --gpu SLUG (`coderig-deploy gpus` lists them)")
     catalog = load_catalog()
@@ -87,7 +97,7 @@ def recommend(gpus: list[str], purpose: Purpose = "chat", ram_gb: float | None =
         for q_index, quant in enumerate(QUANTS):
             tag = f"{spec.ollama_name}:{spec.ollama_size}" + (
                 "" if spec.tag_infix == "-" else f"-{spec.tag_infix}") + f"-{catalog.quants[quant].ollama_tag}"
-            plan = _best_setting(tag, gpus, int(rules["min_ctx"]), spec.trained_ctx, ram_mib)
+            plan = _best_setting(tag, gpus, int(rules["min_ctx"]), spec.trained_ctx, ram_mib, rows or [], spec.key)
             if plan is None:
                 continue
             size = _size_class(spec.params_b)
@@ -120,7 +130,8 @@ def _longer_context(top: Plan, gpus: list[str], trained_ctx: int) -> list[str]:
 def _choice(rank: int, params_b: float, p: Plan) -> Choice:
     return Choice(rank=rank, tag=p.canonical_tag, params_b=params_b, quant=p.quant, ctx=p.ctx, kv_cache=p.kv_cache,
                   decode_tok_s=p.decode_tok_s, prefill_tok_s=p.prefill_tok_s, ttft_4k_s=p.time_to_first_token_s,
-                  headroom_mib=p.headroom_mib, vram_mib=p.vram_mib)
+                  headroom_mib=p.headroom_mib, vram_mib=p.vram_mib,
+                  measured=any(n.startswith("measured ") for n in p.notes))
 
 
 def _nothing_fits(gpus: list[str], purpose: str, rules: dict[str, str], ram_gb: float | None) -> str:

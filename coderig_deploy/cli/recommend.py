@@ -17,6 +17,7 @@ from coderig_deploy.cli.output import emit, plain
 from coderig_deploy.catalog import load_catalog
 from coderig_deploy.driver_branches import default_branch
 from coderig_deploy.errors import UserInputError
+from coderig_deploy.probe import measured
 from coderig_deploy.profiles import Profile
 from coderig_deploy.recommend import Choice, Recommendation, recommend
 from coderig_deploy.resources import shipped_dir
@@ -38,10 +39,13 @@ def recommend_cmd(
     limit: Annotated[int, typer.Option(metavar="N", min=1, max=100, help="How many choices to list")] = 10,
     write_profile: Annotated[Path | None, typer.Option(
         metavar="FILE", help="Write the top choice as a profile YAML")] = None,
+    calibration: Annotated[Path | None, typer.Option(
+        metavar="FILE", help="Measured rows (`coderig-deploy probe`): a matching row replaces the prediction")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> int:
     """Rank the catalog's models, quantizations, contexts and KV caches that fit these GPUs."""
-    result = recommend(gpu or [], purpose.value, ram_gb, limit)
+    rows = measured.read_rows(calibration) if calibration else None
+    result = recommend(gpu or [], purpose.value, ram_gb, limit, rows)
     if write_profile is not None and result.choices:
         _write_profile(write_profile, result)
     emit(result.model_dump(mode="json"), json_out, lambda c: _render(c, result))
@@ -59,9 +63,11 @@ def _render(console: Console, r: Recommendation) -> None:
     for col in ("#", "tag", "ctx", "kv", "tok/s", "pp t/s", "TTFT 4K", "free MiB"):
         table.add_column(col, justify="left" if col in ("tag", "kv") else "right", no_wrap=col == "tag")
     for c in r.choices:
-        table.add_row(str(c.rank), plain(c.tag), f"{c.ctx // 1024}K", c.kv_cache, f"{c.decode_tok_s:.0f}",
+        table.add_row(str(c.rank), plain(c.tag), f"{c.ctx // 1024}K", c.kv_cache, f"{c.decode_tok_s:.0f}" + ("*" if c.measured else ""),
                       f"{c.prefill_tok_s:.0f}", f"{c.ttft_4k_s:.1f} s", str(c.headroom_mib))
     console.print(table)
+    if any(c.measured for c in r.choices):
+        console.print("* measured on a host (`coderig-deploy probe`), not predicted")
     for reason in r.not_fitting:
         console.print(plain(textwrap.fill(f"note: {reason}", 80, subsequent_indent="  ")))
 

@@ -82,3 +82,40 @@ def test_the_top_choice_says_why_its_context_is_not_longer():
     r = recommend(["rtx-4090"], "chat")
     assert r.choices[0].ctx == 16384
     assert "32768" in r.not_fitting[0] and "MiB short" in r.not_fitting[0]
+
+
+def _row(choice, **over):
+    from coderig_deploy.catalog import load_catalog
+    from coderig_deploy.probe.measured import MeasuredRow
+
+    fields = dict(kind="speed", model=load_catalog().model(choice.tag).model.key, quant=choice.quant,
+                  gpus=("rtx-4090",), ctx=choice.ctx, kv_cache=choice.kv_cache, flash_attn=True,
+                  engine="Ollama 0.33.3", value=12.5, prefill_tok_s=900.0, source="probe on ws1")
+    return MeasuredRow(**{**fields, **over})
+
+
+def test_a_measured_row_replaces_the_prediction_of_its_setup():
+    top = _top(["rtx-4090"])
+    again = recommend(["rtx-4090"], rows=[_row(top)]).choices[0]
+    assert (again.tag, again.ctx, again.measured) == (top.tag, top.ctx, True)
+    assert (again.decode_tok_s, again.prefill_tok_s) == (12.5, 900.0) and not top.measured
+
+
+def test_a_measured_partial_offload_drops_that_setting():
+    top = _top(["rtx-4090"])
+    spilled = _row(top, kind="vram", value=23000, ps_size_mib=21000, ps_size_vram_mib=20000)
+    again = recommend(["rtx-4090"], rows=[spilled]).choices[0]
+    assert (again.tag, again.ctx, again.kv_cache) != (top.tag, top.ctx, top.kv_cache)
+
+
+def test_cli_takes_a_probe_file_and_marks_measured_figures(tmp_path):
+    from coderig_deploy.probe.measured import to_tsv
+
+    top = _top(["rtx-4090"])
+    path = tmp_path / "calibration.tsv"
+    path.write_text(to_tsv([_row(top)]))
+    cli = subprocess.run([sys.executable, "-m", "coderig_deploy", "recommend", "--gpu", "rtx-4090",
+                          "--calibration", str(path)], capture_output=True, text=True)
+    assert cli.returncode == 0, cli.stderr
+    first = next(line for line in cli.stdout.splitlines() if line.lstrip().startswith("1 "))
+    assert "12*" in first and "measured on a host" in cli.stdout
