@@ -168,7 +168,19 @@ def apply_document(result: ApplyResult, request: ApplyRequest) -> dict[str, obje
 
 def write_records(result: ApplyResult, request: ApplyRequest) -> None:
     write_atomic(result.run_dir / "apply.json", json.dumps(apply_document(result, request), indent=2) + "\n")
-    write_run(result.run_dir, run_report(result.reports, profile=result.spec.profile, model=result.spec.model_tag))
+    index = write_editor_config(result.run_dir, request)
+    write_run(result.run_dir, run_report(result.reports, profile=result.spec.profile, model=result.spec.model_tag,
+                                         editor_config=index))
+
+
+def write_editor_config(run_dir: Path, request: ApplyRequest) -> str:
+    """The editors' configuration for each host, in the run directory (the report links it)."""
+    from coderig_deploy.editor.config import write_for_run
+
+    hosts = [(h.name, None if h.connection == "local" else
+              f"{h.user + '@' if h.user else ''}{h.address or h.name}{':' + str(h.port) if h.port else ''}",
+              h.key_file, h.known_hosts) for h in request.hosts]
+    return str(write_for_run(run_dir / "editor", request.profile, hosts).relative_to(run_dir))
 
 
 def provision_check(host: HostResult) -> CheckResult:

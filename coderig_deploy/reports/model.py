@@ -46,3 +46,4 @@ class RunReport(_Strict):
     model: str | None = None
     verdict: Literal["pass", "warn", "fail"]
     hosts: list[HostReport]
+    editor_config: str | None = Field(default=None, description="Editors' configuration, relative to the run directory")
