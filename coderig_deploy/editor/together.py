@@ -56,3 +56,16 @@ def together_problem(profile: "Profile") -> str | None:
     if over:
         return f"the {len(refs)} models do not fit in GPU memory together: " + "; ".join(over)
     return None
+
+
+def together_mib(profile: "Profile") -> list[dict[str, int]]:
+    """Per GPU: MiB in use with every model of the profile loaded, and the card's total."""
+    plans = [model_plan(profile, r) for r in profile.all_models]
+    return [{"gpu": i, "used_mib": used, "total_mib": total} for i, (used, total, _) in enumerate(per_gpu_mib(plans))]
+
+
+def together_line(profile: "Profile") -> str:
+    """One line for `profiles show`: the models side by side and what they hold together."""
+    gpus = ", ".join(f"GPU {g['gpu']} {g['used_mib']} / {g['total_mib']} MiB" for g in together_mib(profile))
+    return (f"together: {len(profile.all_models)} models loaded at once (OLLAMA_MAX_LOADED_MODELS="
+            f"{profile.ollama.max_loaded_models}): {gpus}")
