@@ -229,7 +229,21 @@ def apply_document(result: ApplyResult, request: ApplyRequest) -> dict[str, obje
 def write_records(result: ApplyResult, request: ApplyRequest) -> None:
     write_atomic(result.run_dir / "apply.json", json.dumps(apply_document(result, request), indent=2) + "\n")
     models = ", ".join(dict.fromkeys(s.model_tag for s in result.specs)) or result.spec.model_tag
-    write_run(result.run_dir, run_report(result.reports, profile=result.profile_label, model=models))
+    index = write_editor_config(result.run_dir, request)
+    write_run(result.run_dir, run_report(result.reports, profile=result.profile_label, model=models,
+                                         editor_config=index))
+
+
+def write_editor_config(run_dir: Path, request: ApplyRequest) -> str:
+    """The editors' configuration for each host and its profile, in the run directory (the
+    report links it)."""
+    from coderig_deploy.editor.config import write_for_run
+
+    groups = [(g.profile, [(h.name, None if h.connection == "local" else
+                            f"{h.user + '@' if h.user else ''}{h.address or h.name}{':' + str(h.port) if h.port else ''}",
+                            h.key_file, h.known_hosts) for h in g.hosts])
+              for g in request.profile_groups()]
+    return str(write_for_run(run_dir / "editor", groups).relative_to(run_dir))
 
 
 def fleet_fields(host: HostResult, profile: str) -> dict[str, Any]:

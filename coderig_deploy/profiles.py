@@ -152,9 +152,14 @@ class Ollama(_Strict):
         return self
 
 
+ModelRole = Literal["chat", "autocomplete", "embeddings"]
+
+
 class ModelRef(_Strict):
     tag: str = Field(pattern=SAFE_TAG, description="Ollama tag, e.g. qwen2.5-coder:32b-instruct-q4_K_M")
     num_ctx: int = Field(ge=256, le=1_048_576)
+    role: ModelRole = Field(default="chat", description="What editors use it for: chat, autocomplete (FIM) "
+                                                        "or embeddings")
     variant: str | None = Field(default=None, pattern=SAFE_TAG, description="Name of the num_ctx variant")
     manifest_digest: str | None = Field(
         default=None, pattern=SHA256_PIN,
@@ -185,6 +190,10 @@ class Expectations(_Strict):
                                 description="Decode speed the seed guide promises")
     tolerance_tok_s: float = Field(ge=0, le=100_000, allow_inf_nan=False, description="How far below it still passes")
     gpu_percent: int = Field(default=100, ge=0, le=100)
+    chat_ttft_ms: float | None = Field(default=None, gt=0, le=600_000, allow_inf_nan=False,
+                                       description="Time to first token a chat answer may take (editor checks)")
+    fim_ttft_ms: float | None = Field(default=None, gt=0, le=600_000, allow_inf_nan=False,
+                                      description="Time to first token an autocompletion may take (editor checks)")
 
 
 class Profile(_Strict):
@@ -195,6 +204,8 @@ class Profile(_Strict):
     driver: Driver
     ollama: Ollama
     model: ModelRef
+    models: list[ModelRef] = Field(default=[], max_length=8,
+                                   description="More models served beside `model`, each with its role")
     expect: Expectations
     model_registry: str | None = Field(default=None, pattern=SAFE_HOSTPORT)
 
@@ -232,6 +243,19 @@ class Profile(_Strict):
     def _one_printable_line(cls, v: str) -> str:
         # The same rule as the rendered project's (project.ProjectSpec), checked here first.
         return one_printable_line(v)
+
+    @model_validator(mode="after")
+    def _models_fit_together(self) -> Profile:
+        from coderig_deploy.editor.together import together_problem
+        problem = together_problem(self)
+        if problem:
+            raise ValueError(problem)
+        return self
+
+    @property
+    def all_models(self) -> list[ModelRef]:
+        """`model` first, then `models`: everything the host serves side by side."""
+        return [self.model, *self.models]
 
     @cached_property
     def plan(self) -> Plan:

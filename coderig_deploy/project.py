@@ -120,6 +120,19 @@ class Expect(_Strict):
     decode_tok_s: float
     tolerance_tok_s: float
     gpu_percent: int
+    chat_ttft_ms: float | None = None
+    fim_ttft_ms: float | None = None
+
+
+class ExtraModel(_Strict):
+    """A model served beside the profile's main one (e.g. the FIM model next to the chat model)."""
+
+    tag: Tag
+    variant: Tag
+    num_ctx: int = Field(ge=256)
+    quantization: Word
+    role: Word
+    manifest_digest: Sha256Pin | None = None
 
 
 class BenchmarkSeam(_Strict):
@@ -163,6 +176,7 @@ class ProjectSpec(_Strict):
     model_quantization: Word
     model_registry: Annotated[str, _matching(_HOSTPORT, "host:port")] | None = None
     model_manifest_digest: Sha256Pin | None = None
+    extra_models: list[ExtraModel] = Field(default=[], description="The profile's `models`, beside `model_*`")
     allow_unpinned: bool = False
     unpinned: list[Annotated[str, _matching(_WARNING, "warning")]] = Field(
         default_factory=list, description="Artifacts fetched without a pin (allow_unpinned): report warnings")
@@ -215,6 +229,8 @@ class RenderOptions(_Strict):
     ollama_archive_url: Annotated[str, _matching(_URL, "http(s) URL")] | None = None
     ollama_archive_checksum: Annotated[str, _matching(_CHECKSUM, "checksum")] | None = None
     model_manifest_digest: Sha256Pin | None = None
+    extra_manifest_digests: dict[str, Sha256Pin] = Field(
+        default={}, description="Pins of the profile's `models` by tag (a sandbox lab knows them)")
     allow_unpinned: bool = Field(default=False, description="Accept plain-HTTP sources without a pin (warned)")
     resource_policy: Literal["refuse", "warn"] = "refuse"
     benchmark: BenchmarkSeam | None = None
@@ -235,7 +251,9 @@ def spec_for(profile: Profile, hosts: list[TargetHost], options: RenderOptions |
     digest = opts.model_manifest_digest or profile.model.manifest_digest
     driver = profile.driver
     key_url = driver.local_repo_key_url if driver.source == "local-repo" and not opts.driver_local_repo else None
+    extra = _extra_models(profile, opts)
     unpinned = pins.enforce([archive_unpinned, pins.manifest_digest(registry, digest),
+                             *[pins.manifest_digest(registry, m.manifest_digest) for m in extra],
                              pins.repo_key(key_url, driver.repo_key_fingerprint)], opts.allow_unpinned)
     return ProjectSpec(
         profile=profile.name,
@@ -272,9 +290,10 @@ def spec_for(profile: Profile, hosts: list[TargetHost], options: RenderOptions |
         model_quantization=plan.quant,
         model_registry=registry,
         model_manifest_digest=digest,
+        extra_models=extra,
         allow_unpinned=opts.allow_unpinned,
         unpinned=unpinned,
-        expect=Expect(**profile.expect.model_dump()),
+        expect=Expect(**profile.expect.model_dump(exclude_none=True)),
         plan=PlanSummary(
             fits=plan.fits, vram_mib=plan.vram_mib,
             per_gpu=[GpuPlan(gpu=g.gpu, used_mib=g.used_mib, total_mib=g.total_mib) for g in plan.per_gpu],
@@ -285,3 +304,10 @@ def spec_for(profile: Profile, hosts: list[TargetHost], options: RenderOptions |
         bundle=opts.bundle,
     )
 
+
+def _extra_models(profile: Profile, opts: RenderOptions) -> list[ExtraModel]:
+    from coderig_deploy.editor.together import model_plan
+    return [ExtraModel(tag=ref.tag, variant=ref.variant_name, num_ctx=ref.num_ctx, role=ref.role,
+                       quantization=model_plan(profile, ref).quant,
+                       manifest_digest=ref.manifest_digest or opts.extra_manifest_digests.get(ref.tag))
+            for ref in profile.models]

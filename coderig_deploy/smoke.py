@@ -21,7 +21,20 @@ def expectations(profile: Profile) -> Expectations:
     return Expectations(
         decode_tok_s=profile.expect.decode_tok_s, tolerance_tok_s=profile.expect.tolerance_tok_s,
         gpu_percent=float(profile.expect.gpu_percent), num_ctx=profile.model.num_ctx,
-        planned_gpu_mib={i: g.used_mib for i, g in enumerate(plan.per_gpu)})
+        planned_gpu_mib={i: g.used_mib for i, g in enumerate(plan.per_gpu)},
+        chat_ttft_ms=profile.expect.chat_ttft_ms, fim_ttft_ms=profile.expect.fim_ttft_ms)
+
+
+def editor_args(profile: Profile) -> list[str]:
+    """`--editor VARIANT=ROLE` for every model the profile serves, and the TTFT expectations."""
+    args: list[str] = []
+    for ref in profile.all_models:
+        args += ["--editor", f"{ref.variant_name}={ref.role}"]
+    for flag, value in (("--expect-chat-ttft-ms", profile.expect.chat_ttft_ms),
+                        ("--expect-fim-ttft-ms", profile.expect.fim_ttft_ms)):
+        if value is not None:
+            args += [flag, f"{value:g}"]
+    return args
 
 
 def bench_model(profile: Profile) -> str:
@@ -41,7 +54,7 @@ def host_args(profile: Profile, runs: int = 5, num_predict: int = 128) -> list[s
             "--tolerance", f"{exp.tolerance_tok_s:g}", "--expect-ctx", str(exp.num_ctx)]
     if exp.planned_gpu_mib:
         args += ["--plan-gpu-mib", ",".join(f"{i}={m}" for i, m in exp.planned_gpu_mib.items())]
-    return args
+    return args + editor_args(profile)
 
 
 def write_pyz(directory: Path) -> Path:

@@ -150,6 +150,13 @@ def sandbox_pins(lab_home: str, profile: Profile, archive_is_lab: bool, registry
     return archive, manifest
 
 
+def _sandbox_extra_pins(profile: Profile) -> dict[str, str]:
+    """The lab's pins for the models served beside the main one (profile `models`)."""
+    from coderig_deploy.sandbox import services
+
+    return {ref.tag: services.manifest_pin(ref.tag) for ref in profile.models}
+
+
 @dataclass(frozen=True)
 class TargetOptions:
     """The command line's say on hosts and on what the profile leaves to the site."""
@@ -189,10 +196,12 @@ def resolve_targets(profile: Profile, opts: TargetOptions) -> tuple[list[TargetH
             urls["lab_home"], profile, archive_is_lab=opts.ollama_url is None,
             registry_is_lab=registry == urls.get("model_registry"))
         archive_pin, manifest_pin = archive_pin or lab_archive, manifest_pin or lab_manifest
+        extra_pins = _sandbox_extra_pins(profile) if registry == urls.get("model_registry") else {}
         # Sandbox hosts share the controller's RAM and disk: GPUs are simulated, memory
         # is not, so a shortfall there is reported as a warning instead of refusing.
         policy = "warn"
     else:
+        extra_pins = {}
         targets = from_inventory(opts.inventory, opts.user, opts.key) if opts.inventory else []
         targets += [from_argument(h, opts.user, opts.key) for h in opts.hosts]
     if not targets:
@@ -202,6 +211,7 @@ def resolve_targets(profile: Profile, opts: TargetOptions) -> tuple[list[TargetH
                                 model_registry=registry,
                                 ollama_archive_url=archive, ollama_archive_checksum=archive_pin,
                                 model_manifest_digest=manifest_pin, allow_unpinned=opts.allow_unpinned,
+                                extra_manifest_digests=extra_pins,
                                 resource_policy=policy)
     except ValidationError as exc:
         raise UserInputError("; ".join(f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: "

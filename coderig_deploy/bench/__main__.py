@@ -12,6 +12,7 @@ import json
 import sys
 
 from coderig_deploy.bench.core import BenchConfig, Benchmark
+from coderig_deploy.bench.editor import EditorModel
 from coderig_deploy.bench.ollama_api import DEFAULT_URL
 from coderig_deploy.bench.verdict import Expectations, judge
 from coderig_deploy.errors import BenchError
@@ -24,6 +25,13 @@ def _gpu_plan(text: str) -> dict[int, int]:
         index, _, mib = item.partition("=")
         plan[int(index)] = int(mib)
     return plan
+
+
+def _editor_model(text: str) -> EditorModel:
+    try:
+        return EditorModel.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def parser() -> argparse.ArgumentParser:
@@ -41,6 +49,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--tolerance", type=float, default=0.0, help="tok/s below expected allowed")
     p.add_argument("--expect-ctx", type=int, help="context length the host must report")
     p.add_argument("--plan-gpu-mib", type=_gpu_plan, default={}, help='e.g. "0=20000,1=12000"')
+    p.add_argument("--editor", action="append", type=_editor_model, default=[], metavar="MODEL=ROLE",
+                   help="editor checks of MODEL for ROLE chat|autocomplete|embeddings (repeatable)")
+    p.add_argument("--editor-only", action="store_true", help="only the editor checks (what verify runs)")
+    p.add_argument("--expect-chat-ttft-ms", type=float, help="time to first token a chat may take")
+    p.add_argument("--expect-fim-ttft-ms", type=float, help="time to first token an autocompletion may take")
     return p
 
 
@@ -51,7 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     cfg = BenchConfig(model=args.model, url=args.url, runs=args.runs,
                       num_predict=args.num_predict, seed=args.seed, num_ctx=args.num_ctx,
                       code_check=not args.no_code_check, gpu_probe=args.gpu_probe,
-                      code_tasks=tuple(args.code_task) if args.code_task else None)
+                      code_tasks=tuple(args.code_task) if args.code_task else None,
+                      editor_models=tuple(args.editor), editor_only=args.editor_only)
+    if args.editor_only and not args.editor:
+        parser().error("--editor-only needs at least one --editor MODEL=ROLE")
     bench = Benchmark(cfg)
     try:
         result = bench.run()
@@ -60,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         result["error"] = str(exc)
     exp = Expectations(decode_tok_s=args.expect_decode, tolerance_tok_s=args.tolerance,
                        num_ctx=args.expect_ctx, planned_gpu_mib=args.plan_gpu_mib,
-                       require_code_check=not args.no_code_check)
+                       require_code_check=not args.no_code_check,
+                       chat_ttft_ms=args.expect_chat_ttft_ms, fim_ttft_ms=args.expect_fim_ttft_ms)
     result["verdict"] = judge(result, exp)
     json.dump(result, sys.stdout, indent=1)
     sys.stdout.write("\n")

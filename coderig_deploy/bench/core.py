@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from coderig_deploy.bench import codecheck, gpumem
+from coderig_deploy.bench import codecheck, editor, gpumem
 from coderig_deploy.bench.ollama_api import (DEFAULT_URL, Generation, OllamaClient,
                                              find_loaded, parse_generation, parse_ps,
                                              parse_stream)
@@ -58,6 +58,8 @@ class BenchConfig:
     code_num_predict: int = 512
     gpu_probe: str = "auto"
     request_timeout_s: float = 600.0
+    editor_models: tuple[editor.EditorModel, ...] = ()
+    editor_only: bool = False
 
 
 class Benchmark:
@@ -73,22 +75,28 @@ class Benchmark:
             "schema": SCHEMA, "host": socket.gethostname(), "url": cfg.url, "model": cfg.model,
             "started_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "config": {"runs": cfg.runs, "num_predict": cfg.num_predict, "seed": cfg.seed,
-                       "temperature": 0, "num_ctx": cfg.num_ctx, "prompt_chars": len(PROMPT)},
+                       "temperature": 0, "num_ctx": cfg.num_ctx, "prompt_chars": len(PROMPT),
+                       "editor_only": cfg.editor_only},
             "ollama_version": None, "load": None, "runs": [], "summary": None,
             "warnings": [], "ps": None, "gpu_memory": None, "code_check": [],
-            "timing": None, "error": None}
+            "timing": None, "error": None, "editor": []}
 
     def run(self) -> dict[str, Any]:
         """Measure everything; raises BenchError (with `result` kept) when the server fails."""
         started = time.monotonic()
         try:
             self.result["ollama_version"] = self.client.get("/api/version").get("version")
+            if self.cfg.editor_only:
+                self.result["editor"] = editor.measure(self.client, list(self.cfg.editor_models))
+                return self.result
             self._preload()
             self._generate(self._options(self.cfg.num_predict), PROMPT)  # warm-up, untimed
             self._timed_runs()
             self._read_placement()
             if self.cfg.code_check:
                 self._code_check()
+            if self.cfg.editor_models:
+                self.result["editor"] = editor.measure(self.client, list(self.cfg.editor_models))
         finally:
             wall = time.monotonic() - started
             server = self.server_ns / 1e9

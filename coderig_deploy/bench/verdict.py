@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from coderig_deploy.bench.checks import FAIL, PASS, SKIP, WARN, Check, overall
+from coderig_deploy.bench.editorcheck import editor_checks
 from coderig_deploy.bench.vramcheck import context_check, gpu_memory_checks, offload_check
 
 SKIPPED = "skipped: "
@@ -24,6 +25,8 @@ class Expectations:
     vram_tolerance_pct: float = 10.0
     vram_tolerance_min_mib: int = 1024
     require_code_check: bool = True
+    chat_ttft_ms: float | None = None
+    fim_ttft_ms: float | None = None
 
 
 def judge(result: dict[str, Any], exp: Expectations) -> dict[str, Any]:
@@ -43,13 +46,16 @@ def _checks(result: dict[str, Any], exp: Expectations) -> list[Check]:
         return down + [Check(n, SKIP, "not measured: the benchmark did not complete")
                        for n in MEASURED_CHECKS]
     checks = [Check("service", PASS, f"Ollama {result.get('ollama_version')} answered")]
+    editor = editor_checks(result.get("editor") or [], exp.chat_ttft_ms, exp.fim_ttft_ms)
+    if (result.get("config") or {}).get("editor_only"):
+        return checks + editor
     checks += [speed_check(result, exp), length_check(result)]
     checks += [offload_check(result.get("ps"), exp.gpu_percent),
                context_check(result.get("ps"), exp.num_ctx)]
     checks += gpu_memory_checks(result.get("gpu_memory") or {}, exp.planned_gpu_mib,
                                 exp.vram_tolerance_pct, exp.vram_tolerance_min_mib)
     checks.append(code_check(result.get("code_check"), exp.require_code_check))
-    return checks
+    return checks + editor
 
 
 def speed_check(result: dict[str, Any], exp: Expectations) -> Check:

@@ -48,7 +48,7 @@ def _root(
 
 # One module per command or command group; each registers itself on `app`.
 _COMMAND_MODULES = ("plan", "recommend", "profiles", "gpus", "bench", "verify", "report", "sandbox", "render",
-                    "apply", "bundle", "validate", "probe", "detect")
+                    "apply", "bundle", "validate", "probe", "detect", "editor_config")
 for _name in _COMMAND_MODULES:
     importlib.import_module(f"coderig_deploy.cli.{_name}")
 

@@ -10,6 +10,7 @@ from urllib.parse import urlparse
 import typer
 
 from coderig_deploy.bench.core import BenchConfig, Benchmark
+from coderig_deploy.bench.editor import EditorModel
 from coderig_deploy.bench.ollama_api import DEFAULT_URL
 from coderig_deploy.bench.verdict import Expectations
 from coderig_deploy.cli import app
@@ -33,6 +34,7 @@ def bench(
     runs: Annotated[int, typer.Option(min=1, help="Timed repetitions")] = 5,
     num_predict: Annotated[int, typer.Option(min=1, help="Tokens generated per run")] = 128,
     code_check: Annotated[bool, typer.Option(help="Run the code-check tasks")] = True,
+    editor: Annotated[bool, typer.Option(help="With --profile: the editor checks of each of its models")] = True,
     out: Annotated[Path | None, typer.Option(help="Write report.json/.md/junit.xml here")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> int:
@@ -43,8 +45,9 @@ def bench(
     from coderig_deploy import smoke
 
     exp = smoke.expectations(prof) if prof else Expectations(require_code_check=code_check)
+    editors = tuple(EditorModel(r.variant_name, r.role) for r in prof.all_models) if prof and editor else ()
     cfg = BenchConfig(model=model or smoke.bench_model(prof), url=host, runs=runs,  # type: ignore[arg-type]
-                      num_predict=num_predict, code_check=code_check)
+                      num_predict=num_predict, code_check=code_check, editor_models=editors)
     local = urlparse(host).hostname in ("127.0.0.1", "localhost", "::1")
     runner = Benchmark(cfg) if local else Benchmark(cfg, gpu_reader=_no_gpu_probe)
     if not local:

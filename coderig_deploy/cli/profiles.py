@@ -14,6 +14,7 @@ from coderig_deploy.cli.options import ProfilesDirOpt
 from coderig_deploy.cli.output import emit, plain
 from coderig_deploy.cli.plan import render_plan
 from coderig_deploy.errors import ProfileError
+from coderig_deploy.editor.together import together_line, together_mib
 from coderig_deploy.profiles import (
     Profile,
     list_profiles,
@@ -67,13 +68,17 @@ def show_cmd(name: Annotated[str, typer.Argument(metavar="PROFILE", help="Profil
     """A profile, the Ollama environment it sets, and its plan."""
     p = load_profile(name, profiles_dir)
     data = {"profile": p.model_dump(mode="json"), "ollama_env": p.ollama_env(),
+            "together": together_mib(p),
             "variant": p.model.variant_name, "plan": p.plan.model_dump(mode="json")}
 
     def render(console: Console) -> None:
         console.print(plain((p.name, "bold"), ": ", p.description))
         console.print(f"hardware: {p.hardware.count}x {p.hardware.gpu}; driver {p.driver.branch} "
                       f"({p.driver.source}); Ollama {p.ollama.version}")
-        console.print(f"model: {p.model.tag} as {p.model.variant_name} (num_ctx {p.model.num_ctx})")
+        for ref in p.all_models:
+            console.print(f"model: {ref.tag} as {ref.variant_name} (num_ctx {ref.num_ctx}, {ref.role})")
+        if p.models:
+            console.print(together_line(p))
         console.print("environment: " + " ".join(f"{k}={v}" for k, v in p.ollama_env().items()))
         console.print(f"expect: >= {p.expect.decode_tok_s - p.expect.tolerance_tok_s:.0f} tok/s "
                       f"({p.expect.decode_tok_s:.0f} - {p.expect.tolerance_tok_s:.0f}), {p.expect.gpu_percent}% GPU")

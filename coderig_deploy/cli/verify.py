@@ -53,8 +53,9 @@ def verify(
     prof = load_profile(profile, profiles_dir)
     targets = _sandbox_targets() if sandbox else \
         [_parse_target(h, identity, known_hosts) for h in hosts or []]
-    results = run_verify(targets, spec_for(prof))
+    spec = spec_for(prof)
     exp = expectations(prof)
+    results = run_verify(targets, spec, editor=exp)
     reports = [host_report(t.name, None, exp, results.get(t.name, [])) for t in targets]
     rep = run_report(reports, prof.name, prof.model.tag)
     if out:

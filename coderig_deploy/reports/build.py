@@ -37,14 +37,14 @@ def host_report(host: str, bench: dict[str, Any] | None, exp: Expectations,
 
 
 def run_report(hosts: list[HostReport], profile: str | None = None,
-               model: str | None = None) -> RunReport:
+               model: str | None = None, editor_config: str | None = None) -> RunReport:
     """The whole run; its verdict is the worst host's."""
     rank = {"pass": 0, "warn": 1, "fail": 2}
     worst = max((rank[h.verdict] for h in hosts), default=2)
     return RunReport(tool_version=__version__, profile=profile, model=model,
                      created_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                      verdict=("pass", "warn", "fail")[worst], hosts=hosts,  # type: ignore[arg-type]
-                     aggregate=aggregate(hosts))
+                     aggregate=aggregate(hosts), editor_config=editor_config)
 
 
 def _num(value: float | None, fmt: str = "{:.1f}") -> str:

@@ -15,7 +15,10 @@ def to_markdown(report: RunReport) -> str:
     """Render the run as Markdown (deterministic for a given report)."""
     lines = [f"# coderig-deploy run: {report.verdict.upper()}", "",
              f"- profile: {report.profile or '-'}", f"- model: {report.model or '-'}",
-             f"- created: {report.created_at} (coderig-deploy {report.tool_version})", ""]
+             f"- created: {report.created_at} (coderig-deploy {report.tool_version})"]
+    if report.editor_config:
+        lines.append(f"- editor configuration: [{report.editor_config}]({report.editor_config})")
+    lines.append("")
     rows = [fleet_row(h) for h in report.hosts]
     header = list(rows[0]) if rows else ["host", "verdict"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]

@@ -69,3 +69,4 @@ class RunReport(_Strict):
     verdict: Literal["pass", "warn", "fail"]
     hosts: list[HostReport]
     aggregate: Aggregate | None = None
+    editor_config: str | None = Field(default=None, description="Editors' configuration, relative to the run directory")

@@ -138,7 +138,7 @@ def profile_tags() -> list[str]:
     """Every model tag a shipped profile uses."""
     from coderig_deploy import profiles
 
-    return sorted({profiles.load_profile(name).model.tag for name in profiles.list_profiles()})
+    return sorted({ref.tag for name in profiles.list_profiles() for ref in profiles.load_profile(name).all_models})
 
 
 def catalog_of(registry_url: str) -> list[str]:

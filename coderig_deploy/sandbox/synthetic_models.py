@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 
 from coderig_deploy.catalog import ModelChoice
+from coderig_deploy.editor.fim import fim_tokens
 from coderig_deploy.sandbox.ollama_sim import gguf
 from coderig_deploy.sandbox.ollama_sim.store import (CONFIG_TYPE, LAYER_LICENSE, LAYER_MODEL, LAYER_PARAMS,
                                                      LAYER_TEMPLATE, MANIFEST_V2, SIM_FILE_SIZE_KEY,
@@ -31,6 +32,18 @@ _FAMILY = {
     "llama": (_LLAMA3, ["<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]),
     "starcoder2": (_PLAIN, ["<|endoftext|>"]),
 }
+
+
+
+
+def template_for(choice: ModelChoice) -> tuple[str, list[str]]:
+    """The family's template and stop words; a FIM family's template has Ollama's .Suffix branch."""
+    template, stop = _FAMILY.get(choice.model.gguf_arch, (_PLAIN, []))
+    fim = fim_tokens(choice.model.ollama_name)
+    if fim is None:
+        return template, stop
+    branch = f"{{{{- if .Suffix }}}}{fim.prefix}{{{{ .Prompt }}}}{fim.suffix}{{{{ .Suffix }}}}{fim.middle}{{{{- else }}}}"
+    return branch + template + "{{- end }}", stop
 
 
 @dataclass(frozen=True)
@@ -77,7 +90,7 @@ def gguf_metadata(choice: ModelChoice) -> dict[str, object]:
 def build(choice: ModelChoice) -> SyntheticModel:
     """The manifest and blobs of the synthetic stand-in for `choice` (deterministic)."""
     arch = choice.model.gguf_arch
-    template, stop = _FAMILY.get(arch, (_PLAIN, []))
+    template, stop = template_for(choice)
     contents = [
         (LAYER_MODEL, gguf.encode_header(gguf_metadata(choice))),
         (LAYER_TEMPLATE, template.encode()),

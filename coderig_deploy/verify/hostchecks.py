@@ -55,7 +55,7 @@ def test_bind_address(target: Any, spec: dict[str, Any]) -> None:
 
 
 def test_model_present(target: Any, spec: dict[str, Any]) -> None:
-    missing = [n for n in (spec["model"], spec["variant"])
+    missing = [n for n in (spec["model"], spec["variant"], *spec["extra_models"])
                if not target.file(manifest_path(spec["models_dir"], n)).is_file]
     assert not missing, f"model store lacks {', '.join(missing)} (no manifest)"
 

@@ -19,7 +19,9 @@ import testinfra
 
 from coderig_deploy.bench.checks import FAIL, PASS, SKIP, Check
 from coderig_deploy.errors import EnvironmentProblem
+from coderig_deploy.bench.verdict import Expectations
 from coderig_deploy.verify import hostchecks
+from coderig_deploy.verify.editor import editor_checks
 from coderig_deploy.verify.spec import VerifySpec
 
 
@@ -112,8 +114,11 @@ def _reason(report: pytest.TestReport) -> str:
     return first
 
 
-def run_verify(targets: list[Target], spec: VerifySpec) -> dict[str, list[Check]]:
-    """Run every check on every target; {host name: [Check, ...]} in check order."""
+def run_verify(targets: list[Target], spec: VerifySpec,
+               editor: Expectations | None = None) -> dict[str, list[Check]]:
+    """Run every check on every target; {host name: [Check, ...]} in check order.
+
+    With `editor` (the profile's expectations) the editor checks follow, one row each."""
     plugin = _Plugin(targets, spec)
     args = [hostchecks.__file__, "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
             "--rootdir", os.path.dirname(hostchecks.__file__), "-c", os.devnull,
@@ -124,6 +129,12 @@ def run_verify(targets: list[Target], spec: VerifySpec) -> dict[str, list[Check]
     if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
         raise EnvironmentProblem(f"the verify checks could not run (pytest exit {int(code)}): "
                                  + log.getvalue()[-500:])
+    if editor is not None and spec.editor_args:
+        for target in targets:
+            if target.name not in plugin.hosts:
+                plugin.hosts[target.name] = connect(target)
+            plugin.results.setdefault(target.name, []).extend(
+                editor_checks(plugin.hosts[target.name], spec.as_dict(), editor))
     for host in plugin.hosts.values():
         host.backend.client.close()
     return plugin.results

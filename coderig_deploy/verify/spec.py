@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from coderig_deploy.profiles import Profile
+from coderig_deploy.smoke import editor_args
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,8 @@ class VerifySpec:
     model: str
     variant: str
     models_dir: str
+    extra_models: list[str] = field(default_factory=list)  # the profile's `models`: tags and variants
+    editor_args: list[str] = field(default_factory=list)  # `--editor MODEL=ROLE ...` for the host benchmark
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -29,7 +32,9 @@ def spec_for(profile: Profile) -> VerifySpec:
         driver_branch=profile.driver.branch if profile.hardware.count > 0 else None,
         ollama_version=profile.ollama.version, ollama_env=profile.ollama_env(),
         bind=profile.ollama.host, model=profile.model.tag,
-        variant=profile.model.variant_name, models_dir=profile.ollama.models_dir)
+        variant=profile.model.variant_name, models_dir=profile.ollama.models_dir,
+        extra_models=[n for ref in profile.models for n in (ref.tag, ref.variant_name)],
+        editor_args=editor_args(profile))
 
 
 def manifest_path(models_dir: str, name: str) -> str:

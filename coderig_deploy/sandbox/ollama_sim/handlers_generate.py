@@ -12,7 +12,7 @@ import datetime as dt
 import time
 from typing import TYPE_CHECKING, Any, Iterator
 
-from . import textgen
+from . import insert, textgen
 from .handlers_models import _error, _response, find
 from .names import parse_duration
 from .scheduler import LoadFailed
@@ -41,7 +41,18 @@ def _metrics(**values: int) -> dict[str, int]:
 def generate(app: "App", body: dict[str, Any]) -> "Response":
     prompt = str(body.get("prompt") or "")
     system = str(body.get("system") or "")
+    if insert.wants_insert(body):
+        return _insert(app, body, prompt)
     return _run(app, body, prompt, system + "\n" + prompt if system else prompt, chat=False)
+
+
+def _insert(app: "App", body: dict[str, Any], prompt: str) -> "Response":
+    """A `suffix` asks for the middle; refused (400) before loading, as Ollama checks capabilities first."""
+    problem = insert.refusal(find(app, body.get("model") or body.get("name")))
+    if problem:
+        raise _error(400, problem)
+    middle = insert.middle(prompt, app.code_answers(), app.faults().broken_output)
+    return _run(app, body, prompt, prompt + str(body["suffix"]), chat=False, fixed=middle)
 
 
 def chat(app: "App", body: dict[str, Any]) -> "Response":
@@ -52,7 +63,8 @@ def chat(app: "App", body: dict[str, Any]) -> "Response":
     return _run(app, body, last_user if messages else "", transcript, chat=True)
 
 
-def _run(app: "App", body: dict[str, Any], prompt: str, full_prompt: str, chat: bool) -> "Response":
+def _run(app: "App", body: dict[str, Any], prompt: str, full_prompt: str, chat: bool,
+         fixed: str | None = None) -> "Response":
     raw_name = body.get("model") or body.get("name")
     model = find(app, raw_name)
     keep_alive = _keep_alive(app, body)
@@ -72,9 +84,12 @@ def _run(app: "App", body: dict[str, Any], prompt: str, full_prompt: str, chat: 
     options = {**model.params, **options}
     temperature = float(options.get("temperature", DEFAULT_TEMPERATURE))
     seed = options.get("seed")
-    answer = textgen.answer(name, prompt, seed=None if seed is None else int(seed), temperature=temperature,
-                            num_predict=_num_predict(options), answers=app.code_answers(),
-                            broken=faults.broken_output)
+    if fixed is not None:
+        answer = textgen.fixed_answer(fixed, _num_predict(options))
+    else:
+        answer = textgen.answer(name, prompt, seed=None if seed is None else int(seed), temperature=temperature,
+                                num_predict=_num_predict(options), answers=app.code_answers(),
+                                broken=faults.broken_output)
     prompt_tokens = min(textgen.count_tokens(full_prompt), runner.ctx)  # truncated to num_ctx, silently
     speed = runner.placement.decode_tok_s / faults.slow_factor
     prefill = speed * float(app.constants["prefill_to_decode_ratio"]["value"])

@@ -9,6 +9,7 @@ import threading
 from typing import TYPE_CHECKING, Any, BinaryIO, Iterator
 
 from .gguf import FILE_TYPE_NAMES
+from .insert import capabilities
 from .names import NameError_, ModelName, parse
 from .pull import PullError, pull as pull_model
 from .store import LAYER_MODEL, Model, StoreError, digest_hex
@@ -19,9 +20,9 @@ if TYPE_CHECKING:
 FOREVER = dt.timedelta(days=365 * 292)  # Go's largest time.Duration, what a negative keep-alive shows
 
 
-def _response(body: Any = None, status: int = 200, stream: Any = None) -> "Response":
+def _response(body: Any = None, status: int = 200, stream: Any = None, sse: bool = False) -> "Response":
     from .server import Response
-    return Response(body, status, stream)
+    return Response(body, status, stream, sse)
 
 
 def _error(status: int, message: str) -> Exception:
@@ -122,7 +123,7 @@ def show(app: "App", body: dict[str, Any]) -> "Response":
     return _response({
         "license": model.license, "modelfile": modelfile(model), "parameters": format_parameters(model.params),
         "template": model.template, "system": model.system or None, "details": details(model), "model_info": info,
-        "capabilities": ["completion"], "modified_at": timestamp(model.modified_at),
+        "capabilities": capabilities(model), "modified_at": timestamp(model.modified_at),
     })
 
 

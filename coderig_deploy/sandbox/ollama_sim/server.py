@@ -17,23 +17,26 @@ from .store import Store
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, body: Any = None) -> None:
         super().__init__(message)
         self.status = status
+        self.body = body  # the whole error document where an API shapes it otherwise (OpenAI's)
 
 
 class Response:
-    """A JSON body, or a stream of JSON lines (chunked, application/x-ndjson)."""
+    """A JSON body, or a stream of JSON lines (chunked, application/x-ndjson), or with
+    `sse` a stream of Server-Sent Events (`data: <json>`; a str item is sent as is)."""
 
-    def __init__(self, body: Any = None, status: int = 200, stream: Iterable[dict[str, Any]] | None = None) -> None:
-        self.body, self.status, self.stream = body, status, stream
+    def __init__(self, body: Any = None, status: int = 200, stream: Iterable[Any] | None = None,
+                 sse: bool = False) -> None:
+        self.body, self.status, self.stream, self.sse = body, status, stream, sse
 
 
 class App:
     """Server state shared by request threads."""
 
     def __init__(self, config: Config) -> None:
-        from . import handlers_generate, handlers_models  # noqa: F401  (routes below)
+        from . import handlers_generate, handlers_models, handlers_openai  # noqa: F401  (routes below)
 
         self.config = config
         self.store = Store(config.models)
@@ -55,6 +58,8 @@ class App:
             ("GET", "/api/ps"): handlers_models.ps,
             ("POST", "/api/generate"): handlers_generate.generate,
             ("POST", "/api/chat"): handlers_generate.chat,
+            ("POST", "/v1/chat/completions"): handlers_openai.chat_completions,
+            ("GET", "/v1/models"): handlers_openai.models,
         }
 
     def code_answers(self) -> dict[str, str]:
@@ -69,6 +74,10 @@ class App:
         except (ValueError, OSError) as exc:
             log(f'level=WARN msg="ignoring unreadable faults file: {exc}"')
             return faults_mod.Faults()
+
+
+def _sse_event(item: Any) -> bytes:
+    return b"data: " + (item if isinstance(item, str) else json.dumps(item)).encode() + b"\n\n"
 
 
 def _env(name: str) -> str | None:
@@ -106,14 +115,14 @@ class Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(raw)
 
-    def _send_stream(self, status: int, lines: Iterable[dict[str, Any]]) -> None:
+    def _send_stream(self, status: int, lines: Iterable[Any], sse: bool = False) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "application/x-ndjson")
+        self.send_header("Content-Type", "text/event-stream" if sse else "application/x-ndjson")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         try:
             for item in lines:
-                data = json.dumps(item).encode() + b"\n"
+                data = _sse_event(item) if sse else json.dumps(item).encode() + b"\n"
                 self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
                 self.wfile.flush()
         finally:
@@ -147,7 +156,7 @@ class Handler(BaseHTTPRequestHandler):
             response = route(self.app, body)
         except ApiError as exc:
             self.close_connection = True  # an unread request body must not leak into the next request
-            self._send_json(exc.status, {"error": str(exc)})
+            self._send_json(exc.status, exc.body if exc.body is not None else {"error": str(exc)})
             return
         except Exception as exc:  # noqa: BLE001 - a bug answers 500 like Ollama's recovery middleware
             log(f'level=ERROR msg="{self.command} {path}: {type(exc).__name__}: {exc}"')
@@ -155,7 +164,7 @@ class Handler(BaseHTTPRequestHandler):
             self._send_json(500, {"error": f"{type(exc).__name__}: {exc}"})
             return
         if response.stream is not None:
-            self._send_stream(response.status, response.stream)
+            self._send_stream(response.status, response.stream, response.sse)
         else:
             self._send_json(response.status, response.body)
 

@@ -125,3 +125,11 @@ def answer(model: str, prompt: str, *, seed: int | None, temperature: float,
     if num_predict is not None and 0 < num_predict < len(tokens):
         tokens, reason = tokens[:num_predict], "length"
     return Answer(tokens, reason)
+
+
+def fixed_answer(text: str, num_predict: int | None) -> Answer:
+    """`text` as tokens (a fill-in-the-middle reply), cut at num_predict."""
+    tokens = pieces(text)
+    if num_predict is not None and 0 < num_predict < len(tokens):
+        return Answer(tokens[:num_predict], "length")
+    return Answer(tokens, "stop")

@@ -27,6 +27,7 @@ def _tool(name: str) -> str:
 def _render(dest: Path, profile: str = "dual-4090", profiles_dir: Path | None = None) -> Path:
     hosts = [TargetHost(name="ws1", address="192.0.2.10", user="root"), TargetHost(name="localhost", connection="local")]
     options = RenderOptions(model_registry="192.0.2.1:5000", model_manifest_digest="sha256:" + "1" * 64,
+                            extra_manifest_digests={"starcoder2:3b": "sha256:" + "3" * 64},
                             ollama_archive_url="http://192.0.2.1:8088/v0.33.0/ollama-linux-amd64.tar.zst",
                             ollama_archive_checksum="sha256:" + "2" * 64)
     return write_project(render_project(spec_for(load_profile(profile, profiles_dir), hosts, options)), dest)

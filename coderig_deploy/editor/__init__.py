@@ -1,0 +1,1 @@
+"""Editors against a provisioned host: model roles, FIM support, and editor configuration."""
