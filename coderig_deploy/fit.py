@@ -40,6 +40,10 @@ KV_BYTES_PER_ELEMENT: dict[str, float] = {"f16": 2.0, "q8_0": 34 / 32, "q4_0": 1
 
 F32 = 4  # activations and logits are f32 in llama.cpp's compute graph
 HIDDEN_STATE_BUFFERS = 3  # residual stream, normed input, attention output live at once
+# Prompt processing without flash attention: bytes moved per attention score (one head, one cell) by
+# llama.cpp's CUDA graph: KQ written in f16 (2) and read back (2), converted to f32 (4), softmax reads and
+# writes it in f32 (4 + 4), converted to f16 for KQV (read 4, write 2), read by the KQV GEMM (2).
+SCORE_BYTES_FA_OFF = 24
 
 
 @dataclass(frozen=True)
@@ -378,46 +382,75 @@ def layer_latency_s(eng: Engine, devices: list[Device]) -> float:
     return eng.per_layer_latency_us * 1e-6
 
 
-def prefill_seconds_per_token(req: FitRequest, uses: tuple[DeviceUse, ...], cpu_layers: int, depth: int) -> float:
-    """One prompt token inside a full ubatch whose tokens sit at `depth` on average.
+def _attention_cells(req: FitRequest, depth: int, chunk: int) -> int:
+    """KV cells one prompt ubatch attends to: llama.cpp runs KQ and KQV over every cell up to the end
+    of the ubatch (the causal mask only hides the later ones), so a ubatch centred on `depth` sees
+    depth + chunk / 2 cells, not `depth`."""
+    return min(depth + chunk - chunk // 2, kv_cells(req.ctx, req.parallel))
 
-    Matrix work (2 FLOPs per active weight; QK and PV against `depth` earlier tokens) on
-    each device's tensor cores, at least the time to read its weights once per ubatch;
-    layers left in system RAM have their weights streamed over PCIe once per ubatch.
+
+def _matrix_rate(req: FitRequest, dev: Device) -> tuple[float, bool]:
+    """(ops/s the weight matrices run at, whether an FP16 copy of the weights is written first)."""
+    eng = req.engine
+    if not dev.tensor_flops_per_s:
+        return eng.cpu_gflops * 1e9, False
+    if req.quant.name == "F16" or not (eng.prefill_mmq and dev.int8_ops_per_s and eng.mmq_efficiency):
+        return eng.prefill_efficiency * dev.tensor_flops_per_s, req.quant.name != "F16"
+    return eng.mmq_efficiency * dev.int8_ops_per_s, False
+
+
+def _attention_seconds(req: FitRequest, dev: Device, cells: int) -> float:
+    """Attention of one prompt token in one layer against `cells` cells: the KQ and KQV products
+    (2 x 2 FLOPs per head dimension and cell) are FP16 x FP16 batched GEMMs on the tensor cores
+    whatever the weights' type; without flash attention the score matrix also makes
+    SCORE_BYTES_FA_OFF bytes of memory traffic per head and cell."""
+    eng = req.engine
+    flops = 4 * req.arch.heads * req.arch.head_dim * cells
+    rate = eng.prefill_efficiency * dev.tensor_flops_per_s if dev.tensor_flops_per_s else eng.cpu_gflops * 1e9
+    seconds = flops / rate
+    if not req.flash_attention and dev.bandwidth_gbs:
+        scores = req.arch.heads * cells * SCORE_BYTES_FA_OFF
+        seconds += scores / (eng.bandwidth_efficiency * dev.bandwidth_gbs * 1e9)
+    return seconds
+
+
+def prefill_seconds_per_token(
+    req: FitRequest, uses: tuple[DeviceUse, ...], cpu_layers: int, depth: int, chunk: int | None = None
+) -> float:
+    """One prompt token inside a ubatch of `chunk` tokens (default: a full one) centred on `depth`.
+
+    Per device, layer after layer (a layer split runs the GPUs in turn): the weight matrices
+    (2 FLOPs per active weight) on the tensor cores, at least the time to read the weights once
+    per ubatch; the attention products and, without flash attention, the score matrix's traffic;
+    on the FP16 path of older builds the dequantized copy of every weight written per ubatch.
+    Layers left in system RAM have their weights streamed over PCIe once per ubatch.
     Returns 0 when the engine has no prefill constants.
     """
     arch, eng = req.arch, req.engine
     if not eng.prefill_efficiency:
         return 0.0
     ubatch = max(min(eng.batch_size, req.ctx), 1)
+    chunk = ubatch if chunk is None else max(min(chunk, ubatch), 1)
+    cells = _attention_cells(req, depth, chunk)
     _, per_layer, _ = weight_split(arch, req.quant, req.file_bytes)
-    flops_layer = 2 * layer_params(arch) * _active(arch) + 4 * arch.heads * arch.head_dim * depth
-    # Without flash attention the f32 score matrix is written (KQ), read and written (softmax) and read (KQV):
-    # four passes over heads x depth floats per token and layer.
-    scores_layer = 0.0 if req.flash_attention else 4 * arch.heads * depth * F32
+    matrix_flops = 2 * layer_params(arch) * _active(arch)
     seconds = 0.0
     for use, dev in zip(uses, req.devices):
         if not use.layers:
             continue
         bandwidth = eng.bandwidth_efficiency * dev.bandwidth_gbs * 1e9
-        memory_s = use.weights_mib * MIB / bandwidth / ubatch
-        dequant_s = 0.0
-        if not dev.tensor_flops_per_s:
-            rate = eng.cpu_gflops * 1e9
-        elif req.quant.name == "F16" or not (eng.prefill_mmq and dev.int8_ops_per_s and eng.mmq_efficiency):
-            rate = eng.prefill_efficiency * dev.tensor_flops_per_s
-            if req.quant.name != "F16":  # an FP16 copy of every weight is written once per ubatch
-                dequant_s = use.layers * layer_params(arch) * 2 / bandwidth / ubatch
-        else:
-            rate = eng.mmq_efficiency * dev.int8_ops_per_s
-        compute_s = use.layers * flops_layer / rate
-        scores_s = use.layers * scores_layer / bandwidth
-        seconds += max(compute_s, memory_s) + dequant_s + scores_s + use.layers * eng.prefill_layer_us * 1e-6 / ubatch
+        rate, dequantize = _matrix_rate(req, dev)
+        compute_s = use.layers * matrix_flops / rate
+        memory_s = use.weights_mib * MIB / bandwidth / chunk
+        # The FP16 copy: the quantized weights read, two bytes per weight written.
+        dequant_s = use.layers * (per_layer + 2 * layer_params(arch)) / bandwidth / chunk if dequantize else 0.0
+        attention_s = use.layers * _attention_seconds(req, dev, cells)
+        seconds += max(compute_s, memory_s) + dequant_s + attention_s + use.layers * eng.prefill_layer_us * 1e-6 / chunk
     if cpu_layers:
         if any(u.layers for u in uses):
-            seconds += cpu_layers * per_layer / (eng.pcie_gbs * 1e9) / ubatch
+            seconds += cpu_layers * per_layer / (eng.pcie_gbs * 1e9) / chunk
         else:
-            seconds += cpu_layers * flops_layer / (eng.cpu_gflops * 1e9)
+            seconds += cpu_layers * (matrix_flops + 4 * arch.heads * arch.head_dim * cells) / (eng.cpu_gflops * 1e9)
     return seconds
 
 
@@ -432,7 +465,7 @@ def time_to_first_token(req: FitRequest, result: FitResult, prompt_tokens: int) 
     while done < prompt_tokens:
         chunk = min(ubatch, prompt_tokens - done)
         depth = done + chunk // 2
-        seconds += chunk * prefill_seconds_per_token(req, result.devices, cpu_layers, depth)
+        seconds += chunk * prefill_seconds_per_token(req, result.devices, cpu_layers, depth, chunk)
         done += chunk
     return seconds + 1.0 / result.decode_tok_s
 

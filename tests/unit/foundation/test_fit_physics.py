@@ -49,6 +49,45 @@ def test_prefill_is_compute_bound_and_ttft_grows_with_the_prompt():
     assert fast.time_to_first_token_s == pytest.approx(4096 / fast.prefill_tok_s, rel=0.25)
 
 
+
+def _prefill_request(flash_attention: bool, engine: str = "llama.cpp") -> fit.FitRequest:
+    cat = load_catalog()
+    choice = cat.model("llama3.1:8b-instruct-q4_K_M")
+    return fit.FitRequest(choice.model.architecture(), choice.quant.quant_type(), choice.file_bytes,
+                          (cat.device("rtx-4090"),), cat.engine(engine), ctx=32768, flash_attention=flash_attention)
+
+
+def test_prefill_attention_grows_with_depth_and_costs_more_without_flash_attention():
+    def per_token(req: fit.FitRequest, depth: int) -> float:
+        result = fit.fit(req)
+        return fit.prefill_seconds_per_token(req, result.devices, 0, depth)
+
+    fa_off, fa_on = _prefill_request(False), _prefill_request(True)
+    # Matrix work is the same at every depth; attention adds work per cell, and the score matrix's
+    # traffic (SCORE_BYTES_FA_OFF per head and cell) only without flash attention.
+    growth_off = per_token(fa_off, 16384) - per_token(fa_off, 256)
+    growth_on = per_token(fa_on, 16384) - per_token(fa_on, 256)
+    assert growth_on > 0 and growth_off > 1.5 * growth_on
+    assert per_token(fa_off, 256) > per_token(fa_on, 256)
+
+
+def test_prefill_ubatch_attends_every_cell_up_to_its_end():
+    # llama.cpp multiplies a ubatch against every cell up to its last token (the mask hides the later
+    # ones), so a 512-token ubatch centred on 256 and a 128-token one centred on 448 both see 512 cells.
+    req = _prefill_request(False)
+    assert fit._attention_cells(req, 256, 512) == fit._attention_cells(req, 448, 128) == 512
+    assert fit._attention_cells(req, 40000, 512) == 32768  # never more than the cache holds
+
+
+def test_attention_products_run_on_fp16_tensor_cores_even_on_the_mmq_path():
+    req = _prefill_request(False)
+    dev = req.devices[0]
+    slower_int8 = dataclasses.replace(req, devices=(dataclasses.replace(dev, int8_ops_per_clk=dev.int8_ops_per_clk / 2),))
+    cells = 4096
+    assert fit._attention_seconds(req, dev, cells) == fit._attention_seconds(slower_int8, slower_int8.devices[0], cells)
+    assert fit._matrix_rate(slower_int8, slower_int8.devices[0])[0] < fit._matrix_rate(req, dev)[0]
+
+
 def test_cuda_context_grows_with_sm_count():
     small = make_plan("qwen2.5-coder:7b", ["rtx-4060"], 4096).overhead_mib
     large = make_plan("qwen2.5-coder:7b", ["h200"], 4096).overhead_mib
