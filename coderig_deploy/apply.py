@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from coderig_deploy import hostkeys, runner
+from coderig_deploy import hostkeys, ollama_release, runner
 from coderig_deploy.errors import UserInputError
 from coderig_deploy.pins import unpinned_checks
 from coderig_deploy.atomicfile import write_atomic
@@ -67,6 +67,7 @@ class ApplyResult:
     spec: ProjectSpec
     reports: list[HostReport] = field(default_factory=list)  # verdict per host: provision + benchmark checks
     host_keys_recorded: list[str] = field(default_factory=list)  # by --accept-new-host-keys: "file: host type"
+    release_check: ollama_release.ReleaseCheck | None = None  # the pin against the release's sha256sum.txt
 
     @property
     def exit_code(self) -> int:
@@ -94,6 +95,7 @@ def new_run_dir(runs_dir: Path) -> Path:
 def apply(request: ApplyRequest, on_event: runner.EventHandler | None = None) -> ApplyResult:
     """Render, run and record one apply; raises CoderigError only for bad input or environment."""
     spec = spec_for(request.profile, request.hosts, _with_benchmark(request))
+    release = ollama_release.check_spec(spec)
     files = render_project(spec)
     runner.require_ansible_playbook()
     run_dir = new_run_dir(request.runs_dir)
@@ -116,10 +118,11 @@ def apply(request: ApplyRequest, on_event: runner.EventHandler | None = None) ->
             h.reason = hostkeys.explain(h.reason, targets[h.host])
     exp = expectations(request.profile)
     reports = [host_report(h.host, h.facts.get("smoke_benchmark_result"), exp,
-                           leading=[provision_check(h), *unpinned_checks(spec.unpinned)]) for h in results]
+                           leading=[provision_check(h), *unpinned_checks(spec.unpinned),
+                                    *([release.check_result()] if release else [])]) for h in results]
     result = ApplyResult(run_dir=run_dir, status=outcome.status, rc=outcome.rc,
                          seconds=round(time.monotonic() - started, 2), hosts=results, spec=spec, reports=reports,
-                         host_keys_recorded=hostkeys.recorded(known_before, request.hosts))
+                         host_keys_recorded=hostkeys.recorded(known_before, request.hosts), release_check=release)
     write_records(result, request)
     return result
 
@@ -162,6 +165,8 @@ def apply_document(result: ApplyResult, request: ApplyRequest) -> dict[str, obje
         "run_dir": str(result.run_dir),
         "accept_new_host_keys": request.accept_new_host_keys,
         "host_keys_recorded": result.host_keys_recorded,
+        "ollama_release_check": (None if result.release_check is None else
+                                 {"status": result.release_check.status, "detail": result.release_check.detail}),
         "hosts": [h.model_dump(mode="json") for h in result.hosts],
     }
 

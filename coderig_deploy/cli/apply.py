@@ -103,6 +103,8 @@ def apply_cmd(
     else:
         result = _with_progress(request, progress)
         render_result(console, result)
+    if result.release_check is not None and not json_out:
+        err_console.print(result.release_check.line(), markup=False, highlight=False, soft_wrap=True)
     for line in result.host_keys_recorded:
         err_console.print(f"recorded new host key (--accept-new-host-keys): {line}", markup=False, highlight=False)
     return result.exit_code
