@@ -145,6 +145,6 @@ class ActionModule(ActionBase):
         if conn.get_option("password") or self._play_context.password:
             raise AnsibleActionFail("bundle_sync streams pieces over key-based SSH; this host logs in with a "
                                     "password (the piece is on ssh's stdin): use a key")
-        host = conn.get_option("host") or self._play_context.remote_addr
+        conn.host = conn.get_option("host") or self._play_context.remote_addr  # as its exec_command sets it
         # No -tt: the piece's bytes must pass unaltered, and ssh gets no terminal.
-        return conn._build_command(conn.get_option("ssh_executable"), "ssh", host, remote)
+        return conn._build_command(conn.get_option("ssh_executable"), "ssh", conn.host, remote)
