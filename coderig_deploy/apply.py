@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from coderig_deploy import hostkeys, runner
+from coderig_deploy import hostkeys, ollama_release, runner
 from coderig_deploy.errors import UserInputError
 from coderig_deploy.pins import unpinned_checks
 from coderig_deploy.atomicfile import write_atomic
@@ -86,10 +86,16 @@ class ApplyResult:
     reports: list[HostReport] = field(default_factory=list)  # verdict per host: provision + benchmark checks
     host_keys_recorded: list[str] = field(default_factory=list)  # by --accept-new-host-keys: "file: host type"
     specs: list[ProjectSpec] = field(default_factory=list)  # one per profile of the fleet
+    release_checks: dict[str, ollama_release.ReleaseCheck] = field(default_factory=dict)  # per profile
 
     @property
     def profile_label(self) -> str:
         return ", ".join(s.profile for s in self.specs) or self.spec.profile
+
+    @property
+    def release_check(self) -> ollama_release.ReleaseCheck | None:
+        """The first profile's check of its Ollama pin against the release's sha256sum.txt."""
+        return next(iter(self.release_checks.values()), None)
 
     @property
     def exit_code(self) -> int:
@@ -121,6 +127,7 @@ def apply(request: ApplyRequest, on_event: runner.EventHandler | None = None) ->
     once; hosts in request.unmatched are not in it and are reported as not run."""
     groups = request.profile_groups()
     specs = [spec_for(g.profile, g.hosts, _with_benchmark(request, g)) for g in groups]
+    releases = release_checks(specs)
     files = render_fleet(specs)
     runner.require_ansible_playbook()
     run_dir = new_run_dir(request.runs_dir)
@@ -142,18 +149,33 @@ def apply(request: ApplyRequest, on_event: runner.EventHandler | None = None) ->
     for h in results:
         if h.status == "unreachable" and h.reason and h.host in targets:
             h.reason = hostkeys.explain(h.reason, targets[h.host])
-    reports = host_reports(results, groups, specs)
+    reports = host_reports(results, groups, specs, releases)
     results += [HostResult(host=name, status="not run", reason=why) for name, why in request.unmatched.items()]
     reports += [unmatched_report(name, why) for name, why in request.unmatched.items()]
     result = ApplyResult(run_dir=run_dir, status=outcome.status, rc=outcome.rc,
                          seconds=round(time.monotonic() - started, 2), hosts=results, spec=specs[0],
-                         reports=reports, host_keys_recorded=hostkeys.recorded(known_before, hosts), specs=specs)
+                         reports=reports, host_keys_recorded=hostkeys.recorded(known_before, hosts), specs=specs,
+                         release_checks=releases)
     write_records(result, request)
     return result
 
 
+def release_checks(specs: list[ProjectSpec]) -> dict[str, ollama_release.ReleaseCheck]:
+    """Each profile's Ollama pin checked against the release's published list (one fetch
+    per distinct pin: a fleet's profiles usually share it); none for a --bundle run."""
+    done: dict[tuple[str, str | None, str | None], ollama_release.ReleaseCheck | None] = {}
+    checks = {}
+    for spec in specs:
+        key = (spec.ollama_version, spec.ollama_archive_url, spec.ollama_archive_checksum)
+        if key not in done:
+            done[key] = ollama_release.check_spec(spec)
+        if done[key] is not None:
+            checks[spec.profile] = done[key]
+    return checks  # type: ignore[return-value]
+
+
 def host_reports(results: list[HostResult], groups: list[ProfileGroup], specs: list[ProjectSpec],
-             ) -> list[HostReport]:
+                 releases: dict[str, ollama_release.ReleaseCheck] | None = None) -> list[HostReport]:
     """Each host's verdict against its own profile's expectations; in a fleet the first
     check says which profile and why."""
     by_host = {h.name: (g, s) for g, s in zip(groups, specs) for h in g.hosts}
@@ -163,7 +185,8 @@ def host_reports(results: list[HostResult], groups: list[ProfileGroup], specs: l
             continue
         group, spec = by_host.get(h.host, (groups[0], specs[0]))
         reason = group.reasons.get(h.host)
-        leading = [provision_check(h), *unpinned_checks(spec.unpinned)]
+        release = (releases or {}).get(spec.profile)
+        leading = [provision_check(h), *unpinned_checks(spec.unpinned), *([release.check_result()] if release else [])]
         if reason is not None:
             leading.insert(0, CheckResult(name="profile", status="pass", reason=reason, source="apply",
                                           measured=group.profile.name))
@@ -220,6 +243,8 @@ def apply_document(result: ApplyResult, request: ApplyRequest) -> dict[str, obje
         "run_dir": str(result.run_dir),
         "accept_new_host_keys": request.accept_new_host_keys,
         "host_keys_recorded": result.host_keys_recorded,
+        "ollama_release_check": (None if result.release_check is None else
+                                 {"status": result.release_check.status, "detail": result.release_check.detail}),
         "hosts": [h.model_dump(mode="json") for h in result.hosts],
         "invocation": request.invocation,
         "retry_of": str(request.retry_of) if request.retry_of else None,

@@ -125,6 +125,8 @@ def apply_cmd(
     else:
         result = _with_progress(request, progress)
         render_result(console, result)
+    for check in dict.fromkeys(result.release_checks.values()) if not json_out else ():
+        err_console.print(check.line(), markup=False, highlight=False, soft_wrap=True)
     for line in result.host_keys_recorded:
         err_console.print(f"recorded new host key (--accept-new-host-keys): {line}", markup=False, highlight=False)
     return result.exit_code

@@ -1,5 +1,6 @@
 """Integrity pins on a real sandbox host: a tampered archive, a wrong archive pin and a
-wrong manifest pin each stop the run before Ollama or the model lands on the host;
+wrong manifest pin each stop the run before Ollama or the model lands on the host (the
+archive's on the controller already, against the release's sha256sum.txt, where it can);
 with nothing given, the lab's own pins make `apply --sandbox` pass."""
 
 from __future__ import annotations
@@ -57,10 +58,22 @@ def served_archive(lab: Lab) -> Path:
             / "ollama-linux-amd64.tar.zst")
 
 
+def refused(lab: Lab, runs: Path, *args: str) -> str:
+    """`apply --sandbox` that must stop on the controller (exit 2, one line): its stderr."""
+    env = {**os.environ, "CODERIG_SANDBOX_HOME": str(lab.home)}
+    proc = subprocess.run([CLI, "apply", "--runs-dir", str(runs), "--profile", PROFILE, "--sandbox", *args],
+                          env=env, capture_output=True, text=True, check=False, timeout=900)
+    assert proc.returncode == 2, f"exit {proc.returncode}: {proc.stdout}{proc.stderr}"
+    assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr, proc.stderr
+    assert not runs.exists()  # stopped before a run directory, let alone a host
+    return " ".join(proc.stderr.split())
+
+
 def test_a_tampered_archive_on_the_lab_server_stops_the_run(lab: Lab, tmp_path: Path) -> None:
+    """Altered on the server together with its sha256sum.txt, as an attacker on the path would:
+    the controller's release check sees the list disagree with the lab's pin (issue 13)."""
     archive = served_archive(lab)
     genuine = archive.read_bytes()
-    # Altered on the server together with its sha256sum.txt, as an attacker on the path would.
     checksums = archive.parent / "sha256sum.txt"
     genuine_sums = checksums.read_text()
     tampered = genuine + b"\0evil"
@@ -70,21 +83,34 @@ def test_a_tampered_archive_on_the_lab_server_stops_the_run(lab: Lab, tmp_path: 
         with urllib.request.urlopen(f"{services.urls(lab)['ollama_download_base']}/{archive.parent.name}/"
                                     f"{archive.name}", timeout=10) as response:
             assert response.read() == tampered  # the server really serves the altered file
-        code, doc = apply(lab, tmp_path / "runs", "--no-bench")
+        error = refused(lab, tmp_path / "runs", "--no-bench")
     finally:
         archive.write_bytes(genuine)
         checksums.write_text(genuine_sums)
+    assert "disagrees with" in error and f"{archive.parent.name}/sha256sum.txt" in error, error
+    ollama_absent(lab)
+
+
+def test_an_archive_altered_for_the_hosts_only_fails_on_the_host(lab: Lab, tmp_path: Path) -> None:
+    """The list still agrees with the pin (the controller's check passes), the archive does not:
+    the host's own check of the download against the pin stops it before unpacking."""
+    archive = served_archive(lab)
+    genuine = archive.read_bytes()
+    archive.write_bytes(genuine + b"\0evil")
+    try:
+        code, doc = apply(lab, tmp_path / "runs", "--no-bench")
+    finally:
+        archive.write_bytes(genuine)
     host = host_of(doc)
     assert code == 1 and host["status"] == "failed", host
     assert host["failed_role"] == "ollama" and "checksum" in (host["reason"] or "").lower(), host
+    assert doc["ollama_release_check"]["status"] == "verified", doc["ollama_release_check"]
     ollama_absent(lab)
 
 
 def test_a_mismatched_archive_pin_stops_the_run(lab: Lab, tmp_path: Path) -> None:
-    code, doc = apply(lab, tmp_path / "runs", "--no-bench", "--ollama-sha256", WRONG)
-    host = host_of(doc)
-    assert code == 1 and host["failed_role"] == "ollama", host
-    assert "checksum" in (host["reason"] or "").lower(), host
+    error = refused(lab, tmp_path / "runs", "--no-bench", "--ollama-sha256", WRONG)
+    assert f"the pin {WRONG} disagrees with" in error and "sha256sum.txt" in error, error
     ollama_absent(lab)
 
 
@@ -110,6 +136,8 @@ def test_the_lab_pins_itself_and_apply_passes(lab: Lab, tmp_path: Path) -> None:
     assert 'models_manifest_digest: "sha256:' in group_vars and "sha256sum.txt" not in group_vars
     report = json.loads((Path(doc["run_dir"]) / "report.json").read_text())
     assert not [c for h in report["hosts"] for c in h["checks"] if c["name"] == "integrity"]
+    (release,) = [c for h in report["hosts"] for c in h["checks"] if c["name"] == "ollama_release"]
+    assert release["status"] == "pass" and "the pin matches" in release["reason"], release
 
 
 # --- a local apt repository's signing key: trusted only when its fingerprint matches ----------

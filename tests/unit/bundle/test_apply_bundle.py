@@ -86,6 +86,7 @@ def test_the_rendered_project_copies_the_pieces_before_install_and_models(signed
     assert group_vars["bundle_sync_manifest"]["dest"] == STORE_MANIFEST
     assert group_vars["models_registry"] == "" and group_vars["models_manifest_digest"].startswith("sha256:")
     assert "roles/bundle_sync/tasks/piece.yml" in files
+    assert "roles/bundle_sync/action_plugins/bundle_sync_stream.py" in files  # the streamed copy travels along
     plain = render_project(spec_for(load_profile(PROFILE), [TargetHost(name="ws1")]))
     assert not any(p.startswith("roles/bundle_sync") for p in plain) and b"bundle_sync" not in plain["site.yml"]
 
