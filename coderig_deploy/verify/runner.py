@@ -132,6 +132,8 @@ def run_verify(targets: list[Target], spec: VerifySpec,
     if editor is not None and spec.editor_args:
         for target in targets:
             if target.name not in plugin.hosts:
+                if any(c.status == "fail" for c in plugin.results.get(target.name, [])):
+                    continue  # it could not be reached (refused key, down): that failure is its report
                 plugin.hosts[target.name] = connect(target)
             plugin.results.setdefault(target.name, []).extend(
                 editor_checks(plugin.hosts[target.name], spec.as_dict(), editor))

@@ -7,6 +7,7 @@ docker-registry (no hosts needed), then (marked integration) on a sandbox host.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import tempfile
 import time
@@ -307,6 +308,22 @@ def test_fault_model_missing(client: ollama.Client, sim: LocalSim, variant: str)
     with pytest.raises(ollama.ResponseError) as info:
         client.generate(model=variant, prompt="x")
     assert info.value.status_code == 404 and "not found" in info.value.error
+
+
+def test_an_error_that_closes_the_connection_says_so(sim: LocalSim) -> None:
+    # The server drops the connection after an error (an unread body must not leak into the next
+    # request); without `Connection: close` a keep-alive client would reuse the dead socket.
+    conn = http.client.HTTPConnection(sim.url.removeprefix("http://"), timeout=10)
+    try:
+        conn.request("POST", "/api/show", body=b'{"model": "no-such-model:1b"}',
+                     headers={"Content-Type": "application/json"})
+        response = conn.getresponse()
+        response.read()
+        assert response.status == 404 and response.getheader("Connection") == "close"
+        conn.request("GET", "/api/version")  # http.client reconnects, as it was told to
+        assert conn.getresponse().status == 200
+    finally:
+        conn.close()
 
 
 def test_fault_crash_on_load_returns_500(client: ollama.Client, sim: LocalSim, variant: str) -> None:
