@@ -49,6 +49,7 @@ class HostSpec(BaseModel):
     count: int | None = Field(default=None, ge=0, le=8,
                               description="number of cards; 0 = no GPU; default 1 with a gpu")
     driver_installed: bool = Field(default=True, description="False: cards visible, no driver")
+    docker: bool = Field(default=False, description="boot with what Docker Engine needs")
 
     @property
     def cards(self) -> int:
@@ -187,7 +188,8 @@ class Lab:
                 veth=naming.veth_name(current.lab_id, name),
                 cgroup=naming.cgroup_name(current.lab_id, name),
                 gpu=GpuSetup(slug=spec.gpu if spec.cards else None, count=spec.cards,
-                             driver_installed=spec.driver_installed))
+                             driver_installed=spec.driver_installed),
+                docker=spec.docker)
             current.hosts[name] = host
             new.append(host)
         state.save(current)  # recorded before anything exists, so `down` can clean up
@@ -200,6 +202,8 @@ class Lab:
         subnet = ipaddress.IPv4Network(current.subnet)
         network.create_host_network(host.netns, host.veth, current.bridge,
                                     ipaddress.IPv4Interface(f"{host.ip}/{subnet.prefixlen}"))
+        if host.docker:
+            network.enable_forwarding(host.netns)
         assert current.rootfs is not None
         hosts.mount_overlay(paths, current.rootfs)
         hosts.write_identity(paths, host.name, self.key.with_suffix(".pub").read_text().strip())
