@@ -32,6 +32,7 @@ TEMPLATES: dict[str, str] = {
 }
 ROLES = ("host_lock", "preflight", "nvidia_driver", "ollama", "models", "smoke")
 BUNDLE_ROLES = ("bundle_sync",)  # only in projects that install from an offline bundle
+CONTAINER_ROLES = ("container_runtime",)  # only in projects with ollama.runtime docker
 _SKIP_PARTS = {"__pycache__", ".pytest_cache"}
 
 
@@ -89,7 +90,8 @@ def render_project(spec: ProjectSpec, template_dir: Path | None = None,
         except jinja2.UndefinedError as exc:
             raise EnvironmentProblem(f"template {template}: {exc.message}") from None
         files[target] = text.encode()
-    roles = ROLES + (BUNDLE_ROLES if spec.bundle is not None else ())
+    roles = ROLES + (BUNDLE_ROLES if spec.bundle is not None else ()) + \
+        (CONTAINER_ROLES if spec.container is not None else ())
     files.update(_role_files(roles_dir or shipped_dir("playbooks") / "roles", roles))
     return dict(sorted(files.items()))
 

@@ -96,7 +96,8 @@ def _add(tar: tarfile.TarFile, root: Path, relative: str) -> None:
 
 
 def _entries(root: Path) -> list[str]:
-    names = {PYTHON, "usr/bin/python3", *_libraries(root)}
+    # a shell, as the official image has one: `docker run --health-cmd` runs /bin/sh -c
+    names = {PYTHON, "usr/bin/python3", "usr/bin/dash", "usr/bin/sh", *_libraries(root)}
     for path in (root / STDLIB).rglob("*"):
         relative = path.relative_to(root)
         if _wanted(relative.relative_to(STDLIB)) and (path.is_file() or path.is_symlink()):

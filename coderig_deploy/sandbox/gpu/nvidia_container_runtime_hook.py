@@ -15,6 +15,7 @@ GPUS = "/etc/coderig-sim/gpus.json"
 READ_ONLY = ("/usr/bin/nvidia-smi", "/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1")
 SHARED = "/run/coderig-sim"
 STATE_DIR = "/run/nvidia-container-hook"
+PROC_DRIVER = "/proc/driver"
 
 
 def visible(env):
@@ -72,6 +73,11 @@ def prestart():
             bind(pid, path, prepare(root, path, False), True)
     if os.path.isdir(SHARED):
         bind(pid, SHARED, prepare(root, SHARED, True), False)
+    # The driver's /proc entries, as nvidia-container-cli mounts /proc/driver/nvidia: the
+    # container's fresh procfs is already mounted, and the simulated module's files are
+    # over the host's /proc/driver (coderig-sim-nvidia.service).
+    if os.path.exists(PROC_DRIVER + "/nvidia/version"):
+        bind(pid, PROC_DRIVER, os.path.join(root, PROC_DRIVER.lstrip("/")), True)
     return 0
 
 
