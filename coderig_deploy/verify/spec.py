@@ -18,6 +18,7 @@ class VerifySpec:
     model: str
     variant: str
     models_dir: str
+    runtime: str = "native"  # docker: the native unit's checks give way to verify/container.py
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -29,7 +30,8 @@ def spec_for(profile: Profile) -> VerifySpec:
         driver_branch=profile.driver.branch if profile.hardware.count > 0 else None,
         ollama_version=profile.ollama.version, ollama_env=profile.ollama_env(),
         bind=profile.ollama.host, model=profile.model.tag,
-        variant=profile.model.variant_name, models_dir=profile.ollama.models_dir)
+        variant=profile.model.variant_name, models_dir=profile.ollama.models_dir,
+        runtime=profile.ollama.runtime)
 
 
 def manifest_path(models_dir: str, name: str) -> str:
