@@ -126,3 +126,13 @@ def test_verify_shows_every_container_check_and_flags_a_hand_started_exposed_one
     assert checks[FRESH]["containers_loopback_only"] == "fail"
     assert checks[FRESH]["container_gpu_request"] == "fail"
     assert checks[SWITCH]["container_port_loopback"] == "pass"
+
+
+def test_switching_back_to_native_removes_the_container_and_keeps_the_store(
+        lab: Lab, runs: dict[str, Any], tmp_path: Path) -> None:
+    """Runs after the verify test, which left a hand-started container on `fresh`."""
+    code, doc, _ = run_apply(lab, tmp_path, "--profile", NATIVE, "--sandbox", FRESH)
+    assert code == 0, [(h["host"], h.get("reason")) for h in doc["hosts"]]
+    assert _report(doc)[FRESH]["verdict"] == "pass"
+    assert lab.ssh(FRESH, "docker ps -aq").stdout.strip() == ""
+    assert lab.ssh(FRESH, "systemctl is-active ollama").stdout.strip() == "active"
