@@ -35,6 +35,8 @@ SAFE_URL = r"^https?://[A-Za-z0-9.\-\[\]:]+(/[A-Za-z0-9._~/+\-]*)?$"
 SAFE_TAG = r"^[a-z0-9][a-z0-9._\-/]*:[A-Za-z0-9._\-]+$"
 SAFE_VERSION = r"^[0-9]+\.[0-9]+\.[0-9]+(-[A-Za-z0-9.]+)?$"
 SAFE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._\-]*$"
+# A container image pinned by digest: [registry[:port]/]path@sha256:<64 hex>.
+SAFE_IMAGE = r"^[a-z0-9][a-z0-9._\-]*(:[0-9]{1,5})?(/[a-z0-9][a-z0-9._\-]*)+@sha256:[0-9a-f]{64}$"
 DESCRIPTION_MAX = 300
 # Integrity pins: a sha256 digest as `sha256:<64 lowercase hex>`; an OpenPGP key
 # fingerprint as 40 (v4) or 64 (v5/v6) hex digits, spaces allowed as gpg prints them.
@@ -132,6 +134,11 @@ class Ollama(_Strict):
     archive_sha256: str | None = Field(
         default=None, pattern=SHA256_PIN, description="sha256:<hex> of the release archive (a pin)"
     )
+    runtime: Literal["native", "docker"] = Field(
+        default="native", description="native: the release archive under systemd; docker: the container image")
+    image: str | None = Field(
+        default=None, pattern=SAFE_IMAGE, max_length=300,
+        description="runtime docker: the Ollama image pinned by digest, e.g. docker.io/ollama/ollama@sha256:<hex>")
 
     @field_validator("models_dir")
     @classmethod

@@ -24,6 +24,7 @@ from pydantic import (
 from coderig_deploy import pins
 from coderig_deploy.bundle.install import BundleInstall
 from coderig_deploy.catalog import load_catalog
+from coderig_deploy.container_spec import ContainerSpec, container_spec
 from coderig_deploy.driver_branches import Offer, offers
 from coderig_deploy.profiles import DESCRIPTION_MAX, Profile, one_printable_line
 
@@ -184,6 +185,7 @@ class ProjectSpec(_Strict):
     plan: PlanSummary
     benchmark: BenchmarkSeam | None = None
     bundle: BundleInstall | None = Field(default=None, description="apply --bundle: pieces copied from the controller")
+    container: ContainerSpec | None = Field(default=None, description="ollama.runtime docker: the Ollama container")
 
     @field_validator("description")
     @classmethod
@@ -237,6 +239,10 @@ class RenderOptions(_Strict):
     bundle: BundleInstall | None = None
     driver_local_repo: Annotated[str, _matching(_FILE_URL, "file: URL")] | None = Field(
         default=None, description="apply --bundle: the bundle's apt repository on the host (trusted)")
+    ollama_image: str | None = Field(default=None, description="runtime docker: the image instead of the profile's")
+    container_repo_url: str | None = None
+    container_repo_key_fingerprint: str | None = None
+    container_insecure_registries: list[str] = Field(default_factory=list)
 
 
 def spec_for(profile: Profile, hosts: list[TargetHost], options: RenderOptions | None = None) -> ProjectSpec:
@@ -302,6 +308,8 @@ def spec_for(profile: Profile, hosts: list[TargetHost], options: RenderOptions |
         ),
         benchmark=opts.benchmark,
         bundle=opts.bundle,
+        container=container_spec(profile, opts.ollama_image, opts.container_repo_url,
+                                 opts.container_repo_key_fingerprint, opts.container_insecure_registries),
     )
 
 

@@ -33,6 +33,7 @@ TEMPLATES: dict[str, str] = {
 }
 ROLES = ("host_lock", "preflight", "nvidia_driver", "ollama", "models", "smoke")
 BUNDLE_ROLES = ("bundle_sync",)  # only in projects that install from an offline bundle
+CONTAINER_ROLES = ("container_runtime",)  # only in projects with ollama.runtime docker
 _SKIP_PARTS = {"__pycache__", ".pytest_cache"}
 
 
@@ -102,7 +103,8 @@ def render_project(spec: ProjectSpec, template_dir: Path | None = None,
     env = _environment(template_dir or shipped_dir("templates"))
     context = _context(spec, [(None, spec)])
     files = {target: _render(env, template, context) for template, target in TEMPLATES.items()}
-    roles = ROLES + (BUNDLE_ROLES if spec.bundle is not None else ())
+    roles = ROLES + (BUNDLE_ROLES if spec.bundle is not None else ()) + \
+        (CONTAINER_ROLES if spec.container is not None else ())
     files.update(_role_files(roles_dir or shipped_dir("playbooks") / "roles", roles))
     return dict(sorted(files.items()))
 
@@ -114,6 +116,9 @@ def render_fleet(specs: list[ProjectSpec], template_dir: Path | None = None,
     same roles and play. One profile renders exactly as render_project."""
     if len(specs) == 1:
         return render_project(specs[0], template_dir, roles_dir)
+    if any(s.container is not None for s in specs):
+        raise UserInputError("ollama.runtime docker is applied one profile at a time for now: "
+                             f"run one apply per profile ({', '.join(s.profile for s in specs)})")
     if any(s.bundle is not None for s in specs):
         raise UserInputError("--bundle carries one profile's artifacts: it cannot provision hosts of "
                              f"several profiles ({', '.join(s.profile for s in specs)}); run one apply per profile")

@@ -14,7 +14,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
@@ -155,6 +155,16 @@ def _sandbox_extra_pins(profile: Profile) -> dict[str, str]:
     from coderig_deploy.sandbox import services
 
     return {ref.tag: services.manifest_pin(ref.tag) for ref in profile.models}
+def sandbox_container(urls: dict[str, str], registry: str | None) -> dict[str, Any]:
+    """runtime docker on sandbox hosts: the lab's simulator image, apt repository and key."""
+    if "ollama_image" not in urls:
+        return {}
+    from coderig_deploy.sandbox import Lab, services
+
+    image_registry = urls["ollama_image"].split("/", 1)[0]
+    return {"ollama_image": urls["ollama_image"], "container_repo_url": urls.get("container_repo_url"),
+            "container_repo_key_fingerprint": services.apt_key_pin(Lab(Path(urls["lab_home"]))),
+            "container_insecure_registries": sorted({image_registry, registry or image_registry})}
 
 
 @dataclass(frozen=True)
@@ -185,6 +195,7 @@ def resolve_targets(profile: Profile, opts: TargetOptions) -> tuple[list[TargetH
     registry, archive = opts.model_registry, opts.ollama_url
     archive_pin, manifest_pin = opts.ollama_sha256, opts.model_digest
     policy: Literal["refuse", "warn"] = "refuse"
+    container: dict[str, Any] = {}
     if opts.sandbox or SANDBOX in opts.hosts:
         targets, urls = from_sandbox([h for h in opts.hosts if h != SANDBOX] or None)
         registry = registry or urls.get("model_registry")
@@ -200,6 +211,7 @@ def resolve_targets(profile: Profile, opts: TargetOptions) -> tuple[list[TargetH
         # Sandbox hosts share the controller's RAM and disk: GPUs are simulated, memory
         # is not, so a shortfall there is reported as a warning instead of refusing.
         policy = "warn"
+        container = sandbox_container(urls, registry)
     else:
         extra_pins = {}
         targets = from_inventory(opts.inventory, opts.user, opts.key) if opts.inventory else []
@@ -212,7 +224,7 @@ def resolve_targets(profile: Profile, opts: TargetOptions) -> tuple[list[TargetH
                                 ollama_archive_url=archive, ollama_archive_checksum=archive_pin,
                                 model_manifest_digest=manifest_pin, allow_unpinned=opts.allow_unpinned,
                                 extra_manifest_digests=extra_pins,
-                                resource_policy=policy)
+                                resource_policy=policy, **container)
     except ValidationError as exc:
         raise UserInputError("; ".join(f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: "
                                        f"{e['msg'].removeprefix('Value error, ')}" for e in exc.errors())) from None

@@ -73,11 +73,14 @@ def up_cmd(
                     ] = "ws",
     no_driver: Annotated[bool, typer.Option(help="Cards visible in lspci, driver not installed")
                          ] = False,
+    docker: Annotated[bool, typer.Option(help="Boot with what Docker Engine needs (ollama.runtime: docker)")
+                      ] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Add hosts to the lab (creating it) and wait until each runs systemd fully."""
     lab = _lab()
-    specs = [HostSpec(gpu=gpu, count=gpu_count, driver_installed=not no_driver)] * hosts
+    specs = [HostSpec(gpu=gpu, count=gpu_count, driver_installed=not no_driver,
+                      docker=docker)] * hosts
     new = lab.up(specs, prefix=name)
     emit([host_row(lab, h) for h in new], json_out, _render([host_row(lab, h) for h in new]))
 

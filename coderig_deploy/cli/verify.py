@@ -14,6 +14,7 @@ from coderig_deploy.errors import UserInputError
 from coderig_deploy.profiles import load_profile
 from coderig_deploy.reports import host_report, run_report, write_run
 from coderig_deploy.smoke import expectations
+from coderig_deploy.verify.container import check_hosts, expect_for
 from coderig_deploy.verify.runner import Target, run_verify
 from coderig_deploy.verify.spec import spec_for
 
@@ -36,6 +37,13 @@ def _sandbox_targets() -> list[Target]:
     return [Target(h.name, h.ip, "root", 22, lab.key, lab.known_hosts) for h in hosts]
 
 
+def _sandbox_image() -> str | None:
+    """The lab's simulator image stands in for the profile's pinned one (as in apply --sandbox)."""
+    from coderig_deploy.sandbox import Lab, services
+
+    return services.image_pin(Lab())
+
+
 @app.command()
 def verify(
     hosts: Annotated[list[str] | None, typer.Argument(help="[user@]address[:port] ...")] = None,
@@ -56,6 +64,10 @@ def verify(
     spec = spec_for(prof)
     exp = expectations(prof)
     results = run_verify(targets, spec, editor=exp)
+    container = expect_for(prof, _sandbox_image() if sandbox else None)
+    if container is not None:
+        for name, checks in check_hosts(targets, container).items():
+            results.setdefault(name, []).extend(checks)
     reports = [host_report(t.name, None, exp, results.get(t.name, [])) for t in targets]
     rep = run_report(reports, prof.name, prof.model.tag)
     if out:

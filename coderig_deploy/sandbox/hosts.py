@@ -37,6 +37,9 @@ class HostPaths:
         self.upper, self.work, self.root = self.dir / "upper", self.dir / "work", self.dir / "root"
         self.log = self.dir / "console.log"
         self.host_key = self.dir / "ssh_host_ed25519_key"
+        # Docker hosts: /var/lib/docker on the controller's own filesystem, because
+        # overlay2 cannot stack on the host's overlayfs root (sandbox-hosts.md).
+        self.docker = self.dir / "docker"
 
 
 INOTIFY_INSTANCES = Path("/proc/sys/fs/inotify/max_user_instances")
@@ -88,12 +91,29 @@ def write_identity(paths: HostPaths, name: str, authorized_key: str) -> None:
     _write(root, "root/.ssh/authorized_keys", authorized_key + "\n", 0o600)
 
 
+# What dockerd needs inside an nspawn host, and nothing more (sandbox-hosts.md, "Docker
+# Engine inside a sandbox host"): iptables for its bridge, the bpf device-cgroup
+# programs, session keyrings for runc; plus a pure cgroup v2 tree (launch()).
+DOCKER_OPTIONS = ("--capability=CAP_NET_ADMIN", "--system-call-filter=@keyring bpf")
+
+
 def nspawn_argv(host: HostState, paths: HostPaths) -> list[str]:
-    return [
+    argv = [
         "systemd-nspawn", "--boot", "--directory", str(paths.root), "--machine", host.name,
         "--register=no", "--keep-unit", f"--network-namespace-path=/run/netns/{host.netns}",
         "--console=read-only", "--link-journal=no", "--resolv-conf=off", "--timezone=off",
     ]
+    if host.docker:
+        argv += [*DOCKER_OPTIONS, f"--bind={paths.docker}:/var/lib/docker"]
+    return argv
+
+
+def launch_env(host: HostState) -> dict[str, str]:
+    """nspawn's environment: a docker host gets the unified (v2) cgroup hierarchy."""
+    env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")}
+    if host.docker:
+        env["SYSTEMD_NSPAWN_UNIFIED_HIERARCHY"] = "1"
+    return env
 
 
 def launch(host: HostState, paths: HostPaths) -> int:
@@ -106,8 +126,9 @@ def launch(host: HostState, paths: HostPaths) -> int:
     script = ('for d in $CODERIG_CGROUPS; do echo $$ > "$d/cgroup.procs" || exit 70; done; '
               'exec "$@"')
     launcher = ["/bin/sh", "-c", script, "coderig-launch", *nspawn_argv(host, paths)]
-    env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
-           "CODERIG_CGROUPS": " ".join(str(d) for d in dirs)}
+    env = {**launch_env(host), "CODERIG_CGROUPS": " ".join(str(d) for d in dirs)}
+    if host.docker:
+        paths.docker.mkdir(mode=0o710, exist_ok=True)
     with paths.log.open("ab") as log:
         proc = subprocess.Popen(launcher, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                 env=env, start_new_session=True)

@@ -51,6 +51,7 @@ class HostSpec(BaseModel):
     driver_installed: bool = Field(default=True, description="False: cards visible, no driver")
     missing: int = Field(default=0, ge=0, le=8, description="How many of the cards are dead: on the PCI "
                          "bus (lspci) but not seen by the driver (nvidia-smi, NVML, Ollama)")
+    docker: bool = Field(default=False, description="boot with what Docker Engine needs")
 
     @property
     def cards(self) -> int:
@@ -190,7 +191,8 @@ class Lab:
                 cgroup=naming.cgroup_name(current.lab_id, name),
                 gpu=GpuSetup(slug=spec.gpu if spec.cards else None, count=spec.cards,
                              driver_installed=spec.driver_installed,
-                             missing=min(spec.missing, spec.cards)))
+                             missing=min(spec.missing, spec.cards)),
+                docker=spec.docker)
             current.hosts[name] = host
             new.append(host)
         state.save(current)  # recorded before anything exists, so `down` can clean up
@@ -203,6 +205,8 @@ class Lab:
         subnet = ipaddress.IPv4Network(current.subnet)
         network.create_host_network(host.netns, host.veth, current.bridge,
                                     ipaddress.IPv4Interface(f"{host.ip}/{subnet.prefixlen}"))
+        if host.docker:
+            network.enable_forwarding(host.netns)
         assert current.rootfs is not None
         hosts.mount_overlay(paths, current.rootfs)
         hosts.write_identity(paths, host.name, self.key.with_suffix(".pub").read_text().strip())

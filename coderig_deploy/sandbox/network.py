@@ -87,3 +87,12 @@ def delete_host_network(netns: str, veth: str) -> None:
     if netns_exists(netns):
         _ip("netns", "del", netns, check=False)
     delete_link(veth)
+
+
+def enable_forwarding(netns: str) -> None:
+    """ip_forward=1 inside a host's namespace only (Docker's bridge needs it; the
+    controller's own setting is untouched, so nothing routes beyond the lab bridge)."""
+    proc = subprocess.run(["ip", "netns", "exec", netns, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1"],
+                          capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise EnvironmentProblem(f"enabling forwarding in {netns} failed: {proc.stderr.strip()}")

@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import Protocol
 
 from coderig_deploy.catalog import load_catalog
-from coderig_deploy.sandbox import artifacts, fake_nvidia_repo, processes, registry
+from coderig_deploy.sandbox import (
+    artifacts,
+    container_repo,
+    fake_nvidia_repo,
+    ollama_image,
+    processes,
+    registry,
+)
 from coderig_deploy.sandbox.ollama_sim.store import sha256_digest
 from coderig_deploy.sandbox.release import ARCHIVE, build_release
 from coderig_deploy.sandbox.synthetic_models import build
@@ -23,6 +30,7 @@ ARTIFACTS_PORT = 8088
 REGISTRY_PORT = 5000
 ARTIFACTS = "artifacts"
 REGISTRY = "registry"
+OLLAMA_IMAGE = "ollama-image"
 PINS = "pins.json"  # beside the served tree, not in it: what the lab built, by digest
 
 
@@ -58,7 +66,28 @@ def start(lab: LabLike, tags: list[str] | None = None) -> dict[str, str]:
         reg = registry.start(home / "registry", ip, REGISTRY_PORT)
         lab.register_service(REGISTRY, reg.pid, reg.url)
         registry.seed(reg.url, tags if tags is not None else registry.profile_tags())
+    if _wants_containers(lab) and not _recorded(home / PINS, OLLAMA_IMAGE):
+        _start_containers(lab, home)
     return urls(lab)
+
+
+def _wants_containers(lab: LabLike) -> bool:
+    state = lab.state
+    return state is not None and any(h.docker for h in state.hosts.values())
+
+
+def _recorded(path: Path, name: str) -> bool:
+    return path.is_file() and name in json.loads(path.read_text())
+
+
+def _start_containers(lab: LabLike, home: Path) -> None:
+    """Only for labs with docker hosts: Docker's .debs and the simulated toolkit as an apt
+    repository, and the simulator image in the registry (its digest is the lab's pin)."""
+    state = lab.state
+    assert state is not None and state.rootfs is not None and REGISTRY in state.services
+    container_repo.build(home / "artifacts", home / "gnupg", state.rootfs)
+    image = ollama_image.build_image(state.rootfs)
+    _record(home / PINS, OLLAMA_IMAGE, ollama_image.push(state.services[REGISTRY].url, image))
 
 
 def stop(lab: LabLike) -> None:
@@ -78,9 +107,21 @@ def urls(lab: LabLike) -> dict[str, str]:
         out["ollama_download_base"] = f"{services[ARTIFACTS].url}/ollama/releases/download"
         out["nvidia_repo_url"] = f"{services[ARTIFACTS].url}/apt/nvidia"
         out["debian_mirror_url"] = f"{services[ARTIFACTS].url}/apt/debian"
+        if _recorded(lab.home / "services" / PINS, OLLAMA_IMAGE):
+            out["container_repo_url"] = f"{services[ARTIFACTS].url}/apt/containers"
     if REGISTRY in services:
         out["model_registry"] = services[REGISTRY].url.removeprefix("http://")
+        image = image_pin(lab)
+        if image:
+            out["ollama_image"] = image
     return out
+
+
+def image_pin(lab: LabLike) -> str | None:
+    """`<registry>/coderig/ollama-sim@sha256:<hex>`: the simulator image the lab pushed."""
+    path = lab.home / "services" / PINS
+    value = json.loads(path.read_text()).get(OLLAMA_IMAGE) if path.is_file() else None
+    return str(value) if value else None
 
 
 def _record_pin(path: Path, version: str, digest: str) -> None:

@@ -72,6 +72,7 @@ class HostState(BaseModel):
     veth: str
     cgroup: str
     gpu: GpuSetup
+    docker: bool = Field(default=False, description="booted with what Docker Engine needs")
     host_key: str = Field(default="", description="the host's ed25519 public key line")
     pid: int | None = Field(default=None, description="the systemd-nspawn process")
     status: str = "creating"  # creating | booting | running | failed | stopped

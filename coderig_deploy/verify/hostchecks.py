@@ -9,8 +9,15 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
+import pytest
+
 from coderig_deploy.verify import facts
 from coderig_deploy.verify.spec import manifest_path
+
+
+def _native_only(spec: dict[str, Any]) -> None:
+    if spec.get("runtime") == "docker":
+        pytest.skip("runtime docker: the container checks cover it")
 
 
 def test_driver_branch(target: Any, spec: dict[str, Any]) -> None:
@@ -25,6 +32,7 @@ def test_driver_branch(target: Any, spec: dict[str, Any]) -> None:
 
 
 def test_ollama_version(target: Any, spec: dict[str, Any]) -> None:
+    _native_only(spec)
     out = target.run("ollama --version")
     assert out.rc == 0, f"`ollama --version` failed (rc {out.rc}): {out.stderr.strip()[:120]}"
     version = facts.ollama_version(out.stdout + out.stderr)
@@ -33,12 +41,14 @@ def test_ollama_version(target: Any, spec: dict[str, Any]) -> None:
 
 
 def test_unit_enabled_active(target: Any, spec: dict[str, Any]) -> None:
+    _native_only(spec)
     unit = target.service("ollama")
     assert unit.is_enabled, "ollama.service is not enabled (will not start at boot)"
     assert unit.is_running, "ollama.service is not active"
 
 
 def test_dropin_environment(target: Any, spec: dict[str, Any]) -> None:
+    _native_only(spec)
     out = target.check_output("systemctl show ollama --property=Environment --value")
     env = facts.systemd_environment(out)
     wrong = {k: env.get(k) for k, v in spec["ollama_env"].items() if env.get(k) != v}

@@ -106,6 +106,8 @@ class _Plugin:
 def _reason(report: pytest.TestReport) -> str:
     if report.passed:
         return "ok"
+    if report.skipped and isinstance(report.longrepr, tuple):  # (file, line, "Skipped: why")
+        return str(report.longrepr[2]).removeprefix("Skipped: ")
     crash = getattr(report.longrepr, "reprcrash", None)
     text = crash.message if crash is not None else str(report.longrepr)
     first = text.splitlines()[0] if text else "failed"

@@ -21,6 +21,7 @@ class VerifySpec:
     models_dir: str
     extra_models: list[str] = field(default_factory=list)  # the profile's `models`: tags and variants
     editor_args: list[str] = field(default_factory=list)  # `--editor MODEL=ROLE ...` for the host benchmark
+    runtime: str = "native"  # docker: the native unit's checks give way to verify/container.py
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -34,7 +35,7 @@ def spec_for(profile: Profile) -> VerifySpec:
         bind=profile.ollama.host, model=profile.model.tag,
         variant=profile.model.variant_name, models_dir=profile.ollama.models_dir,
         extra_models=[n for ref in profile.models for n in (ref.tag, ref.variant_name)],
-        editor_args=editor_args(profile))
+        editor_args=editor_args(profile), runtime=profile.ollama.runtime)
 
 
 def manifest_path(models_dir: str, name: str) -> str:

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from coderig_deploy.project import ProjectSpec
-from coderig_deploy.render import BUNDLE_ROLES, TEMPLATES, render_project
+from coderig_deploy.render import BUNDLE_ROLES, CONTAINER_ROLES, TEMPLATES, render_project
 from coderig_deploy.resources import shipped_dir
 
 CASES_DIR = Path(__file__).parent / "cases"
@@ -58,7 +58,7 @@ def test_roles_are_copied_byte_for_byte() -> None:
     copied = {k: v for k, v in files.items() if k.startswith("roles/")}
     on_disk = {f"roles/{p.relative_to(roles).as_posix()}": p.read_bytes()
                for p in roles.rglob("*") if p.is_file() and "__pycache__" not in p.parts
-               and p.relative_to(roles).parts[0] not in BUNDLE_ROLES}  # only in apply --bundle projects
+               and p.relative_to(roles).parts[0] not in BUNDLE_ROLES + CONTAINER_ROLES}  # only in some projects
     assert copied == on_disk
     assert {k.split("/")[1] for k in copied} == {"host_lock", "preflight", "nvidia_driver", "ollama", "models", "smoke"}
 

@@ -1,0 +1,100 @@
+"""The container checks against `docker inspect` output read from real sandbox hosts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from coderig_deploy.bench.checks import FAIL, PASS
+from coderig_deploy.profiles import load_profile
+from coderig_deploy.verify.container import (
+    ContainerExpect,
+    HostContainers,
+    container_checks,
+    expect_for,
+    exposed_containers,
+)
+
+HERE = Path(__file__).parent
+PROFILES = HERE / "profiles"
+
+
+def _seen(case: str) -> HostContainers:
+    data = json.loads((HERE / "inspect" / f"{case}.json").read_text())
+    return HostContainers(data["container"], data["image"], [data["container"]])
+
+
+def _expect(case: str) -> ContainerExpect:
+    """The plan the fixture's host was provisioned with (its image, budget-4070's env)."""
+    image = _seen(case).container["Config"]["Image"]  # type: ignore[index]
+    expect = expect_for(load_profile("budget-4070-docker", PROFILES), image)
+    assert expect is not None
+    return expect
+
+
+def _statuses(case: str, expect: ContainerExpect) -> dict[str, str]:
+    seen = _seen(case)
+    return {c.name: c.status for c in [*container_checks(seen, expect), exposed_containers(seen, "")]}
+
+
+def test_managed_container_passes_every_check() -> None:
+    statuses = _statuses("managed", _expect("managed"))
+    assert statuses == {name: PASS for name in (
+        "container_running", "container_image_digest", "container_gpu_request", "container_env",
+        "container_port_loopback", "container_health", "container_restarts", "container_restart_policy",
+        "containers_loopback_only")}
+
+
+def test_hand_started_container_on_all_addresses_is_flagged() -> None:
+    seen = _seen("hand_started_exposed")
+    checks = {c.name: c for c in [*container_checks(seen, _expect("hand_started_exposed")),
+                                  exposed_containers(seen, "")]}
+    assert checks["container_port_loopback"].status == FAIL
+    assert "0.0.0.0:11434" in checks["container_port_loopback"].reason
+    assert checks["containers_loopback_only"].status == FAIL
+    assert checks["container_gpu_request"].status == FAIL
+    assert checks["container_env"].status == FAIL and "OLLAMA_KV_CACHE_TYPE" in checks["container_env"].reason
+    assert checks["container_health"].reason == "health is none"
+    assert checks["container_restart_policy"].status == FAIL
+    assert checks["container_image_digest"].status == PASS  # the right image, run the wrong way
+
+
+def test_another_digest_fails_the_pin() -> None:
+    expect = _expect("managed")
+    other = ContainerExpect(**{**expect.__dict__, "image": expect.image.split("@")[0] + "@sha256:" + "1" * 64})
+    assert _statuses("managed", other)["container_image_digest"] == FAIL
+
+
+def test_restarts_are_counted() -> None:
+    seen = _seen("managed")
+    assert seen.container is not None
+    seen.container["RestartCount"] = 3
+    check = next(c for c in container_checks(seen, _expect("managed")) if c.name == "container_restarts")
+    assert (check.status, check.reason) == (FAIL, "restarted 3 time(s): see `docker logs ollama`")
+
+
+def test_missing_container_is_one_failed_check() -> None:
+    checks = container_checks(HostContainers(None, None, []), _expect("managed"))
+    assert [(c.name, c.status) for c in checks] == [("container_present", FAIL)]
+
+
+def test_an_exposed_plan_allows_its_own_binding() -> None:
+    seen = _seen("hand_started_exposed")
+    assert exposed_containers(seen, "0.0.0.0:11434").status == FAIL  # [::]:11434 is still beyond it
+    seen.container["NetworkSettings"]["Ports"]["11434/tcp"] = [  # type: ignore[index]
+        {"HostIp": "0.0.0.0", "HostPort": "11434"}]
+    assert exposed_containers(seen, "0.0.0.0:11434").status == PASS
+
+
+def test_native_profile_has_no_container() -> None:
+    assert expect_for(load_profile("budget-4070")) is None
+
+
+def test_docker_without_image_is_refused(tmp_path: Path) -> None:
+    from coderig_deploy.errors import UserInputError
+
+    (tmp_path / "noimage.yaml").write_text("extends: budget-4070\nollama: {runtime: docker}\n")
+    with pytest.raises(UserInputError, match="ollama.image"):
+        expect_for(load_profile("noimage", tmp_path))
