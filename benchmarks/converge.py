@@ -17,46 +17,25 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
-import time
-from pathlib import Path
 from typing import Any
+
+from _lab import apply, labs_root, throwaway_lab
 
 from coderig_deploy.sandbox import HostSpec, Lab
 
-CLI = str(Path(sys.executable).parent / "coderig-deploy")
 
-
-def apply_once(lab: Lab, profile: str, runs: Path, with_bench: bool) -> dict[str, Any]:
-    env = {**os.environ, "CODERIG_SANDBOX_HOME": str(lab.home)}
-    started = time.monotonic()
-    bench = [] if with_bench else ["--no-bench"]
-    proc = subprocess.run([CLI, "apply", "--profile", profile, "--sandbox", "--json", "--runs-dir", str(runs), *bench],
-                          env=env, capture_output=True, text=True, check=False)
-    seconds = time.monotonic() - started
-    if not proc.stdout.strip().startswith("{"):
-        raise SystemExit(f"apply failed (exit {proc.returncode}): {proc.stderr.strip()}")
-    doc = json.loads(proc.stdout)
-    return {"exit": proc.returncode, "wall_s": round(seconds, 1),
+def apply_once(lab: Lab, profile: str, with_bench: bool) -> dict[str, Any]:
+    code, doc, seconds = apply(lab, "--profile", profile, *([] if with_bench else ["--no-bench"]))
+    return {"exit": code, "wall_s": round(seconds, 1),
             "changed": sum(h["changed"] for h in doc["hosts"]),
             "statuses": sorted({h["status"] for h in doc["hosts"]})}
 
 
-def measure(size: int, profile: str, root: Path, with_bench: bool = False) -> dict[str, Any]:
-    lab = Lab(Path(tempfile.mkdtemp(prefix=f"converge{size}-", dir=root)))
-    try:
-        boot_started = time.monotonic()
-        lab.up([HostSpec(gpu="rtx-4090", count=2) for _ in range(size)], prefix="cv")
-        boot = time.monotonic() - boot_started
-        runs = lab.home / "runs"
-        first = apply_once(lab, profile, runs, with_bench)
-        rerun = apply_once(lab, profile, runs, with_bench)
-    finally:
-        lab.down()
-        shutil.rmtree(lab.home, ignore_errors=True)
+def measure(size: int, profile: str, with_bench: bool = False) -> dict[str, Any]:
+    with throwaway_lab([HostSpec(gpu="rtx-4090", count=2) for _ in range(size)], f"converge{size}") as (lab, boot):
+        first = apply_once(lab, profile, with_bench)
+        rerun = apply_once(lab, profile, with_bench)
     return {"hosts": size, "boot_s": round(boot, 1), "first": first, "rerun": rerun}
 
 
@@ -67,11 +46,8 @@ def main() -> int:
     parser.add_argument("--with-bench", action="store_true", help="include the smoke benchmark in each run")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    if os.geteuid() != 0:
-        parser.error("the sandbox boots hosts with systemd-nspawn: run as root")
-    root = Path(os.environ.get("CODERIG_TEST_LABS", "/var/lib/coderig/test-labs"))
-    root.mkdir(parents=True, exist_ok=True)
-    rows = [measure(size, args.profile, root, args.with_bench) for size in args.sizes]
+    labs_root()
+    rows = [measure(size, args.profile, args.with_bench) for size in args.sizes]
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
