@@ -19,6 +19,7 @@ from coderig_deploy import hostkeys, ollama_release, runner
 from coderig_deploy.errors import UserInputError
 from coderig_deploy.pins import unpinned_checks
 from coderig_deploy.atomicfile import write_atomic
+from coderig_deploy.bench.checks import Check
 from coderig_deploy.profiles import Profile
 from coderig_deploy.project import (
     BenchmarkSeam,
@@ -149,7 +150,8 @@ def apply(request: ApplyRequest, on_event: runner.EventHandler | None = None) ->
     for h in results:
         if h.status == "unreachable" and h.reason and h.host in targets:
             h.reason = hostkeys.explain(h.reason, targets[h.host])
-    reports = host_reports(results, groups, specs, releases)
+    reports = host_reports(results, groups, specs, releases,
+                           container_checks(groups, specs, results) if not request.check else {})
     results += [HostResult(host=name, status="not run", reason=why) for name, why in request.unmatched.items()]
     reports += [unmatched_report(name, why) for name, why in request.unmatched.items()]
     result = ApplyResult(run_dir=run_dir, status=outcome.status, rc=outcome.rc,
@@ -174,10 +176,26 @@ def release_checks(specs: list[ProjectSpec]) -> dict[str, ollama_release.Release
     return checks  # type: ignore[return-value]
 
 
+def container_checks(groups: list[ProfileGroup], specs: list[ProjectSpec],
+                     results: list[HostResult]) -> dict[str, list[Check]]:
+    """For each docker-runtime host that provisioned: its Ollama container as the docker SDK
+    sees it (digest, GPU request, environment, loopback port, health, restarts)."""
+    from coderig_deploy.verify.container import check_provisioned
+
+    passed = {h.host for h in results if h.passed}
+    checks: dict[str, list[Check]] = {}
+    for group, spec in zip(groups, specs, strict=True):
+        hosts = [h for h in group.hosts if h.name in passed]
+        if spec.container is not None and hosts:
+            checks.update(check_provisioned(hosts, spec.container))
+    return checks
+
+
 def host_reports(results: list[HostResult], groups: list[ProfileGroup], specs: list[ProjectSpec],
-                 releases: dict[str, ollama_release.ReleaseCheck] | None = None) -> list[HostReport]:
-    """Each host's verdict against its own profile's expectations; in a fleet the first
-    check says which profile and why."""
+                 releases: dict[str, ollama_release.ReleaseCheck] | None = None,
+                 containers: dict[str, list[Check]] | None = None) -> list[HostReport]:
+    """Each host's verdict against its own profile's expectations (and, on a docker runtime,
+    its container's checks); in a fleet the first check says which profile and why."""
     by_host = {h.name: (g, s) for g, s in zip(groups, specs) for h in g.hosts}
     reports = []
     for h in results:
@@ -191,7 +209,7 @@ def host_reports(results: list[HostResult], groups: list[ProfileGroup], specs: l
             leading.insert(0, CheckResult(name="profile", status="pass", reason=reason, source="apply",
                                           measured=group.profile.name))
         report = host_report(h.host, h.facts.get("smoke_benchmark_result"), expectations(group.profile),
-                             leading=leading)
+                             verify=(containers or {}).get(h.host), leading=leading)
         reports.append(report.model_copy(update={**fleet_fields(h, group.profile.name),
                                                   "profile_reason": reason or COMMAND_LINE}))
     return reports

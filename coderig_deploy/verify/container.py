@@ -9,18 +9,21 @@ The checks are pure functions of what `docker inspect` returns.
 
 from __future__ import annotations
 
+import getpass
 import os
 import shutil
 import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
-from coderig_deploy.bench.checks import FAIL, PASS, Check
-from coderig_deploy.container_spec import container_spec
+from coderig_deploy.bench.checks import FAIL, PASS, SKIP, Check
+from coderig_deploy.container_spec import ContainerSpec, container_spec
 from coderig_deploy.errors import EnvironmentProblem
 from coderig_deploy.profiles import Profile
+from coderig_deploy.project import TargetHost
 
 LOOPBACK = ("127.0.0.1", "::1")
 _HOME_LOCK = threading.Lock()
@@ -156,9 +159,24 @@ def expect_for(profile: Profile, image: str | None = None) -> ContainerExpect | 
     """The container a host of `profile` runs (None for runtime native); `image` overrides
     the profile's pin (the sandbox lab's simulator image)."""
     spec = container_spec(profile, image)
-    if spec is None:
-        return None
+    return None if spec is None else expect_from(spec)
+
+
+def expect_from(spec: ContainerSpec) -> ContainerExpect:
     return ContainerExpect(image=spec.image, env=spec.env, publish=spec.publish, port=spec.container_port)
+
+
+def check_provisioned(hosts: list[TargetHost], spec: ContainerSpec) -> dict[str, list[Check]]:
+    """apply's container checks for the hosts it provisioned: the same checks as verify's.
+    The SDK logs in as the inventory user; one that needs sudo (become) may not reach
+    dockerd, and a local connection has no SSH: both are skipped, saying so."""
+    skipped = {h.name: [Check("container_checks", SKIP, "not read: the docker SDK goes over SSH as a user "
+                              "dockerd accepts (run `coderig-deploy verify` as root)")]
+               for h in hosts if h.connection != "ssh" or h.become}
+    targets = [SimpleNamespace(name=h.name, address=h.address or h.name, user=h.user or getpass.getuser(),
+                               port=h.port or 22, key_file=h.key_file, known_hosts=h.known_hosts)
+               for h in hosts if h.name not in skipped]
+    return {**skipped, **check_hosts(targets, expect_from(spec))}
 
 
 def check_hosts(targets: list[Any], expect: ContainerExpect) -> dict[str, list[Check]]:

@@ -98,3 +98,19 @@ def test_docker_without_image_is_refused(tmp_path: Path) -> None:
     (tmp_path / "noimage.yaml").write_text("extends: budget-4070\nollama: {runtime: docker}\n")
     with pytest.raises(UserInputError, match="ollama.image"):
         expect_for(load_profile("noimage", tmp_path))
+
+
+def test_apply_skips_hosts_the_sdk_cannot_reach_saying_why() -> None:
+    """A local connection has no SSH and a become user may not reach dockerd: both get one
+    skipped check with the reason (no connection is tried, so nothing here needs a host)."""
+    from coderig_deploy.container_spec import container_spec
+    from coderig_deploy.project import TargetHost
+    from coderig_deploy.verify.container import check_provisioned
+
+    spec = container_spec(load_profile("budget-4070-docker", PROFILES))
+    assert spec is not None
+    hosts = [TargetHost(name="here", connection="local"), TargetHost(name="ws1", user="ops", become=True)]
+    checks = check_provisioned(hosts, spec)
+    assert {name: [(c.name, c.status) for c in found] for name, found in checks.items()} == {
+        "here": [("container_checks", "skip")], "ws1": [("container_checks", "skip")]}
+    assert "verify" in checks["ws1"][0].reason
