@@ -122,6 +122,7 @@ def inspect(address: str, user: str = "root", port: int = 22, key: Path | None =
             known_hosts: Path | None = None, name: str = "ollama") -> HostContainers:
     """Read the container, its image and every running container from the host's dockerd."""
     import docker  # the SDK is only needed for docker-runtime hosts
+    import requests
 
     with _HOME_LOCK, tempfile.TemporaryDirectory(prefix="coderig-docker-") as tmp:
         _ssh_home(Path(tmp), address, user, port, key, known_hosts)
@@ -136,6 +137,8 @@ def inspect(address: str, user: str = "root", port: int = 22, key: Path | None =
             os.environ["HOME"] = saved or ""
         try:
             return _read(client, name)
+        except (docker.errors.DockerException, requests.RequestException, OSError) as exc:
+            raise EnvironmentProblem(f"{address}: dockerd did not answer over SSH: {exc}") from None
         finally:
             client.close()
 
@@ -174,7 +177,8 @@ def check_provisioned(hosts: list[TargetHost], spec: ContainerSpec) -> dict[str,
                               "dockerd accepts (run `coderig-deploy verify` as root)")]
                for h in hosts if h.connection != "ssh" or h.become}
     targets = [SimpleNamespace(name=h.name, address=h.address or h.name, user=h.user or getpass.getuser(),
-                               port=h.port or 22, key_file=h.key_file, known_hosts=h.known_hosts)
+                               port=h.port or 22, key_file=Path(h.key_file) if h.key_file else None,
+                               known_hosts=Path(h.known_hosts) if h.known_hosts else None)
                for h in hosts if h.name not in skipped]
     return {**skipped, **check_hosts(targets, expect_from(spec))}
 

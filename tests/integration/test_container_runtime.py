@@ -85,6 +85,8 @@ def test_container_runs_the_pinned_digest_with_the_gpu(lab: Lab, runs: dict[str,
         # the benchmark measured a model entirely on the (simulated) GPU
         checks = {c["name"]: c for c in _report(runs["both_rerun"][1])[host]["checks"]}
         assert checks["gpu_offload"]["status"] == "pass", checks["gpu_offload"]
+        # apply's own report read the container through the docker SDK too
+        assert {name: checks[name]["status"] for name in CONTAINER_CHECKS} == dict.fromkeys(CONTAINER_CHECKS, "pass")
 
 
 def test_switching_stopped_the_native_service_and_kept_the_store(lab: Lab, runs: dict[str, Any]) -> None:
@@ -131,6 +133,8 @@ def test_switching_back_to_native_removes_the_container_and_keeps_the_store(
     """Runs after the verify test, which left a hand-started container on `fresh`."""
     code, doc, _ = run_apply(lab, tmp_path, "--profile", NATIVE, "--sandbox", FRESH)
     assert code == 0, [(h["host"], h.get("reason")) for h in doc["hosts"]]
-    assert _report(doc)[FRESH]["verdict"] == "pass"
+    report = _report(doc)[FRESH]
+    assert report["verdict"] == "pass"
+    assert not [c["name"] for c in report["checks"] if c["name"].startswith("container")]  # native: none
     assert lab.ssh(FRESH, "docker ps -aq").stdout.strip() == ""
     assert lab.ssh(FRESH, "systemctl is-active ollama").stdout.strip() == "active"

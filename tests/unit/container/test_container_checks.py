@@ -114,3 +114,19 @@ def test_apply_skips_hosts_the_sdk_cannot_reach_saying_why() -> None:
     assert {name: [(c.name, c.status) for c in found] for name, found in checks.items()} == {
         "here": [("container_checks", "skip")], "ws1": [("container_checks", "skip")]}
     assert "verify" in checks["ws1"][0].reason
+
+
+def test_apply_reports_a_host_whose_dockerd_cannot_be_reached_as_a_failed_check(tmp_path: Path) -> None:
+    """The inventory's key and known_hosts paths are strings; nothing listens on port 1."""
+    from coderig_deploy.container_spec import container_spec
+    from coderig_deploy.project import TargetHost
+    from coderig_deploy.verify.container import check_provisioned
+
+    spec = container_spec(load_profile("budget-4070-docker", PROFILES))
+    assert spec is not None
+    (tmp_path / "known_hosts").write_text("")
+    host = TargetHost(name="ws1", address="127.0.0.1", port=1, user="root", key_file=str(tmp_path / "id"),
+                      known_hosts=str(tmp_path / "known_hosts"))
+    checks = check_provisioned([host], spec)["ws1"]
+    assert [(c.name, c.status) for c in checks] == [("container_present", "fail")]
+    assert "127.0.0.1" in checks[0].reason
