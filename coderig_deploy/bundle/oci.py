@@ -40,9 +40,9 @@ def base_url(registry: str) -> str:
     return f"http://{text}"
 
 
-def get_manifest(base: str, repository: str, tag: str) -> tuple[bytes, str, str]:
+def get_manifest(base: str, repository: str, tag: str, accept: str = ACCEPT) -> tuple[bytes, str, str]:
     """The manifest bytes as served, their digest (checked against the registry's) and media type."""
-    data, headers = fetch_bytes(f"{base}/v2/{repository}/manifests/{tag}", {"Accept": ACCEPT})
+    data, headers = fetch_bytes(f"{base}/v2/{repository}/manifests/{tag}", {"Accept": accept})
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
     served = headers.get("docker-content-digest")
     if served and served != digest:

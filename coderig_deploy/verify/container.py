@@ -36,6 +36,9 @@ class ContainerExpect:
     port: int = 11434
     name: str = "ollama"
     restart: str = "unless-stopped"
+    # From a bundle: the image ID `docker load` gave it (the config digest the pinned
+    # manifest names; a loaded image has no RepoDigest). bundle/image.py explains the chain.
+    image_id: str | None = None
 
 
 @dataclass
@@ -62,6 +65,11 @@ def _listing(bindings: list[tuple[str, str]]) -> str:
     return ", ".join(f"{ip or '0.0.0.0'}:{port}" for ip, port in bindings) or "nothing"
 
 
+def _loaded_pin(attrs: dict[str, Any], expect: ContainerExpect) -> bool:
+    """The container runs the image the bundle loaded for the pin (by ID, as the role started it)."""
+    return expect.image_id is not None and attrs.get("Image") == expect.image_id
+
+
 def container_checks(seen: HostContainers, expect: ContainerExpect) -> list[Check]:
     """One named check per property of the container; all fail when it is missing."""
     attrs = seen.container
@@ -81,7 +89,7 @@ def container_checks(seen: HostContainers, expect: ContainerExpect) -> list[Chec
     policy = (host.get("RestartPolicy") or {}).get("Name", "")
     return [
         _check("container_running", bool(state.get("Running")), f"container is {state.get('Status', '?')}"),
-        _check("container_image_digest", f"{repo}@{digest}" in repo_digests,
+        _check("container_image_digest", f"{repo}@{digest}" in repo_digests or _loaded_pin(attrs, expect),
                f"runs {attrs.get('Config', {}).get('Image', '?')} ({', '.join(repo_digests) or 'no digest'}), "
                f"pinned {expect.image}"),
         _check("container_gpu_request", bool(gpu), "no GPU device request (--gpus): Ollama runs on the CPU"),
@@ -152,13 +160,15 @@ def _read(client: Any, name: str) -> HostContainers:
     return HostContainers(container, image, running)
 
 
-def expect_for(profile: Profile, image: str | None = None) -> ContainerExpect | None:
+def expect_for(profile: Profile, image: str | None = None, image_id: str | None = None) -> ContainerExpect | None:
     """The container a host of `profile` runs (None for runtime native); `image` overrides
-    the profile's pin (the sandbox lab's simulator image)."""
+    the profile's pin (the sandbox lab's simulator image, a bundle's), `image_id` is the
+    ID a bundle's archive loads as."""
     spec = container_spec(profile, image)
     if spec is None:
         return None
-    return ContainerExpect(image=spec.image, env=spec.env, publish=spec.publish, port=spec.container_port)
+    return ContainerExpect(image=spec.image, env=spec.env, publish=spec.publish, port=spec.container_port,
+                           image_id=image_id)
 
 
 def check_hosts(targets: list[Any], expect: ContainerExpect) -> dict[str, list[Check]]:
