@@ -9,6 +9,7 @@ chunks then PUT (chunked); the manifest last, with its own media type.
 from __future__ import annotations
 
 import hashlib
+import json
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -49,6 +50,15 @@ def get_manifest(base: str, repository: str, tag: str, accept: str = ACCEPT) -> 
         raise DownloadError(f"{base} {repository}:{tag}: manifest digest {digest} but the registry says {served}")
     media = headers.get("content-type", OLLAMA_MANIFEST).split(";")[0].strip()
     return data, digest, media
+
+
+def json_media_type(data: bytes) -> str:
+    """The mediaType a manifest names itself (Docker schema 2 when it does not say)."""
+    try:
+        named = json.loads(data).get("mediaType")
+    except (ValueError, AttributeError):
+        named = None
+    return str(named) if named else OLLAMA_MANIFEST
 
 
 def get_blob(base: str, repository: str, digest: str, final: Path, partial_dir: Path, size: int | None,

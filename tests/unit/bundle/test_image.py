@@ -19,6 +19,7 @@ from coderig_deploy.bundle import load_manifest
 from coderig_deploy.bundle.apply_options import with_bundle
 from coderig_deploy.bundle.build import BuildRequest, Sources, build
 from coderig_deploy.bundle.image import archive_relpath, fetch, parse_reference
+from coderig_deploy.bundle.push import push_images
 from coderig_deploy.bundle.verify import verify_bundle
 from coderig_deploy.errors import RunFailed, UserInputError
 from coderig_deploy.profiles import load_profile
@@ -191,3 +192,19 @@ def test_layer_contents_match_the_config_diff_ids(pushed: Pushed, tmp_path: Path
     layer = files[json.loads(files["manifest.json"])[0]["Layers"][0]]
     assert config["rootfs"]["diff_ids"] == [_sha(gzip.decompress(layer))]
     assert io.BytesIO(layer).read(2) == b"\x1f\x8b"  # kept gzip: docker load decompresses it
+
+
+def test_push_serves_the_image_at_the_site_by_the_same_digest(pushed: Pushed, bundle: Path, tmp_path: Path) -> None:
+    site = registry.start(tmp_path / "site", "127.0.0.1", free_port())
+    try:
+        [image] = push_images(bundle, site.address)
+        assert image.reference == f"{site.address}/{REPOSITORY}@{pushed.manifest_digest}"
+        assert (image.blobs_uploaded, image.blobs_present) == (2, 0)
+        again = fetch(tmp_path, image.reference, plain_http=True)  # what a host pulls: the same pin
+        assert again.image_id == _sha(pushed.config)
+        original = load_manifest(bundle).images[0]
+        blobs = {n: d for n, d in _members(tmp_path / again.path).items() if n.startswith("blobs/")}
+        assert blobs == {n: d for n, d in _members(bundle / original.path).items() if n.startswith("blobs/")}
+        assert push_images(bundle, site.address)[0].blobs_present == 2  # a second push uploads nothing
+    finally:
+        stop_pid(site.pid)
