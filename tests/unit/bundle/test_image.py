@@ -8,12 +8,16 @@ import gzip
 import hashlib
 import io
 import json
+import os
+import subprocess
+import sys
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
 from coderig_deploy.bundle import load_manifest
 from coderig_deploy.bundle.apply_options import with_bundle
@@ -23,7 +27,8 @@ from coderig_deploy.bundle.push import push_images
 from coderig_deploy.bundle.verify import verify_bundle
 from coderig_deploy.errors import RunFailed, UserInputError
 from coderig_deploy.profiles import load_profile
-from coderig_deploy.project import RenderOptions
+from coderig_deploy.project import RenderOptions, TargetHost, spec_for
+from coderig_deploy.render import render_project, write_project
 from coderig_deploy.sandbox import registry
 from coderig_deploy.sandbox.ollama_sim.store import MANIFEST_V2
 from coderig_deploy.verify.container import ContainerExpect, HostContainers, container_checks
@@ -32,6 +37,7 @@ from tests.unit.bundle.conftest import Release
 
 REPOSITORY = "coderig/ollama-test"
 LIST_TYPE = "application/vnd.docker.distribution.manifest.list.v2+json"
+BIN = Path(sys.executable).parent
 PROFILES = Path(__file__).resolve().parents[1] / "container" / "profiles"
 
 
@@ -208,3 +214,21 @@ def test_push_serves_the_image_at_the_site_by_the_same_digest(pushed: Pushed, bu
         assert push_images(bundle, site.address)[0].blobs_present == 2  # a second push uploads nothing
     finally:
         stop_pid(site.pid)
+
+
+def test_the_docker_bundle_project_loads_the_image_and_passes_ansible_lint(pushed: Pushed, bundle: Path,
+                                                                           tmp_path: Path) -> None:
+    profile = load_profile("budget-4070-docker", PROFILES)
+    options = with_bundle(RenderOptions(ollama_image=pushed.ref(pushed.manifest_digest)), bundle, None, profile)
+    files = render_project(spec_for(profile, [TargetHost(name="ws1")], options))
+    group_vars = yaml.safe_load(files["group_vars/all.yml"].replace(b"!unsafe ", b""))
+    dest = f"sha256-{pushed.manifest_digest[7:]}.tar"
+    assert group_vars["container_runtime_ollama_image_id"] == _sha(pushed.config)
+    assert group_vars["container_runtime_ollama_image_archive"] == f"/var/lib/coderig/bundle/images/{dest}"
+    assert group_vars["bundle_sync_image"]["dest"] == dest
+    assert group_vars["bundle_sync_image_dir"] == "/var/lib/coderig/bundle/images"
+    project = write_project(files, tmp_path / "project")
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "ANSIBLE_NOCOLOR": "1"}
+    proc = subprocess.run([str(BIN / "ansible-lint"), "--offline", "--profile", "production", "."], cwd=project,
+                          env=env, capture_output=True, text=True, check=False, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
