@@ -70,12 +70,17 @@ def archive_relpath(digest: str) -> str:
 
 def _platform_manifest(base: str, ref: Reference, data: bytes, media: str) -> tuple[bytes, str | None]:
     """The image manifest itself; for a list or index, its linux/amd64 entry fetched and checked."""
-    if media not in LISTS and json.loads(data).get("mediaType") not in LISTS:
+    try:
+        document = json.loads(data)
+        listed = media in LISTS or document.get("mediaType") in LISTS
+        entries = [m for m in document.get("manifests") or [] if isinstance(m, dict)] if listed else []
+    except (ValueError, AttributeError):
+        raise ModelSourceError(f"{ref.host}/{ref.repository}@{ref.digest}: the manifest is not JSON") from None
+    if not listed:
         return data, None
-    entries = json.loads(data).get("manifests") or []
     chosen = next((m for m in entries if all((m.get("platform") or {}).get(k) == v for k, v in PLATFORM.items())),
                   None)
-    if chosen is None:
+    if chosen is None or not re.fullmatch(r"sha256:[0-9a-f]{64}", str(chosen.get("digest", ""))):
         raise ModelSourceError(f"{ref.host}/{ref.repository}@{ref.digest}: no linux/amd64 image in the list")
     body, digest, _ = oci.get_manifest(base, ref.repository, chosen["digest"], ACCEPT)
     if digest != chosen["digest"]:

@@ -33,7 +33,7 @@ from coderig_deploy.sandbox import registry
 from coderig_deploy.sandbox.ollama_sim.store import MANIFEST_V2
 from coderig_deploy.verify.container import ContainerExpect, HostContainers, container_checks
 from tests.integration.ollama_sim_support import free_port, stop_pid
-from tests.unit.bundle.conftest import Release
+from tests.unit.bundle.conftest import RangeServer, Release
 
 REPOSITORY = "coderig/ollama-test"
 LIST_TYPE = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -232,3 +232,29 @@ def test_the_docker_bundle_project_loads_the_image_and_passes_ansible_lint(pushe
     proc = subprocess.run([str(BIN / "ansible-lint"), "--offline", "--profile", "production", "."], cwd=project,
                           env=env, capture_output=True, text=True, check=False, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def _serve(server: RangeServer, path: str, data: bytes) -> None:
+    target = server.root / path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
+
+
+def test_a_registry_serving_other_bytes_for_the_pin_is_refused(pushed: Pushed, range_server: RangeServer,
+                                                              tmp_path: Path) -> None:
+    """A registry that lies (not content-addressed): a manifest or a blob that does not hash to its digest."""
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": MANIFEST_V2,
+                           "config": {"size": len(pushed.config), "digest": _sha(pushed.config)},
+                           "layers": [{"size": len(pushed.layer), "digest": _sha(pushed.layer)}]}).encode()
+    host = range_server.url.removeprefix("http://")
+    pin = _sha(manifest)
+    _serve(range_server, f"v2/{REPOSITORY}/manifests/{pin}", manifest + b" ")
+    with pytest.raises(RunFailed, match="not the pin"):
+        fetch(tmp_path, f"{host}/{REPOSITORY}@{pin}", plain_http=True)
+    _serve(range_server, f"v2/{REPOSITORY}/manifests/{pin}", manifest)
+    _serve(range_server, f"v2/{REPOSITORY}/blobs/{_sha(pushed.config)}", pushed.config)
+    flipped = pushed.layer[:-1] + bytes([pushed.layer[-1] ^ 0xFF])
+    _serve(range_server, f"v2/{REPOSITORY}/blobs/{_sha(pushed.layer)}", flipped)
+    with pytest.raises(RunFailed, match="sha256"):
+        fetch(tmp_path, f"{host}/{REPOSITORY}@{pin}", plain_http=True)
+    assert not (tmp_path / archive_relpath(pin)).exists()
