@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -112,11 +113,14 @@ def test_a_tampered_image_archive_stops_apply_before_the_host_changes(lab: Lab, 
 @pytest.fixture(scope="module")
 def runs(lab: Lab, bundle: Path, workdir: Path) -> list[dict[str, Any]]:
     """The first apply and its rerun (after the tampered-bundle test, which must find the host bare)."""
-    documents = []
+    documents, seconds = [], []
     for _ in range(2):
+        started = time.monotonic()
         code, document, stderr = apply(lab, workdir / "runs", bundle)
+        seconds.append(time.monotonic() - started)
         assert code == 0, stderr + json.dumps(document.get("hosts"), indent=1)
         documents.append(document)
+    print(f"\napply --bundle (docker) seconds: first {seconds[0]:.1f}, rerun {seconds[1]:.1f}")
     return documents
 
 
