@@ -91,7 +91,9 @@ def image(bundle: Path) -> ImageEntry:
 def test_the_bundle_holds_the_lab_image_as_pinned(lab: Lab, bundle: Path, image: ImageEntry) -> None:
     assert image.reference == services.image_pin(lab)
     assert image.manifest_digest == image.reference.rpartition("@")[2]
-    assert load_manifest(bundle).file(image.path).kind == "container-image"
+    listed = load_manifest(bundle).file(image.path)
+    assert listed.kind == "container-image"
+    print(f"\nimage archive {image.path}: {listed.size / 2**20:.1f} MiB")
 
 
 def test_a_tampered_image_archive_stops_apply_before_the_host_changes(lab: Lab, bundle: Path, image: ImageEntry,
