@@ -33,6 +33,7 @@ from coderig_deploy.bundle.download import PARTIAL_DIR
 from coderig_deploy.bundle.files import BundleWriteError, Progress, publish, require_space
 from coderig_deploy.bundle.manifest import ImageEntry
 from coderig_deploy.bundle.models import ModelSourceError, layers_of
+from coderig_deploy.bundle.verify import BundleInvalid
 from coderig_deploy.errors import UserInputError
 
 IMAGES_DIR = "images"
@@ -68,23 +69,27 @@ def archive_relpath(digest: str) -> str:
     return f"{IMAGES_DIR}/sha256-{digest.removeprefix('sha256:')}.tar"
 
 
+def _amd64(listing: bytes) -> list[str]:
+    """The digests a manifest list or OCI index names for linux/amd64."""
+    entries = [m for m in json.loads(listing).get("manifests") or [] if isinstance(m, dict)]
+    return [str(m.get("digest")) for m in entries
+            if all((m.get("platform") or {}).get(k) == v for k, v in PLATFORM.items())]
+
+
 def _platform_manifest(base: str, ref: Reference, data: bytes, media: str) -> tuple[bytes, str | None]:
     """The image manifest itself; for a list or index, its linux/amd64 entry fetched and checked."""
     try:
         document = json.loads(data)
-        listed = media in LISTS or document.get("mediaType") in LISTS
-        entries = [m for m in document.get("manifests") or [] if isinstance(m, dict)] if listed else []
+        if not (media in LISTS or document.get("mediaType") in LISTS):
+            return data, None
+        chosen = next(iter(_amd64(data)), "")
     except (ValueError, AttributeError):
         raise ModelSourceError(f"{ref.host}/{ref.repository}@{ref.digest}: the manifest is not JSON") from None
-    if not listed:
-        return data, None
-    chosen = next((m for m in entries if all((m.get("platform") or {}).get(k) == v for k, v in PLATFORM.items())),
-                  None)
-    if chosen is None or not re.fullmatch(r"sha256:[0-9a-f]{64}", str(chosen.get("digest", ""))):
+    if not re.fullmatch(r"sha256:[0-9a-f]{64}", chosen):
         raise ModelSourceError(f"{ref.host}/{ref.repository}@{ref.digest}: no linux/amd64 image in the list")
-    body, digest, _ = oci.get_manifest(base, ref.repository, chosen["digest"], ACCEPT)
-    if digest != chosen["digest"]:
-        raise ModelSourceError(f"{ref.repository}: the list names {chosen['digest']}, the registry served {digest}")
+    body, digest, _ = oci.get_manifest(base, ref.repository, chosen, ACCEPT)
+    if digest != chosen:
+        raise ModelSourceError(f"{ref.repository}: the list names {chosen}, the registry served {digest}")
     return body, digest
 
 
@@ -104,7 +109,7 @@ def fetch(bundle: Path, image: str, plain_http: bool, progress: Progress | None 
                      bundle / PARTIAL_DIR, layer["size"], progress)
     relpath = archive_relpath(ref.digest)
     tag = f"{ref.host}/{ref.repository}:pinned-{ref.digest.removeprefix('sha256:')[:12]}"
-    write_archive(bundle / relpath, manifest, blobs, tag)
+    write_archive(bundle / relpath, manifest, blobs, tag, data if platform_digest else None)
     shutil.rmtree(blobs, ignore_errors=True)
     return ImageEntry(reference=image, manifest_digest=ref.digest, platform_manifest_digest=platform_digest,
                       image_id=entries[0]["digest"], path=relpath, source=f"{base}/v2/{ref.repository}")
@@ -121,8 +126,9 @@ def _entry(tar: tarfile.TarFile, name: str, size: int, handle: Any, directory: b
     tar.addfile(info, handle)
 
 
-def write_archive(final: Path, manifest: bytes, blobs: Path, tag: str) -> None:
-    """A deterministic tar (same inputs, same bytes): both formats over one blobs/sha256/ tree."""
+def write_archive(final: Path, manifest: bytes, blobs: Path, tag: str, listing: bytes | None = None) -> None:
+    """A deterministic tar (same inputs, same bytes): both formats over one blobs/sha256/ tree;
+    a pinned list's own bytes ride along, so the archive alone ties the image to the pin."""
     config, *layers = layers_of(manifest, str(final))
     manifest_hex = hashlib.sha256(manifest).hexdigest()
     docker = [{"Config": f"blobs/sha256/{config['digest'][7:]}", "RepoTags": [tag],
@@ -133,6 +139,8 @@ def write_archive(final: Path, manifest: bytes, blobs: Path, tag: str) -> None:
                             "annotations": {"io.containerd.image.name": tag.split("/", 1)[-1]}}]}
     small = {"oci-layout": b'{"imageLayoutVersion":"1.0.0"}', "index.json": json.dumps(index).encode(),
              "manifest.json": json.dumps(docker).encode(), f"blobs/sha256/{manifest_hex}": manifest}
+    if listing is not None:
+        small[f"blobs/sha256/{hashlib.sha256(listing).hexdigest()}"] = listing
     final.parent.mkdir(parents=True, exist_ok=True)
     temporary = final.with_name(f".{final.name}.tmp")
     try:
@@ -149,3 +157,35 @@ def write_archive(final: Path, manifest: bytes, blobs: Path, tag: str) -> None:
     except OSError as exc:
         temporary.unlink(missing_ok=True)
         raise BundleWriteError(f"{final}: cannot write the image archive: {exc.strerror}") from None
+
+
+def check_archive(archive: Path, entry: ImageEntry, pin: str) -> None:
+    """Tie the archive to the user's pin without taking bundle.json's word for it: the blob
+    named by the pin hashes to it, names (through a list: its linux/amd64 entry) a manifest
+    whose config is `entry.image_id`, and manifest.json loads that config and those layers.
+    dockerd then checks the layers against the config's diff_ids, the role the image ID."""
+    where = f"{archive.name} ({pin})"
+    try:
+        with tarfile.open(archive) as tar:
+            def blob(digest: str) -> bytes:
+                handle = tar.extractfile(f"blobs/sha256/{digest.removeprefix('sha256:')}")
+                data = handle.read() if handle else b""
+                if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
+                    raise BundleInvalid(f"{where}: blob {digest} is missing or altered")
+                return data
+
+            manifest = blob(pin)
+            if entry.platform_manifest_digest is not None:
+                if entry.platform_manifest_digest not in _amd64(manifest):
+                    raise BundleInvalid(f"{where}: the list does not name {entry.platform_manifest_digest}")
+                manifest = blob(entry.platform_manifest_digest)
+            config, *layers = layers_of(manifest, where)
+            handle = tar.extractfile("manifest.json")
+            loads = json.loads(handle.read() if handle else b"[]")
+    except (tarfile.TarError, KeyError, ValueError, ModelSourceError) as exc:
+        raise BundleInvalid(f"{where}: not the pinned image's archive: {exc}") from None
+    expected = [{"Config": f"blobs/sha256/{config['digest'][7:]}",
+                 "Layers": [f"blobs/sha256/{lay['digest'][7:]}" for lay in layers]}]
+    if config["digest"] != entry.image_id or [{k: m.get(k) for k in ("Config", "Layers")} for m in loads] != expected:
+        raise BundleInvalid(f"{where}: the pinned manifest names config {config['digest']} and its layers, "
+                            f"but the archive loads {loads!r:.200} as {entry.image_id}")

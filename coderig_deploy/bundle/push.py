@@ -74,7 +74,7 @@ def _push_image(directory: Path, image: ImageEntry, base: str, progress: Progres
         media = oci.json_media_type(data)
         for member in tar.getmembers():
             name = member.name.removeprefix("blobs/sha256/")
-            if not member.isfile() or name == member.name or name == digest[7:]:
+            if not member.isfile() or name == member.name or name in (digest[7:], image.manifest_digest[7:]):
                 continue
             path = Path(tmp) / name
             path.write_bytes(_member(tar, member.name).read())

@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from coderig_deploy.bundle import load_manifest
+from coderig_deploy.bundle import BundleInvalid, load_manifest
 from coderig_deploy.bundle.apply_options import with_bundle
 from coderig_deploy.bundle.build import BuildRequest, Sources, build
-from coderig_deploy.bundle.image import archive_relpath, fetch, parse_reference
+from coderig_deploy.bundle.image import archive_relpath, fetch, parse_reference, write_archive
 from coderig_deploy.bundle.push import push_images
 from coderig_deploy.bundle.verify import verify_bundle
 from coderig_deploy.errors import RunFailed, UserInputError
@@ -258,3 +258,45 @@ def test_a_registry_serving_other_bytes_for_the_pin_is_refused(pushed: Pushed, r
     with pytest.raises(RunFailed, match="sha256"):
         fetch(tmp_path, f"{host}/{REPOSITORY}@{pin}", plain_http=True)
     assert not (tmp_path / archive_relpath(pin)).exists()
+
+
+def _edit_bundle_json(bundle: Path, change: dict[str, object], archive: bytes | None = None) -> None:
+    """An unsigned bundle.json edited to agree with itself (verify's file hashes still pass)."""
+    path = bundle / "bundle.json"
+    data = json.loads(path.read_text())
+    data["images"][0].update(change)
+    if archive is not None:
+        (bundle / data["images"][0]["path"]).write_bytes(archive)
+        for entry in data["files"]:
+            if entry["path"] == data["images"][0]["path"]:
+                entry["size"], entry["sha256"] = len(archive), hashlib.sha256(archive).hexdigest()
+    path.write_text(json.dumps(data))
+
+
+def test_apply_ties_the_archive_to_the_users_pin_not_to_bundle_json(pushed: Pushed, bundle: Path,
+                                                                    tmp_path: Path) -> None:
+    profile = load_profile("budget-4070-docker", PROFILES)
+    options = RenderOptions(ollama_image=pushed.ref(pushed.manifest_digest))
+    _edit_bundle_json(bundle, {"image_id": _sha(b"another config")})
+    with pytest.raises(BundleInvalid, match="names config " + _sha(pushed.config)):
+        with_bundle(options, bundle, None, profile)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / _sha(pushed.config)[7:]).write_bytes(pushed.config)
+    write_archive(other / "x.tar", json.dumps({"config": {"digest": _sha(pushed.config), "size": 1},
+                                               "layers": []}).encode(), other, "x/y:z")
+    _edit_bundle_json(bundle, {"image_id": _sha(pushed.config)}, (other / "x.tar").read_bytes())
+    with pytest.raises(BundleInvalid, match="not the pinned image's archive"):
+        with_bundle(options, bundle, None, profile)
+
+
+def test_a_list_pinned_image_is_tied_through_the_list_in_the_archive(pushed: Pushed, tmp_path: Path,
+                                                                     model_store: Path, release: Release) -> None:
+    ref = pushed.ref(pushed.list_digest)
+    out = tmp_path / "bundle"
+    build(BuildRequest(profiles=["budget-4070-docker"], output=out, profiles_dir=PROFILES,
+                       sources=Sources(store=model_store, registry=pushed.address, ollama_image=ref),
+                       ollama_url=release.url, ollama_sha256=f"sha256:{release.sha256}"))
+    options = with_bundle(RenderOptions(ollama_image=ref), out, None, load_profile("budget-4070-docker", PROFILES))
+    assert options.bundle is not None and options.bundle.image_id == _sha(pushed.config)
+    assert f"blobs/sha256/{pushed.list_digest[7:]}" in _members(out / load_manifest(out).images[0].path)
