@@ -140,6 +140,9 @@ def test_the_container_runs_the_loaded_image_with_the_gpu(lab: Lab, image: Image
     assert _inspect(lab, ".Image") == image.image_id == _inspect(lab, ".Config.Image")
     assert _inspect(lab, ".RepoDigests", "image", image.image_id) == []  # loaded: no digest to match the pin
     assert [r["Capabilities"] for r in _inspect(lab, ".HostConfig.DeviceRequests")] == [[["gpu"]]]
+    archives = lab.ssh(HOST, "find /var/cache/coderig /var/lib/coderig/bundle/images -type f -name '*.tar*' "
+                             "-printf '%f\\n' 2>/dev/null; true").stdout.split()
+    assert archives == [image.path.rpartition("/")[2]]  # the image came, the release archive did not
     smi = lab.ssh(HOST, "docker exec ollama nvidia-smi -L")
     assert smi.returncode == 0 and "NVIDIA GeForce RTX 4070" in smi.stdout, smi.stderr
     report = json.loads((Path(first["run_dir"]) / "report.json").read_text())

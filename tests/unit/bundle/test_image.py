@@ -227,6 +227,7 @@ def test_the_docker_bundle_project_loads_the_image_and_passes_ansible_lint(pushe
     assert group_vars["container_runtime_ollama_image_archive"] == f"/var/lib/coderig/bundle/images/{dest}"
     assert group_vars["bundle_sync_image"]["dest"] == dest
     assert group_vars["bundle_sync_image_dir"] == "/var/lib/coderig/bundle/images"
+    assert group_vars["bundle_sync_archive"] == {}  # the release archive is not copied to a docker host
     project = write_project(files, tmp_path / "project")
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "ANSIBLE_NOCOLOR": "1"}
     proc = subprocess.run([str(BIN / "ansible-lint"), "--offline", "--profile", "production", "."], cwd=project,
