@@ -21,8 +21,9 @@ import pytest
 
 from coderig_deploy.bundle import load_manifest
 from coderig_deploy.bundle.manifest import ImageEntry
-from coderig_deploy.sandbox import HostSpec, Lab, processes, services
+from coderig_deploy.sandbox import HostSpec, Lab, processes, registry, services
 from tests.integration.conftest import LabFactory
+from tests.integration.ollama_sim_support import stop_pid
 
 pytestmark = pytest.mark.integration
 
@@ -75,9 +76,10 @@ def bundle(lab: Lab, workdir: Path) -> Path:
     assert built.returncode == 0, built.stderr
     state = lab.state
     assert state is not None
-    registry = state.services[services.REGISTRY]
-    processes.terminate(registry.pid, registry.started)
-    probe = lab.ssh(HOST, f"python3 -c 'import urllib.request as u; u.urlopen(\"{registry.url}/v2/\", timeout=5)'")
+    lab_registry = state.services[services.REGISTRY]
+    processes.terminate(lab_registry.pid, lab_registry.started)
+    probe = lab.ssh(HOST, "python3 -c 'import urllib.request as u; "
+                          f"u.urlopen(\"{lab_registry.url}/v2/\", timeout=5)'")
     assert probe.returncode != 0 and "Connection refused" in probe.stderr, probe.stderr
     return out
 
@@ -168,3 +170,22 @@ def test_verify_binds_the_loaded_image_to_the_pin_through_the_bundle(lab: Lab, b
                                                                      runs: list[dict[str, Any]]) -> None:
     assert _digest_check(lab, "--bundle", str(bundle)) == (0, "pass")
     assert _digest_check(lab) == (1, "fail")  # without the bundle, nothing says which ID the pin loads as
+
+
+def test_the_site_registry_serves_the_image_by_the_same_digest(lab: Lab, bundle: Path, image: ImageEntry,
+                                                                runs: list[dict[str, Any]], workdir: Path) -> None:
+    """`bundle push` into a site registry standing where the lab's was (Docker on the host trusts that
+    address), then the host's dockerd pulls the pin from it: the same image ID, now with its RepoDigest."""
+    site = registry.start(workdir / "site-registry", lab.bridge_ip, services.REGISTRY_PORT)
+    try:
+        pushed = cli(lab, "bundle", "push", str(bundle), "--registry", site.address, "--json")
+        assert pushed.returncode == 0, pushed.stderr
+        (entry,) = [e for e in json.loads(pushed.stdout) if "image_id" in e]
+        assert entry["reference"] == f"{site.address}/{image.reference.split('/', 1)[1]}"
+        pulled = lab.ssh(HOST, f"docker pull {entry['reference']} && docker image inspect {entry['reference']} "
+                               "--format '{{.Id}} {{json .RepoDigests}}'")
+        assert pulled.returncode == 0, pulled.stderr
+        image_id, digests = pulled.stdout.strip().splitlines()[-1].split(" ", 1)
+        assert image_id == image.image_id and entry["reference"] in json.loads(digests)
+    finally:
+        stop_pid(site.pid)
