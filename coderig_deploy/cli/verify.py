@@ -76,8 +76,8 @@ def verify(
         [_parse_target(h, identity, known_hosts) for h in hosts or []]
     spec = spec_for(prof)
     exp = expectations(prof)
+    container = expect_for(prof, *_image(prof, _sandbox_image() if sandbox else None, bundle))  # bad input first
     results = run_verify(targets, spec, editor=exp)
-    container = expect_for(prof, *_image(prof, _sandbox_image() if sandbox else None, bundle))
     if container is not None:
         for name, checks in check_hosts(targets, container).items():
             results.setdefault(name, []).extend(checks)

@@ -301,3 +301,19 @@ def test_a_list_pinned_image_is_tied_through_the_list_in_the_archive(pushed: Pus
     options = with_bundle(RenderOptions(ollama_image=ref), out, None, load_profile("budget-4070-docker", PROFILES))
     assert options.bundle is not None and options.bundle.image_id == _sha(pushed.config)
     assert f"blobs/sha256/{pushed.list_digest[7:]}" in _members(out / load_manifest(out).images[0].path)
+
+
+@pytest.mark.parametrize("case", ["missing", "without-the-image"])
+def test_verify_with_a_bad_bundle_is_one_line_of_bad_input_before_any_host(case: str, tmp_path: Path,
+                                                                           model_store: Path,
+                                                                           release: Release) -> None:
+    bundle = tmp_path / "bundle"
+    if case == "without-the-image":
+        build(BuildRequest(profiles=["budget-4070"], output=bundle, sources=Sources(store=model_store),
+                           ollama_url=release.url, ollama_sha256=f"sha256:{release.sha256}"))
+    proc = subprocess.run([sys.executable, "-m", "coderig_deploy", "verify", "--profile", "budget-4070-docker",
+                           "--profiles-dir", str(PROFILES), "--bundle", str(bundle), "192.0.2.1"],
+                          capture_output=True, text=True, timeout=120, check=False)
+    expected = "bundle: not a directory" if case == "missing" else "no image docker.io/ollama/ollama@sha256:0000"
+    assert proc.returncode == 2 and expected in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
