@@ -62,7 +62,10 @@ def parse_reference(image: str) -> Reference:
     match = _REFERENCE.match(image)
     if not match:
         raise UserInputError(f"image {image!r}: expected HOST[:PORT]/PATH@sha256:<64 hex> (pinned by digest)")
-    return Reference(match["host"], match["path"], match["digest"])
+    path = match["path"]
+    if match["host"] == "docker.io" and "/" not in path:  # Docker Hub's official images
+        path = f"library/{path}"
+    return Reference(match["host"], path, match["digest"])
 
 
 def archive_relpath(digest: str) -> str:
