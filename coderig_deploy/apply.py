@@ -187,7 +187,7 @@ def container_checks(groups: list[ProfileGroup], specs: list[ProjectSpec],
     for group, spec in zip(groups, specs, strict=True):
         hosts = [h for h in group.hosts if h.name in passed]
         if spec.container is not None and hosts:
-            checks.update(check_provisioned(hosts, spec.container))
+            checks.update(check_provisioned(hosts, spec.container, spec.bundle.image_id if spec.bundle else None))
     return checks
 
 

@@ -19,7 +19,7 @@ import yaml
 
 from coderig_deploy import __version__
 from coderig_deploy.errors import EnvironmentProblem, UserInputError
-from coderig_deploy.bundle.install import HOST_APT_DIR, store_dirs
+from coderig_deploy.bundle.install import HOST_APT_DIR, HOST_IMAGE_DIR, store_dirs
 from coderig_deploy.project import ProjectSpec
 from coderig_deploy.resources import shipped_dir
 
@@ -86,7 +86,7 @@ def group_name(profile: str) -> str:
 def _context(spec: ProjectSpec, groups: list[tuple[str | None, ProjectSpec]]) -> dict[str, Any]:
     return {"spec": spec, "api_url": spec.api_url, "coderig_version": __version__,
             "bundle_store_dirs": store_dirs(spec.bundle) if spec.bundle is not None else [],
-            "bundle_apt_dir": HOST_APT_DIR, "groups": [(name, s.hosts) for name, s in groups],
+            "bundle_apt_dir": HOST_APT_DIR, "bundle_image_dir": HOST_IMAGE_DIR, "groups": [(name, s.hosts) for name, s in groups],
             "profile_label": ", ".join(s.profile for _, s in groups)}
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from coderig_deploy.bundle.image import check_archive
 from coderig_deploy.bundle.install import HOST_APT_DIR, install_plan
 from coderig_deploy.bundle.verify import load_verified
 from coderig_deploy.errors import UserInputError
@@ -32,10 +33,15 @@ def with_bundle(options: RenderOptions, directory: Path, allowed_signers: Path |
     if allowed_signers is not None and not allowed_signers.is_file():
         raise UserInputError(f"--allowed-signers {allowed_signers}: no such file")
     manifest = load_verified(directory, allowed_signers, full=True)
-    install = install_plan(directory, manifest, profile)
+    install = install_plan(directory, manifest, profile, options.ollama_image)
+    if install.image is not None and install.image_reference is not None:
+        entry = next(i for i in manifest.images if i.reference == install.image_reference)
+        check_archive(directory / install.image.src, entry, install.image_reference.rpartition("@")[2])
     driver = {"driver_local_repo": f"file:{HOST_APT_DIR}"} if install.apt else {}
+    image = {"ollama_image": install.image_reference} if install.image_reference else {}
     return options.model_copy(update={
         **driver,  # the driver from the bundle's apt repository, copied to the host first
+        **image,  # loaded from the bundle's archive, never pulled
         "bundle": install,
         "model_registry": None,  # the model is copied into the store, never pulled
         "model_manifest_digest": install.manifest_digest,

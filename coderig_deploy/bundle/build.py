@@ -4,6 +4,7 @@
     DIR/ollama/v<version>/<archive>, sha256sum.txt
     DIR/models/manifests/..., DIR/models/blobs/...  Ollama's store layout
     DIR/apt/*.deb, Packages, Packages.gz, Release   when --debs is given
+    DIR/images/sha256-<hex>.tar                   the pinned image of a `runtime: docker` profile
     DIR/bundle.json (written last), bundle.json.sig when signed
 
 Rebuilding into the same directory reuses what is there and verified, and
@@ -20,7 +21,7 @@ from pathlib import Path
 import yaml
 
 from coderig_deploy import __version__, profiles
-from coderig_deploy.bundle import aptrepo, models, oci, ollama
+from coderig_deploy.bundle import aptrepo, image, models, oci, ollama
 from coderig_deploy.bundle.download import PARTIAL_DIR
 from coderig_deploy.bundle.files import Progress, atomic_write, sha256_file
 from coderig_deploy.bundle.manifest import (
@@ -30,6 +31,7 @@ from coderig_deploy.bundle.manifest import (
     BundleFile,
     BundleManifest,
     FileKind,
+    ImageEntry,
     ModelEntry,
     OllamaEntry,
     ProfileEntry,
@@ -38,7 +40,7 @@ from coderig_deploy.bundle.sign import sign
 from coderig_deploy.errors import EnvironmentProblem, UserInputError
 
 DEFAULT_REGISTRY = "https://registry.ollama.ai"
-_OURS = ("profiles", "ollama", models.MODELS_DIR, aptrepo.APT_DIR, PARTIAL_DIR)
+_OURS = ("profiles", "ollama", models.MODELS_DIR, aptrepo.APT_DIR, image.IMAGES_DIR, PARTIAL_DIR)
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class Sources:
     store: Path | None = None
     ollama_base: str = ollama.RELEASES
     trusted_http: bool = False
+    ollama_image: str | None = None  # stands in for every docker profile's ollama.image (the lab's simulator)
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,8 @@ def sandbox_sources() -> Sources:
     if "model_registry" not in urls or "ollama_download_base" not in urls:
         raise EnvironmentProblem("--sandbox: the lab's artifact server and registry are not running; "
                                  "run `coderig-deploy sandbox up` first")
-    return Sources(registry=urls["model_registry"], ollama_base=urls["ollama_download_base"], trusted_http=True)
+    return Sources(registry=urls["model_registry"], ollama_base=urls["ollama_download_base"], trusted_http=True,
+                   ollama_image=urls.get("ollama_image"))
 
 
 def prepare_output(output: Path) -> None:
@@ -106,6 +110,9 @@ def build(request: BuildRequest, progress: Progress | None = None) -> BundleMani
         raise UserInputError(f"{option} names one archive, but the profiles use Ollama {', '.join(versions)}; "
                              "bundle them separately")
     _check_inputs(request, versions, pin)
+    wanted = _images(loaded, request.sources)
+    for ref in wanted:
+        image.parse_reference(ref)
     out = request.output
     prepare_output(out)
     kinds: dict[str, FileKind] = {}
@@ -122,12 +129,14 @@ def build(request: BuildRequest, progress: Progress | None = None) -> BundleMani
         kinds[model.manifest_path] = "model-manifest"
         for blob in model.blobs:
             kinds[blob.path], known[blob.path] = "model-blob", blob.digest.removeprefix("sha256:")
+    images = [_fetch_image(out, ref, request.sources, progress) for ref in wanted]
+    kinds.update({entry.path: "container-image" for entry in images})
     apt = _apt(out, request.debs, kinds)
     _prune(out, set(kinds))
     manifest = BundleManifest(
         coderig_version=__version__, created=datetime.now(UTC).replace(microsecond=0),
         files=[_describe(out, path, kind, known.get(path)) for path, kind in sorted(kinds.items())],
-        profiles=entries, ollama=archives, models=fetched, apt=apt)
+        profiles=entries, ollama=archives, models=fetched, apt=apt, images=images)
     atomic_write(out / MANIFEST_NAME, manifest.to_json())
     shutil.rmtree(out / PARTIAL_DIR, ignore_errors=True)
     if request.sign_key is not None:
@@ -164,6 +173,27 @@ def _fetch_model(out: Path, tag: str, sources: Sources, progress: Progress | Non
     if sources.store is not None:
         return models.from_store(out, tag, sources.store, progress)
     return models.from_registry(out, tag, sources.registry or DEFAULT_REGISTRY, progress)
+
+
+def _images(loaded: list[profiles.Profile], sources: Sources) -> list[str]:
+    """The pinned images of the `runtime: docker` profiles (each once)."""
+    refs = []
+    for profile in loaded:
+        if profile.ollama.runtime != "docker":
+            continue
+        ref = sources.ollama_image or profile.ollama.image
+        if ref is None:
+            raise UserInputError(f"profile {profile.name}: ollama.runtime docker needs ollama.image, "
+                                 "the image pinned by digest (name@sha256:<hex>)")
+        refs.append(ref)
+    return sorted(set(refs))
+
+
+def _fetch_image(out: Path, ref: str, sources: Sources, progress: Progress | None) -> ImageEntry:
+    """Plain HTTP only from the lab's registry or the --registry given (the digests are pinned either way)."""
+    plain_registry = oci.base_url(sources.registry) if sources.registry else ""
+    plain = sources.trusted_http or plain_registry == f"http://{image.parse_reference(ref).host}"
+    return image.fetch(out, ref, plain, progress)
 
 
 def _apt(out: Path, debs: Path | None, kinds: dict[str, FileKind]) -> AptRepo | None:

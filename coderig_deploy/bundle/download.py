@@ -15,6 +15,7 @@ import urllib.request
 from pathlib import Path
 from typing import BinaryIO
 
+from coderig_deploy.bundle import registry_auth
 from coderig_deploy.bundle.files import CHUNK, BundleWriteError, Progress, publish
 from coderig_deploy.errors import RunFailed
 
@@ -31,7 +32,7 @@ def fetch_bytes(url: str, headers: dict[str, str] | None = None, limit: int = 16
     """GET a small document (a manifest, a checksum list) into memory; its headers too."""
     request = urllib.request.Request(url, headers=headers or {})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with registry_auth.urlopen(request, timeout=timeout) as response:
             data = response.read(limit + 1)
             found = {k.lower(): v for k, v in response.headers.items()}
     except urllib.error.HTTPError as exc:
@@ -54,7 +55,7 @@ def download(url: str, final: Path, sha256: str, partial_dir: Path, progress: Pr
             got = _transfer(url, partial, size, progress, timeout)
             break
         except (urllib.error.URLError, OSError, TimeoutError) as exc:
-            if isinstance(exc, urllib.error.HTTPError) or attempt == ATTEMPTS:
+            if isinstance(exc, (urllib.error.HTTPError, registry_auth.TokenError)) or attempt == ATTEMPTS:
                 reason = f"HTTP {exc.code} {exc.reason}" if isinstance(exc, urllib.error.HTTPError) \
                     else getattr(exc, "reason", None) or exc
                 kept = partial.stat().st_size if partial.exists() else 0
@@ -83,7 +84,7 @@ def _transfer(url: str, partial: Path, size: int | None, progress: Progress | No
     headers = {"Range": f"bytes={have}-"} if have else {}
     request = urllib.request.Request(url, headers=headers)
     try:
-        response = urllib.request.urlopen(request, timeout=timeout)
+        response = registry_auth.urlopen(request, timeout=timeout)
     except urllib.error.HTTPError as exc:
         if exc.code == 416 and have:  # nothing left to send: the partial file is complete
             return digest.hexdigest()

@@ -16,12 +16,13 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from coderig_deploy.bundle.manifest import BundleManifest
+from coderig_deploy.bundle.manifest import BundleManifest, ImageEntry
 from coderig_deploy.bundle.models import MODELS_DIR
 from coderig_deploy.errors import UserInputError
 from coderig_deploy.profiles import Profile
 
 HOST_APT_DIR = "/var/lib/coderig/bundle/apt"  # the bundle's apt repository on a host (file: source)
+HOST_IMAGE_DIR = "/var/lib/coderig/bundle/images"  # the image archive on a host, for `docker load`
 
 
 def _safe_path(value: str) -> str:
@@ -57,10 +58,16 @@ class BundleInstall(BaseModel):
     manifest_digest: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
     apt: list[BundlePiece] = Field(default_factory=list,
                                    description="The driver repository (.debs, Packages, Release); dest relative to it")
+    image: BundlePiece | None = Field(default=None, description="runtime docker: the image archive; dest its name")
+    image_reference: str | None = Field(default=None, description="The image as pinned (name@sha256:<manifest>)")
+    image_id: str | None = Field(default=None, pattern=r"^sha256:[0-9a-f]{64}$",
+                                 description="The config digest the pinned manifest names: `docker load` gives it")
 
 
-def install_plan(directory: Path, manifest: BundleManifest, profile: Profile) -> BundleInstall:
-    """The archive of the profile's Ollama version and the profile's model, from `manifest`."""
+def install_plan(directory: Path, manifest: BundleManifest, profile: Profile,
+                 image: str | None = None) -> BundleInstall:
+    """The archive of the profile's Ollama version and the profile's model, from `manifest`;
+    for `runtime: docker` also the image (`image`, else the profile's pin)."""
     root = directory.resolve()
     archive = next((o for o in manifest.ollama if o.version == profile.ollama.version), None)
     if archive is None:
@@ -77,6 +84,7 @@ def install_plan(directory: Path, manifest: BundleManifest, profile: Profile) ->
         entry = manifest.file(path)
         return BundlePiece(src=path, dest=dest, sha256=entry.sha256, size=entry.size)
 
+    loaded = bundle_image(directory, manifest, profile, image)
     in_store = len(MODELS_DIR) + 1
     apt_prefix = f"{manifest.apt.path}/" if manifest.apt else None
     apt = [piece(f.path, f.path[len(apt_prefix):]) for f in manifest.files
@@ -88,7 +96,22 @@ def install_plan(directory: Path, manifest: BundleManifest, profile: Profile) ->
         manifest=piece(model.manifest_path, model.manifest_path[in_store:]),
         manifest_digest=model.manifest_digest,
         apt=apt,
+        image=piece(loaded.path, Path(loaded.path).name) if loaded else None,
+        image_reference=loaded.reference if loaded else None,
+        image_id=loaded.image_id if loaded else None,
     )
+
+
+def bundle_image(directory: Path, manifest: BundleManifest, profile: Profile, image: str | None) -> ImageEntry | None:
+    if profile.ollama.runtime != "docker":
+        return None
+    wanted = image or profile.ollama.image
+    found = next((i for i in manifest.images if i.reference == wanted), None)
+    if found is None:
+        held = ", ".join(i.reference for i in manifest.images) or "none"
+        raise UserInputError(f"--bundle {directory}: no image {wanted} for profile {profile.name} "
+                             f"(the bundle holds {held}); rebuild it with --profile {profile.name}")
+    return found
 
 
 def store_dirs(install: BundleInstall) -> list[str]:

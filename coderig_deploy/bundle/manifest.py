@@ -24,7 +24,7 @@ SHA256_HEX = r"^[0-9a-f]{64}$"
 DIGEST = r"^sha256:[0-9a-f]{64}$"
 
 FileKind = Literal["profile", "ollama-archive", "ollama-checksums", "model-manifest", "model-blob",
-                   "apt-package", "apt-index"]
+                   "apt-package", "apt-index", "container-image"]
 
 
 class BundleFormatError(UserInputError):
@@ -97,6 +97,19 @@ class ModelEntry(_Strict):
     _path = field_validator("manifest_path")(_relative)
 
 
+class ImageEntry(_Strict):
+    reference: str = Field(description="The image as pinned, HOST/PATH@sha256:<manifest digest>")
+    manifest_digest: str = Field(pattern=DIGEST, description="sha256 of the manifest (or list) bytes: the pin")
+    platform_manifest_digest: str | None = Field(
+        default=None, pattern=DIGEST, description="The linux/amd64 manifest the pinned list names, if a list")
+    image_id: str = Field(pattern=DIGEST, description="The config's digest, which the manifest names: "
+                                                      "the image ID `docker load` gives it")
+    path: str = Field(description="The archive: docker save format and OCI layout in one tar")
+    source: str = Field(description="Registry it was fetched from")
+
+    _path = field_validator("path")(_relative)
+
+
 class AptPackage(_Strict):
     package: str
     version: str
@@ -122,6 +135,7 @@ class BundleManifest(_Strict):
     ollama: list[OllamaEntry]
     models: list[ModelEntry]
     apt: AptRepo | None = None
+    images: list[ImageEntry] = Field(default_factory=list, description="Container images (runtime docker)")
 
     @model_validator(mode="after")
     def _consistent(self) -> BundleManifest:
@@ -130,7 +144,7 @@ class BundleManifest(_Strict):
             raise ValueError("a path is listed twice in files")
         named = [p.path for p in self.profiles] + [o.path for o in self.ollama] + \
             [m.manifest_path for m in self.models] + [b.path for m in self.models for b in m.blobs] + \
-            ([p.path for p in self.apt.packages] if self.apt else [])
+            ([p.path for p in self.apt.packages] if self.apt else []) + [i.path for i in self.images]
         missing = [path for path in named if path not in listed]
         if missing:
             raise ValueError(f"{missing[0]} is referenced but not listed in files")

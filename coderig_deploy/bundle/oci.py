@@ -9,6 +9,7 @@ chunks then PUT (chunked); the manifest last, with its own media type.
 from __future__ import annotations
 
 import hashlib
+import json
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -40,15 +41,24 @@ def base_url(registry: str) -> str:
     return f"http://{text}"
 
 
-def get_manifest(base: str, repository: str, tag: str) -> tuple[bytes, str, str]:
+def get_manifest(base: str, repository: str, tag: str, accept: str = ACCEPT) -> tuple[bytes, str, str]:
     """The manifest bytes as served, their digest (checked against the registry's) and media type."""
-    data, headers = fetch_bytes(f"{base}/v2/{repository}/manifests/{tag}", {"Accept": ACCEPT})
+    data, headers = fetch_bytes(f"{base}/v2/{repository}/manifests/{tag}", {"Accept": accept})
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
     served = headers.get("docker-content-digest")
     if served and served != digest:
         raise DownloadError(f"{base} {repository}:{tag}: manifest digest {digest} but the registry says {served}")
     media = headers.get("content-type", OLLAMA_MANIFEST).split(";")[0].strip()
     return data, digest, media
+
+
+def json_media_type(data: bytes) -> str:
+    """The mediaType a manifest names itself (Docker schema 2 when it does not say)."""
+    try:
+        named = json.loads(data).get("mediaType")
+    except (ValueError, AttributeError):
+        named = None
+    return str(named) if named else OLLAMA_MANIFEST
 
 
 def get_blob(base: str, repository: str, digest: str, final: Path, partial_dir: Path, size: int | None,

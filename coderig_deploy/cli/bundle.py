@@ -124,14 +124,20 @@ def push_cmd(
     registry: Annotated[str, typer.Option("--registry", help="HOST:PORT of the site's OCI registry")],
     json_out: JsonOpt = False,
 ) -> int:
-    """Upload the bundle's models to an OCI registry; print the manifest digests to pin."""
+    """Upload the bundle's models (and container images) to an OCI registry; print the digests to pin."""
     pushed = pushing.push(directory, registry, ByteProgress())
+    images = pushing.push_images(directory, registry, ByteProgress(), full=False)  # hashed just now
 
     def render(console: Console) -> None:
         for model in pushed:
             console.print(Text(f"{model.reference}  {model.manifest_digest}  "
                                f"({model.blobs_uploaded} blobs uploaded, {model.blobs_present} present)"))
         console.print(Text("pin each digest as model.manifest_digest in the profile"), style="dim")
+        for image in images:
+            console.print(Text(f"{image.reference}  ({image.blobs_uploaded} blobs uploaded, "
+                               f"{image.blobs_present} present)"))
+        if images:
+            console.print(Text("pin the image as ollama.image in a runtime docker profile"), style="dim")
 
-    emit([m.model_dump(mode="json") for m in pushed], json_out, render)
+    emit([m.model_dump(mode="json") for m in [*pushed, *images]], json_out, render)
     return 0

@@ -11,7 +11,7 @@ from coderig_deploy.cli import app
 from coderig_deploy.cli.output import emit
 from coderig_deploy.cli.report import render_run
 from coderig_deploy.errors import UserInputError
-from coderig_deploy.profiles import load_profile
+from coderig_deploy.profiles import Profile, load_profile
 from coderig_deploy.reports import host_report, run_report, write_run
 from coderig_deploy.smoke import expectations
 from coderig_deploy.verify.container import check_hosts, expect_for
@@ -44,6 +44,17 @@ def _sandbox_image() -> str | None:
     return services.image_pin(Lab())
 
 
+def _image(profile: Profile, image: str | None, bundle: Path | None) -> tuple[str | None, str | None]:
+    """The pinned image and, from a bundle, the image ID its archive loads as."""
+    if bundle is None:
+        return image, None
+    from coderig_deploy.bundle import load_manifest
+    from coderig_deploy.bundle.install import bundle_image
+
+    entry = bundle_image(bundle, load_manifest(bundle), profile, image)
+    return (entry.reference, entry.image_id) if entry else (image, None)
+
+
 @app.command()
 def verify(
     hosts: Annotated[list[str] | None, typer.Argument(help="[user@]address[:port] ...")] = None,
@@ -53,6 +64,8 @@ def verify(
     identity: Annotated[Path | None, typer.Option(help="SSH private key")] = None,
     known_hosts: Annotated[Path | None, typer.Option(help="known_hosts file (default ~/.ssh/known_hosts)")] = None,
     out: Annotated[Path | None, typer.Option(help="Write report.json/.md/junit.xml here")] = None,
+    bundle: Annotated[Path | None, typer.Option(help="Bundle the hosts were applied from (runtime docker: "
+                                                     "its image is checked by the ID it loads as)")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> int:
     """Check driver, Ollama, service, drop-in, bind address, models and store on hosts."""
@@ -63,8 +76,8 @@ def verify(
         [_parse_target(h, identity, known_hosts) for h in hosts or []]
     spec = spec_for(prof)
     exp = expectations(prof)
+    container = expect_for(prof, *_image(prof, _sandbox_image() if sandbox else None, bundle))  # bad input first
     results = run_verify(targets, spec, editor=exp)
-    container = expect_for(prof, _sandbox_image() if sandbox else None)
     if container is not None:
         for name, checks in check_hosts(targets, container).items():
             results.setdefault(name, []).extend(checks)

@@ -39,6 +39,9 @@ class ContainerExpect:
     port: int = 11434
     name: str = "ollama"
     restart: str = "unless-stopped"
+    # From a bundle: the image ID `docker load` gave it (the config digest the pinned
+    # manifest names; a loaded image has no RepoDigest). bundle/image.py explains the chain.
+    image_id: str | None = None
 
 
 @dataclass
@@ -65,6 +68,11 @@ def _listing(bindings: list[tuple[str, str]]) -> str:
     return ", ".join(f"{ip or '0.0.0.0'}:{port}" for ip, port in bindings) or "nothing"
 
 
+def _loaded_pin(attrs: dict[str, Any], expect: ContainerExpect) -> bool:
+    """The container runs the image the bundle loaded for the pin (by ID, as the role started it)."""
+    return expect.image_id is not None and attrs.get("Image") == expect.image_id
+
+
 def container_checks(seen: HostContainers, expect: ContainerExpect) -> list[Check]:
     """One named check per property of the container; all fail when it is missing."""
     attrs = seen.container
@@ -84,7 +92,7 @@ def container_checks(seen: HostContainers, expect: ContainerExpect) -> list[Chec
     policy = (host.get("RestartPolicy") or {}).get("Name", "")
     return [
         _check("container_running", bool(state.get("Running")), f"container is {state.get('Status', '?')}"),
-        _check("container_image_digest", f"{repo}@{digest}" in repo_digests,
+        _check("container_image_digest", f"{repo}@{digest}" in repo_digests or _loaded_pin(attrs, expect),
                f"runs {attrs.get('Config', {}).get('Image', '?')} ({', '.join(repo_digests) or 'no digest'}), "
                f"pinned {expect.image}"),
         _check("container_gpu_request", bool(gpu), "no GPU device request (--gpus): Ollama runs on the CPU"),
@@ -158,19 +166,23 @@ def _read(client: Any, name: str) -> HostContainers:
     return HostContainers(container, image, running)
 
 
-def expect_for(profile: Profile, image: str | None = None) -> ContainerExpect | None:
+def expect_for(profile: Profile, image: str | None = None, image_id: str | None = None) -> ContainerExpect | None:
     """The container a host of `profile` runs (None for runtime native); `image` overrides
-    the profile's pin (the sandbox lab's simulator image)."""
+    the profile's pin (the sandbox lab's simulator image, a bundle's), `image_id` is the
+    ID a bundle's archive loads as."""
     spec = container_spec(profile, image)
-    return None if spec is None else expect_from(spec)
+    return None if spec is None else expect_from(spec, image_id)
 
 
-def expect_from(spec: ContainerSpec) -> ContainerExpect:
-    return ContainerExpect(image=spec.image, env=spec.env, publish=spec.publish, port=spec.container_port)
+def expect_from(spec: ContainerSpec, image_id: str | None = None) -> ContainerExpect:
+    return ContainerExpect(image=spec.image, env=spec.env, publish=spec.publish, port=spec.container_port,
+                           image_id=image_id)
 
 
-def check_provisioned(hosts: list[TargetHost], spec: ContainerSpec) -> dict[str, list[Check]]:
-    """apply's container checks for the hosts it provisioned: the same checks as verify's.
+def check_provisioned(hosts: list[TargetHost], spec: ContainerSpec,
+                      image_id: str | None = None) -> dict[str, list[Check]]:
+    """apply's container checks for the hosts it provisioned: the same checks as verify's
+    (`image_id`: what a bundle's archive loads as, run by ID since it has no RepoDigest).
     The SDK logs in as the inventory user; one that needs sudo (become) may not reach
     dockerd, and a local connection has no SSH: both are skipped, saying so."""
     skipped = {h.name: [Check("container_checks", SKIP, "not read: the docker SDK goes over SSH as a user "
@@ -180,7 +192,7 @@ def check_provisioned(hosts: list[TargetHost], spec: ContainerSpec) -> dict[str,
                                port=h.port or 22, key_file=Path(h.key_file) if h.key_file else None,
                                known_hosts=Path(h.known_hosts) if h.known_hosts else None)
                for h in hosts if h.name not in skipped]
-    return {**skipped, **check_hosts(targets, expect_from(spec))}
+    return {**skipped, **check_hosts(targets, expect_from(spec, image_id))}
 
 
 def check_hosts(targets: list[Any], expect: ContainerExpect) -> dict[str, list[Check]]:
