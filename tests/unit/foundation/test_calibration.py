@@ -31,8 +31,7 @@ def test_vram_within_5_percent(case):
 @pytest.mark.parametrize("subset", ["fit", "held-out"])
 def test_speed_median_error(kind, subset):
     # Regression bounds at today's fit (benchmarks/fit_accuracy.py prints the tables): the issue's goal is
-    # 10 %; held-out prefill has only two rows, and its 32B row comes from a late-2024 build whose int8 (MMQ)
-    # kernels are faster than the June 2024 ones of the fit rows.
+    # 10 %; held-out prefill has only two rows (one 12 % off: PREFILL_OUTLIERS).
     bound = 0.15 if (kind, subset) == ("prefill", "held-out") else 0.10
     errors = [abs(c.error) for c in CASES if c.kind == kind and c.set == subset]
     assert statistics.median(errors) < bound
@@ -44,11 +43,34 @@ def test_decode_within_15_percent(case):
     assert case.predicted() == pytest.approx(case.measured, rel=0.15)
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if c.kind == "prefill"], ids=lambda c: f"{c.set} {c.label}")
-def test_prefill_within_20_percent(case):
-    # The worst prefill rows are ~19 % off (benchmarks/fit_accuracy.py): 70B on 2x RTX 3090 and the
-    # held-out 32B on an RTX 3090; the long-prompt rows without flash attention are within 3 %.
-    assert case.predicted() == pytest.approx(case.measured, rel=0.20)
+# Prefill rows the model misses by more than 10 %, each with why (benchmarks/fit_accuracy.py prints them all):
+PREFILL_OUTLIERS = {
+    # 2x RTX 3090, 70B: the same source's 8B rows on one 3090 are within 10 % and its 2x RTX 4090 70B row
+    # within 5 %; the 3090 pair measured 2.35x slower than the 4090 pair while tensor rates and wave fill
+    # give 2.0x. The only two-card physics left out, the activations copied between the cards, is 16 MiB
+    # per 512-token ubatch (under 1 % of its time).
+    "fit llama3.1:70b q4_K_M 2x rtx-3090 ctx 512 fa off": 0.25,
+    # llama.cpp b4400 (Dec 2024): its MMQ kernels are faster than the June 2024 ones of the only MMQ fit rows
+    # (llama.cpp#8062 alone: +30-38 % at ubatch 512 for Q5_0/Q5_1 on an RTX 4090); no fit row from a later build.
+    "held-out qwen2.5-coder:32b q4_K_M rtx-3090 ctx 512 fa off": 0.15,
+}
+
+
+def _id(case) -> str:
+    return f"{case.set} {case.label}"
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.kind == "prefill"], ids=_id)
+def test_prefill_within_10_percent(case):
+    # Wave quantization of the GEMM tiles, the L2 cache holding short prompts' score matrices, and
+    # the FP16 copy of the older builds' cuBLAS path bring every other row within 10 %.
+    assert case.predicted() == pytest.approx(case.measured, rel=PREFILL_OUTLIERS.get(_id(case), 0.10))
+
+
+def test_prefill_outliers_are_still_outliers():
+    # When a change brings one within 10 %, drop it from PREFILL_OUTLIERS.
+    by_id = {_id(c): c for c in CASES}
+    assert all(abs(by_id[i].error) > 0.10 for i in PREFILL_OUTLIERS)
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.kind == "prefill" and c.ctx >= 8192],
