@@ -36,6 +36,7 @@ class ArchitectureSpec(_Row):
     fp16_tensor_flops_per_clk: float
     int8_tensor_ops_per_clk: float
     max_threads_per_sm: int
+    cublas_tile: str = "-"
 
 
 class GpuSpec(_Row):
@@ -66,7 +67,7 @@ class GpuSpec(_Row):
             int_lanes_per_sm=arch.int_lanes_per_sm, tensor_flops_per_clk=arch.fp16_tensor_flops_per_clk,
             int8_ops_per_clk=arch.int8_tensor_ops_per_clk,
             max_threads_per_sm=arch.max_threads_per_sm, reserved_mib=round(self.vram_mib * reserved_fraction),
-            l2_mib=self.l2_mib,
+            l2_mib=self.l2_mib, cublas_tile=_tile(arch.cublas_tile),
         )
 
 
@@ -130,16 +131,7 @@ class EngineSpec(_Row):
     prefill_layer_us: float
     prefill_path: str
     mmq_efficiency: float
-    cublas_tile: str = "-"
     mmq_tile: str = "-"
-
-    @staticmethod
-    def tile(text: str) -> tuple[int, int]:
-        """'256x128' -> (256, 128); '-' (no wave quantization) -> (0, 0)."""
-        if text.strip() in ("", "-"):
-            return (0, 0)
-        rows, _, tokens = text.partition("x")
-        return (int(rows), int(tokens))
 
 
 class ModelChoice(BaseModel):
@@ -153,6 +145,14 @@ class ModelChoice(BaseModel):
     quant: QuantSpec
     file_bytes: int
     size_source: str = Field(description="'published' or 'computed (params x bpw)'")
+
+
+def _tile(text: str) -> tuple[int, int]:
+    """A GEMM output tile, '256x128' -> (256, 128); '-' (no waves modelled) -> (0, 0)."""
+    if text.strip() in ("", "-"):
+        return (0, 0)
+    rows, _, tokens = text.partition("x")
+    return (int(rows), int(tokens))
 
 
 def _read_tsv(name: str) -> list[dict[str, str]]:
@@ -218,8 +218,7 @@ class Catalog(BaseModel):
             prefill_layer_us=spec.prefill_layer_us,
             prefill_mmq=spec.prefill_path == "mmq",
             mmq_efficiency=spec.mmq_efficiency,
-            cublas_tile=spec.tile(spec.cublas_tile),
-            mmq_tile=spec.tile(spec.mmq_tile),
+            mmq_tile=_tile(spec.mmq_tile),
             pcie_gbs=self.runtime["pcie_gbs"],
             cpu_gflops=self.runtime["cpu_matmul_gflops"],
         )

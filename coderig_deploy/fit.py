@@ -90,6 +90,7 @@ class Device:
     max_threads_per_sm: int = 0
     reserved_mib: float = 0.0  # driver-reserved memory that CUDA cannot allocate
     l2_mib: float = 0.0  # L2 cache: a prompt ubatch's score matrix that fits there never reaches memory
+    cublas_tile: tuple[int, int] = (0, 0)  # cuBLAS FP16 GEMM output tile (weight rows, tokens); (0, 0): no waves
 
     @property
     def int_ops_per_s(self) -> float:
@@ -123,7 +124,6 @@ class Engine:
     prefill_mmq: bool = True  # quantized weights: int8 tensor-core MMQ (llama.cpp since mid-2024), else
     #                           dequantize to FP16 for every ubatch and run an FP16 GEMM (older builds)
     mmq_efficiency: float = 0.0  # share of the int8 tensor throughput MMQ reaches
-    cublas_tile: tuple[int, int] = (0, 0)  # output tile (weight rows, tokens) of the FP16 GEMM; (0, 0): no waves
     mmq_tile: tuple[int, int] = (0, 0)  # the same for MMQ; (0, 0): stream-k (llama.cpp#8018) leaves no idle SMs
     pcie_gbs: float = 25.0  # weights of CPU-resident layers streamed to the GPU for each prompt ubatch
     cpu_gflops: float = 500.0  # matrix throughput of the CPU when no GPU is present
@@ -401,7 +401,7 @@ def _matrix_rate(req: FitRequest, dev: Device) -> tuple[float, bool, tuple[int, 
     if not dev.tensor_flops_per_s:
         return eng.cpu_gflops * 1e9, False, (0, 0)
     if req.quant.name == "F16" or not (eng.prefill_mmq and dev.int8_ops_per_s and eng.mmq_efficiency):
-        return eng.prefill_efficiency * dev.tensor_flops_per_s, req.quant.name != "F16", eng.cublas_tile
+        return eng.prefill_efficiency * dev.tensor_flops_per_s, req.quant.name != "F16", dev.cublas_tile
     return eng.mmq_efficiency * dev.int8_ops_per_s, False, eng.mmq_tile
 
 
