@@ -37,6 +37,7 @@ class ArchitectureSpec(_Row):
     int8_tensor_ops_per_clk: float
     max_threads_per_sm: int
     cublas_tile: str = "-"
+    mma_sync_share: float = 1.0
 
 
 class GpuSpec(_Row):
@@ -67,7 +68,7 @@ class GpuSpec(_Row):
             int_lanes_per_sm=arch.int_lanes_per_sm, tensor_flops_per_clk=arch.fp16_tensor_flops_per_clk,
             int8_ops_per_clk=arch.int8_tensor_ops_per_clk,
             max_threads_per_sm=arch.max_threads_per_sm, reserved_mib=round(self.vram_mib * reserved_fraction),
-            l2_mib=self.l2_mib, cublas_tile=_tile(arch.cublas_tile),
+            l2_mib=self.l2_mib, cublas_tile=_tile(arch.cublas_tile), mma_sync_share=arch.mma_sync_share,
         )
 
 

@@ -91,6 +91,7 @@ class Device:
     reserved_mib: float = 0.0  # driver-reserved memory that CUDA cannot allocate
     l2_mib: float = 0.0  # L2 cache: a prompt ubatch's score matrix that fits there never reaches memory
     cublas_tile: tuple[int, int] = (0, 0)  # cuBLAS FP16 GEMM output tile (weight rows, tokens); (0, 0): no waves
+    mma_sync_share: float = 1.0  # tensor rate llama.cpp's own mma.sync kernels reach (Hopper: wgmma-only peak)
 
     @property
     def int_ops_per_s(self) -> float:
@@ -402,7 +403,7 @@ def _matrix_rate(req: FitRequest, dev: Device) -> tuple[float, bool, tuple[int, 
         return eng.cpu_gflops * 1e9, False, (0, 0)
     if req.quant.name == "F16" or not (eng.prefill_mmq and dev.int8_ops_per_s and eng.mmq_efficiency):
         return eng.prefill_efficiency * dev.tensor_flops_per_s, req.quant.name != "F16", dev.cublas_tile
-    return eng.mmq_efficiency * dev.int8_ops_per_s, False, eng.mmq_tile
+    return eng.mmq_efficiency * dev.int8_ops_per_s * dev.mma_sync_share, False, eng.mmq_tile
 
 
 def layer_matrices(arch: Architecture) -> list[tuple[int, int]]:
@@ -435,12 +436,15 @@ def wave_fill(arch: Architecture, dev: Device, tokens: int, tile: tuple[int, int
 def _attention_seconds(req: FitRequest, dev: Device, cells: int, chunk: int) -> float:
     """Attention of one prompt token in one layer against `cells` cells: the KQ and KQV products
     (2 x 2 FLOPs per head dimension and cell) are FP16 x FP16 batched GEMMs on the tensor cores
-    whatever the weights' type; without flash attention the score matrix also makes
+    whatever the weights' type (with flash attention in llama.cpp's own mma.sync kernels, at
+    Device.mma_sync_share of the rate); without flash attention the score matrix also makes
     SCORE_BYTES_FA_OFF bytes of memory traffic per head and cell, less the share the L2 cache holds
     (score_dram_share)."""
     eng = req.engine
     flops = 4 * req.arch.heads * req.arch.head_dim * cells
     rate = eng.prefill_efficiency * dev.tensor_flops_per_s if dev.tensor_flops_per_s else eng.cpu_gflops * 1e9
+    if req.flash_attention and dev.tensor_flops_per_s:
+        rate *= dev.mma_sync_share  # llama.cpp's own FlashAttention kernels, not cuBLAS
     seconds = flops / rate
     if not req.flash_attention and dev.bandwidth_gbs:
         scores = req.arch.heads * cells * SCORE_BYTES_FA_OFF * score_dram_share(req.arch, dev, cells, chunk)

@@ -160,3 +160,20 @@ def test_every_l2_row_names_a_catalog_gpu():
     cat = load_catalog()
     assert {r["slug"] for r in rows} <= set(cat.gpus)
     assert all(float(r["l2_mib"]) > 0 and r["source"] for r in rows)
+
+
+def test_llama_cpp_kernels_reach_half_of_hoppers_tensor_rate():
+    # MMQ and FlashAttention issue mma.sync; Hopper's full rate needs wgmma (gpu_architectures.tsv).
+    cat = load_catalog()
+    h100, a100 = cat.device("h100-sxm"), cat.device("a100-80gb-sxm")
+    assert (h100.mma_sync_share, a100.mma_sync_share, cat.device("rtx-5090").mma_sync_share) == (0.5, 1.0, 1.0)
+
+    def prefill(tag: str, gpu: str) -> float:
+        return fit.fit(_prefill_request(True, gpu=gpu, tag=tag)).prefill_tok_s
+
+    int8_ratio = h100.int8_ops_per_s / a100.int8_ops_per_s  # 3.2x on paper
+    q4 = "llama3.1:8b-instruct-q4_K_M"
+    mmq_ratio = prefill(q4, "h100-sxm") / prefill(q4, "a100-80gb-sxm")
+    assert 1.0 < mmq_ratio < 0.6 * int8_ratio
+    # F16 weights go through cuBLAS, which does use wgmma.
+    assert prefill("llama3.1:8b-instruct-fp16", "h100-sxm") > 2 * prefill("llama3.1:8b-instruct-fp16", "a100-80gb-sxm")
