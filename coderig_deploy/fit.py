@@ -125,7 +125,7 @@ class Engine:
     prefill_mmq: bool = True  # quantized weights: int8 tensor-core MMQ (llama.cpp since mid-2024), else
     #                           dequantize to FP16 for every ubatch and run an FP16 GEMM (older builds)
     mmq_efficiency: float = 0.0  # share of the int8 tensor throughput MMQ reaches
-    mmq_tile: tuple[int, int] = (0, 0)  # the same for MMQ; (0, 0): stream-k (llama.cpp#8018) leaves no idle SMs
+    mmq_tile: tuple[int, int] = (0, 0)  # MMQ output tile run in waves (wave_fill); (0, 0): stream-k (llama.cpp#8018)
     pcie_gbs: float = 25.0  # weights of CPU-resident layers streamed to the GPU for each prompt ubatch
     cpu_gflops: float = 500.0  # matrix throughput of the CPU when no GPU is present
 
