@@ -12,8 +12,8 @@ CASES = load_cases(Path(__file__).parents[3] / "benchmarks" / "calibration.tsv")
 
 def test_every_calibration_row_is_read():
     assert sum(c.kind == "vram" for c in CASES) == 5
-    assert sum(c.kind == "decode" for c in CASES) == 23
-    assert sum(c.kind == "prefill" for c in CASES) == 19
+    assert sum(c.kind == "decode" for c in CASES) == 24
+    assert sum(c.kind == "prefill" for c in CASES) == 20
 
 
 def test_seed_estimates_are_neither_fit_nor_held_out():
@@ -49,10 +49,25 @@ def test_speed_median_error(kind, subset):
     assert statistics.median(errors) < bound
 
 
+# Decode rows the model misses by more than 15 %, each with why:
+DECODE_OUTLIERS = {
+    # llama.cpp master of Feb 2026 (llama.cpp#19053, held out): 168.9 tok/s is 77 % of the RTX 6000 Ada's bandwidth
+    # roofline. At bandwidth_efficiency 0.92 that leaves ~31 us per layer, not the 80 fitted on May 2024 builds
+    # (later kernel fusion); no fit row measures a current build's decode, so per_layer_latency_us stays.
+    "held-out llama3.1:8b q4_0 rtx-6000-ada ctx 256 fa off": 0.25,
+}
+
+
 @pytest.mark.parametrize("case", [c for c in CASES if c.kind == "decode"], ids=lambda c: f"{c.set} {c.label}")
 def test_decode_within_15_percent(case):
-    # The worst decode row is ~11 % off (benchmarks/fit_accuracy.py).
-    assert case.predicted() == pytest.approx(case.measured, rel=0.15)
+    # The worst decode row outside DECODE_OUTLIERS is ~11 % off (benchmarks/fit_accuracy.py).
+    rel = DECODE_OUTLIERS.get(f"{case.set} {case.label}", 0.15)
+    assert case.predicted() == pytest.approx(case.measured, rel=rel)
+
+
+def test_decode_outliers_are_still_outliers():
+    by_id = {f"{c.set} {c.label}": c for c in CASES}
+    assert all(abs(by_id[i].error) > 0.15 for i in DECODE_OUTLIERS)
 
 
 # Prefill rows the model misses by more than 10 %, each with why (benchmarks/fit_accuracy.py prints them all):
@@ -66,6 +81,10 @@ PREFILL_OUTLIERS = {
     # (llama.cpp#24127 fit row, RTX 4090, 8B Q4_K_S) is predicted within 3 % by constants fitted without it, and
     # refitting with it leaves every constant unchanged. What the 3090/32B case lacks is not known.
     "held-out qwen2.5-coder:32b q4_K_M rtx-3090 ctx 512 fa off": 0.15,
+    # llama.cpp master of Feb 2026 (llama.cpp#19053, held out), pp8096 without flash attention (llama-bench's default
+    # then): predicted 23 % slow. The score matrix's traffic (fit.py SCORE_BYTES_FA_OFF) was fitted on May 2024
+    # pp8192 rows; a current build's fa-off attention is likely leaner, but no fit row measures it.
+    "held-out llama3.1:8b q4_0 rtx-6000-ada ctx 8096 fa off": 0.30,
 }
 
 
@@ -86,8 +105,10 @@ def test_prefill_outliers_are_still_outliers():
     assert all(abs(by_id[i].error) > 0.10 for i in PREFILL_OUTLIERS)
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if c.kind == "prefill" and c.ctx >= 8192],
-                         ids=lambda c: c.label)
+LONG_PROMPTS = [c for c in CASES if c.kind == "prefill" and c.ctx >= 8000 and _id(c) not in PREFILL_OUTLIERS]
+
+
+@pytest.mark.parametrize("case", LONG_PROMPTS, ids=lambda c: c.label)
 def test_long_prompt_prefill_within_10_percent(case):
     # pp8192 without flash attention: attention over every cell and the score matrix's traffic.
     assert case.predicted() == pytest.approx(case.measured, rel=0.10)
