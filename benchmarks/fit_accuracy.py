@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Compare the fit model with every calibration measurement: one table for the rows the constants
-were fitted on, one for the held-out rows (other sources), each with median and worst error.
+were fitted on, one for the held-out rows (other sources), each with median and worst error, and one
+for the seed guide's rounded estimates (set=seed: not measurements, counted in neither).
 
     python benchmarks/fit_accuracy.py [CALIBRATION.tsv]
 """

@@ -54,7 +54,7 @@ def main() -> int:
     _set(**best[1])
     print(f"decode: rms log error {best[0]:.1%} with {best[1]}")
     best_pp = (9.0, {})
-    for eff, mmq, lat in itertools.product([x / 100 for x in range(40, 64, 2)], [x / 100 for x in range(16, 34, 2)],
+    for eff, mmq, lat in itertools.product([x / 100 for x in range(40, 92, 2)], [x / 100 for x in range(16, 42, 2)],
                                            (0, 100, 200, 400)):
         values = dict(prefill_efficiency=eff, mmq_efficiency=mmq, prefill_layer_us=lat)
         _set(**values)

@@ -18,12 +18,12 @@ from coderig_deploy.catalog import GIB
 from coderig_deploy.planner import Plan, make_plan
 
 KINDS = ("vram", "decode", "prefill")
-SETS = ("fit", "held-out")
+SETS = ("fit", "held-out", "seed")
 
 
 @dataclass(frozen=True)
 class Case:
-    set: str  # "fit" or "held-out"
+    set: str  # "fit", "held-out" or "seed" (the seed guide's estimates: printed, never fitted)
     kind: str  # "vram", "decode" or "prefill"
     label: str
     model_tag: str

@@ -36,6 +36,8 @@ class ArchitectureSpec(_Row):
     fp16_tensor_flops_per_clk: float
     int8_tensor_ops_per_clk: float
     max_threads_per_sm: int
+    cublas_tile: str = "-"
+    mma_sync_share: float = 1.0
 
 
 class GpuSpec(_Row):
@@ -50,6 +52,7 @@ class GpuSpec(_Row):
     pci_device_id: str
     architecture: str
     source: str = ""
+    l2_mib: float = Field(0.0, description="L2 cache (gpu_cache.tsv); 0: unknown")
 
     @property
     def vram_mib(self) -> int:
@@ -65,6 +68,7 @@ class GpuSpec(_Row):
             int_lanes_per_sm=arch.int_lanes_per_sm, tensor_flops_per_clk=arch.fp16_tensor_flops_per_clk,
             int8_ops_per_clk=arch.int8_tensor_ops_per_clk,
             max_threads_per_sm=arch.max_threads_per_sm, reserved_mib=round(self.vram_mib * reserved_fraction),
+            l2_mib=self.l2_mib, cublas_tile=_tile(arch.cublas_tile), mma_sync_share=arch.mma_sync_share,
         )
 
 
@@ -128,6 +132,7 @@ class EngineSpec(_Row):
     prefill_layer_us: float
     prefill_path: str
     mmq_efficiency: float
+    mmq_tile: str = "-"
 
 
 class ModelChoice(BaseModel):
@@ -141,6 +146,14 @@ class ModelChoice(BaseModel):
     quant: QuantSpec
     file_bytes: int
     size_source: str = Field(description="'published' or 'computed (params x bpw)'")
+
+
+def _tile(text: str) -> tuple[int, int]:
+    """A GEMM output tile, '256x128' -> (256, 128); '-' (no waves modelled) -> (0, 0)."""
+    if text.strip() in ("", "-"):
+        return (0, 0)
+    rows, _, tokens = text.partition("x")
+    return (int(rows), int(tokens))
 
 
 def _read_tsv(name: str) -> list[dict[str, str]]:
@@ -206,6 +219,7 @@ class Catalog(BaseModel):
             prefill_layer_us=spec.prefill_layer_us,
             prefill_mmq=spec.prefill_path == "mmq",
             mmq_efficiency=spec.mmq_efficiency,
+            mmq_tile=_tile(spec.mmq_tile),
             pcie_gbs=self.runtime["pcie_gbs"],
             cpu_gflops=self.runtime["cpu_matmul_gflops"],
         )
@@ -264,8 +278,10 @@ def load_catalog(data_dir: Path | None = None) -> Catalog:
         r["tied_embeddings"] = r["tied_embeddings"] == "1"  # type: ignore[assignment]
         models[r["key"]] = ModelSpec.model_validate(r)
     gpus = {}
+    l2 = {r["slug"]: r["l2_mib"] for r in _read_tsv("gpu_cache.tsv")}
     for r in _read_tsv("gpus.tsv"):
         r["memory_total_mib"] = r["memory_total_mib"] or None  # type: ignore[assignment]
+        r["l2_mib"] = l2.get(r["slug"], "0")
         gpus[r["slug"]] = GpuSpec.model_validate(r)
     return Catalog(
         gpus=gpus,

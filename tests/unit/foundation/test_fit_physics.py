@@ -50,11 +50,12 @@ def test_prefill_is_compute_bound_and_ttft_grows_with_the_prompt():
 
 
 
-def _prefill_request(flash_attention: bool, engine: str = "llama.cpp") -> fit.FitRequest:
+def _prefill_request(flash_attention: bool, engine: str = "llama.cpp", gpu: str = "rtx-4090",
+                     tag: str = "llama3.1:8b-instruct-q4_K_M") -> fit.FitRequest:
     cat = load_catalog()
-    choice = cat.model("llama3.1:8b-instruct-q4_K_M")
+    choice = cat.model(tag)
     return fit.FitRequest(choice.model.architecture(), choice.quant.quant_type(), choice.file_bytes,
-                          (cat.device("rtx-4090"),), cat.engine(engine), ctx=32768, flash_attention=flash_attention)
+                          (cat.device(gpu),), cat.engine(engine), ctx=32768, flash_attention=flash_attention)
 
 
 def test_prefill_attention_grows_with_depth_and_costs_more_without_flash_attention():
@@ -68,7 +69,49 @@ def test_prefill_attention_grows_with_depth_and_costs_more_without_flash_attenti
     growth_off = per_token(fa_off, 16384) - per_token(fa_off, 256)
     growth_on = per_token(fa_on, 16384) - per_token(fa_on, 256)
     assert growth_on > 0 and growth_off > 1.5 * growth_on
-    assert per_token(fa_off, 256) > per_token(fa_on, 256)
+    # A short prompt's score matrix (512 x 512 x 32 heads, f32: 32 MiB) stays in the RTX 4090's 72 MiB L2,
+    # not in the RTX 3090's 6 MiB: only there does it cost memory traffic.
+    assert per_token(fa_off, 256) == per_token(fa_on, 256)
+    off_3090, on_3090 = _prefill_request(False, gpu="rtx-3090"), _prefill_request(True, gpu="rtx-3090")
+    assert per_token(off_3090, 256) > per_token(on_3090, 256)
+
+
+def test_score_matrix_reaches_memory_only_beyond_the_l2_cache():
+    cat = load_catalog()
+    arch = cat.model("llama3.1:8b").model.architecture()
+    big_l2, small_l2 = cat.device("rtx-4090"), cat.device("rtx-3090")
+    assert (big_l2.l2_mib, small_l2.l2_mib) == (72, 6)
+    assert fit.score_dram_share(arch, big_l2, 512, 512) == 0.0  # 32 MiB matrix
+    assert 0.5 < fit.score_dram_share(arch, big_l2, 4096, 512) < 1.0  # 256 MiB: L2 holds 72 of it
+    assert fit.score_dram_share(arch, small_l2, 512, 512) > 0.8
+    assert fit.score_dram_share(arch, dataclasses.replace(big_l2, l2_mib=0), 512, 512) == 1.0  # unknown L2
+
+
+def test_gemm_waves_leave_sms_idle_when_tiles_do_not_divide_evenly():
+    cat = load_catalog()
+    arch = cat.model("llama3.1:8b").model.architecture()
+    rtx_4090, rtx_4080 = cat.device("rtx-4090"), cat.device("rtx-4080")
+    tile = (256, 128)
+    # Q and O: 16 x 4 = 64 tiles, half a wave on 128 SMs, 64 of 76 on the RTX 4080.
+    assert fit.wave_fill(arch, rtx_4090, 512, tile) < fit.wave_fill(arch, rtx_4080, 512, tile) < 1.0
+    one_wave = dataclasses.replace(rtx_4090, sm_count=4)  # every product's tile count is a multiple of 4
+    assert fit.wave_fill(arch, one_wave, 512, tile) == 1.0
+    assert fit.wave_fill(arch, rtx_4090, 512, (0, 0)) == 1.0  # stream-k: no waves
+    big = cat.model("llama3.1:70b").model.architecture()  # 8192-wide products fill the 4090 better
+    assert fit.wave_fill(big, rtx_4090, 512, tile) > fit.wave_fill(arch, rtx_4090, 512, tile)
+
+
+def test_stream_k_mmq_is_faster_than_mmq_in_waves():
+    # llama.cpp#8018 replaced MMQ's waves of tiles with stream-k; the #7860 build still ran them.
+    def prefill(engine: str) -> float:
+        req = _prefill_request(True, engine=engine)
+        return fit.fit(req).prefill_tok_s
+
+    assert prefill("llama.cpp") > prefill("llama.cpp-2024-06")
+    # F16 weights take cuBLAS in both builds: the same waves.
+    f16 = {e: fit.fit(_prefill_request(True, engine=e, tag="llama3.1:8b-instruct-fp16")).prefill_tok_s
+           for e in ("llama.cpp", "llama.cpp-2024-06")}
+    assert f16["llama.cpp"] == f16["llama.cpp-2024-06"]
 
 
 def test_prefill_ubatch_attends_every_cell_up_to_its_end():
@@ -84,7 +127,8 @@ def test_attention_products_run_on_fp16_tensor_cores_even_on_the_mmq_path():
     dev = req.devices[0]
     slower_int8 = dataclasses.replace(req, devices=(dataclasses.replace(dev, int8_ops_per_clk=dev.int8_ops_per_clk / 2),))
     cells = 4096
-    assert fit._attention_seconds(req, dev, cells) == fit._attention_seconds(slower_int8, slower_int8.devices[0], cells)
+    assert fit._attention_seconds(req, dev, cells, 512) == fit._attention_seconds(slower_int8, slower_int8.devices[0],
+                                                                                  cells, 512)
     assert fit._matrix_rate(slower_int8, slower_int8.devices[0])[0] < fit._matrix_rate(req, dev)[0]
 
 
@@ -107,3 +151,29 @@ def test_every_catalog_gpu_has_compute_facts():
         dev = cat.device(slug)
         assert dev.int_ops_per_s > 0 and dev.tensor_flops_per_s > 0, slug
         assert gpu.source and gpu.architecture in cat.architectures
+
+
+def test_every_l2_row_names_a_catalog_gpu():
+    from coderig_deploy.catalog import _read_tsv
+
+    rows = _read_tsv("gpu_cache.tsv")
+    cat = load_catalog()
+    assert {r["slug"] for r in rows} <= set(cat.gpus)
+    assert all(float(r["l2_mib"]) > 0 and r["source"] for r in rows)
+
+
+def test_llama_cpp_kernels_reach_half_of_hoppers_tensor_rate():
+    # MMQ and FlashAttention issue mma.sync; Hopper's full rate needs wgmma (gpu_architectures.tsv).
+    cat = load_catalog()
+    h100, a100 = cat.device("h100-sxm"), cat.device("a100-80gb-sxm")
+    assert (h100.mma_sync_share, a100.mma_sync_share, cat.device("rtx-5090").mma_sync_share) == (0.5, 1.0, 1.0)
+
+    def prefill(tag: str, gpu: str) -> float:
+        return fit.fit(_prefill_request(True, gpu=gpu, tag=tag)).prefill_tok_s
+
+    int8_ratio = h100.int8_ops_per_s / a100.int8_ops_per_s  # 3.2x on paper
+    q4 = "llama3.1:8b-instruct-q4_K_M"
+    mmq_ratio = prefill(q4, "h100-sxm") / prefill(q4, "a100-80gb-sxm")
+    assert 1.0 < mmq_ratio < 0.6 * int8_ratio
+    # F16 weights go through cuBLAS, which does use wgmma.
+    assert prefill("llama3.1:8b-instruct-fp16", "h100-sxm") > 2 * prefill("llama3.1:8b-instruct-fp16", "a100-80gb-sxm")
