@@ -63,7 +63,8 @@ def main() -> int:
     args = parser.parse_args()
     labs_root()
     rounds = [measure(n, not args.no_bench) for n in range(args.repeat)]
-    medians = {kind: statistics.median(r["docker_over_native"][kind] for r in rounds) for kind in ("first", "rerun")}
+    medians = {kind: round(statistics.median(r["docker_over_native"][kind] for r in rounds), 2)
+               for kind in ("first", "rerun")}
     if args.json:
         print(json.dumps({"rounds": rounds, "median_docker_over_native": medians}, indent=2))
         return 0
