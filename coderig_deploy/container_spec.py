@@ -33,15 +33,17 @@ class ContainerSpec(BaseModel):
 
 def container_spec(profile: Profile, image: str | None = None, repo_url: str | None = None,
                    repo_key_fingerprint: str | None = None,
-                   insecure_registries: list[str] | None = None) -> ContainerSpec | None:
-    """None for `runtime: native`; the container for `runtime: docker` (an image is required)."""
+                   insecure_registries: list[str] | None = None,
+                   extra_env: dict[str, str] | None = None) -> ContainerSpec | None:
+    """None for `runtime: native`; the container for `runtime: docker` (an image is required);
+    `extra_env` is what the run adds to the profile's (an air-gapped install's OLLAMA_NO_CLOUD)."""
     if profile.ollama.runtime != "docker":
         return None
     pinned = image or profile.ollama.image
     if pinned is None:
         raise UserInputError(f"profile {profile.name}: ollama.runtime docker needs ollama.image, "
                              "the image pinned by digest (name@sha256:<hex>)")
-    env = {**profile.ollama_env(), "OLLAMA_HOST": f"0.0.0.0:{CONTAINER_PORT}"}
+    env = {**profile.ollama_env(), **(extra_env or {}), "OLLAMA_HOST": f"0.0.0.0:{CONTAINER_PORT}"}
     return ContainerSpec(image=pinned, publish=profile.ollama.host, env=env, repo_url=repo_url,
                          repo_key_fingerprint=repo_key_fingerprint,
                          insecure_registries=insecure_registries or [])

@@ -73,6 +73,10 @@ Tag = Annotated[str, _matching(_TAG, "model tag")]
 Word = Annotated[str, _matching(_WORD, "name")]
 
 
+# An air-gapped install (apply --bundle) turns Ollama's cloud features off, native or in a
+# container (validate --airgapped and verify --bundle check it).
+AIRGAPPED_ENV = {"OLLAMA_NO_CLOUD": "1"}
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -287,7 +291,7 @@ def spec_for(profile: Profile, hosts: list[TargetHost], options: RenderOptions |
         allow_reboot=opts.allow_reboot,
         ollama_version=profile.ollama.version,
         # An air-gapped install turns Ollama's cloud features off (validate --airgapped checks it).
-        ollama_env={**profile.ollama_env(), **({"OLLAMA_NO_CLOUD": "1"} if opts.bundle is not None else {})},
+        ollama_env={**profile.ollama_env(), **(AIRGAPPED_ENV if opts.bundle is not None else {})},
         ollama_archive_url=opts.ollama_archive_url,
         ollama_archive_checksum=archive_checksum,
         model_tag=profile.model.tag,
@@ -309,7 +313,8 @@ def spec_for(profile: Profile, hosts: list[TargetHost], options: RenderOptions |
         benchmark=opts.benchmark,
         bundle=opts.bundle,
         container=container_spec(profile, opts.ollama_image, opts.container_repo_url,
-                                 opts.container_repo_key_fingerprint, opts.container_insecure_registries),
+                                 opts.container_repo_key_fingerprint, opts.container_insecure_registries,
+                                 AIRGAPPED_ENV if opts.bundle is not None else None),
     )
 
 

@@ -12,6 +12,7 @@ from coderig_deploy.cli.output import emit
 from coderig_deploy.cli.report import render_run
 from coderig_deploy.errors import UserInputError
 from coderig_deploy.profiles import Profile, load_profile
+from coderig_deploy.project import AIRGAPPED_ENV
 from coderig_deploy.reports import host_report, run_report, write_run
 from coderig_deploy.smoke import expectations
 from coderig_deploy.verify.container import check_hosts, expect_for
@@ -76,7 +77,8 @@ def verify(
         [_parse_target(h, identity, known_hosts) for h in hosts or []]
     spec = spec_for(prof)
     exp = expectations(prof)
-    container = expect_for(prof, *_image(prof, _sandbox_image() if sandbox else None, bundle))  # bad input first
+    container = expect_for(prof, *_image(prof, _sandbox_image() if sandbox else None, bundle),  # bad input first
+                           extra_env=AIRGAPPED_ENV if bundle else None)
     results = run_verify(targets, spec, editor=exp)
     if container is not None:
         for name, checks in check_hosts(targets, container).items():

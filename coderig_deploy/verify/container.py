@@ -166,11 +166,12 @@ def _read(client: Any, name: str) -> HostContainers:
     return HostContainers(container, image, running)
 
 
-def expect_for(profile: Profile, image: str | None = None, image_id: str | None = None) -> ContainerExpect | None:
+def expect_for(profile: Profile, image: str | None = None, image_id: str | None = None,
+               extra_env: dict[str, str] | None = None) -> ContainerExpect | None:
     """The container a host of `profile` runs (None for runtime native); `image` overrides
     the profile's pin (the sandbox lab's simulator image, a bundle's), `image_id` is the
     ID a bundle's archive loads as."""
-    spec = container_spec(profile, image)
+    spec = container_spec(profile, image, extra_env=extra_env)
     return None if spec is None else expect_from(spec, image_id)
 
 

@@ -142,6 +142,7 @@ def test_the_container_runs_the_loaded_image_with_the_gpu(lab: Lab, image: Image
     assert _inspect(lab, ".Image") == image.image_id == _inspect(lab, ".Config.Image")
     assert _inspect(lab, ".RepoDigests", "image", image.image_id) == []  # loaded: no digest to match the pin
     assert [r["Capabilities"] for r in _inspect(lab, ".HostConfig.DeviceRequests")] == [[["gpu"]]]
+    assert "OLLAMA_NO_CLOUD=1" in _inspect(lab, ".Config.Env")  # air-gapped: cloud features off, as native
     archives = lab.ssh(HOST, "find /var/cache/coderig /var/lib/coderig/bundle/images -type f -name '*.tar*' "
                              "-printf '%f\\n' 2>/dev/null; true").stdout.split()
     assert archives == [image.path.rpartition("/")[2]]  # the image came, the release archive did not

@@ -130,3 +130,14 @@ def test_apply_reports_a_host_whose_dockerd_cannot_be_reached_as_a_failed_check(
     checks = check_provisioned([host], spec)["ws1"]
     assert [(c.name, c.status) for c in checks] == [("container_present", "fail")]
     assert "127.0.0.1" in checks[0].reason
+
+
+def test_an_air_gapped_container_runs_with_cloud_features_off_and_verify_expects_it() -> None:
+    from coderig_deploy.project import AIRGAPPED_ENV
+
+    profile = load_profile("budget-4070-docker", PROFILES)
+    plain = expect_for(profile)
+    airgapped = expect_for(profile, extra_env=AIRGAPPED_ENV)
+    assert plain is not None and airgapped is not None
+    assert "OLLAMA_NO_CLOUD" not in plain.env and airgapped.env["OLLAMA_NO_CLOUD"] == "1"
+    assert airgapped.env["OLLAMA_HOST"] == "0.0.0.0:11434"  # the run's additions never move the bind
