@@ -56,11 +56,14 @@ def no_public_connection(probe: dict[str, Any]) -> CheckResult:
 
 def ollama_no_cloud(probe: dict[str, Any]) -> CheckResult:
     if probe.get("ollama_environ") is None:
-        return _check("ollama_no_cloud", False, "the ollama service is not running (no process to read)")
+        return _check("ollama_no_cloud", False,
+                      "neither the ollama service nor an ollama container is running (no process to read)")
     value = environment(probe["ollama_environ"]).get("OLLAMA_NO_CLOUD")
     ok = (value or "").lower() in _ON
-    return _check("ollama_no_cloud", ok, "Ollama runs with OLLAMA_NO_CLOUD=" + (value or "(unset)")
-                  + ("" if ok else ": set it in the ollama drop-in (apply --bundle does)"), value, "1")
+    where = " in its container" if probe.get("ollama_runtime") == "container" else ""
+    return _check("ollama_no_cloud", ok, f"Ollama runs{where} with OLLAMA_NO_CLOUD=" + (value or "(unset)")
+                  + ("" if ok else ": set it in the ollama drop-in or the container (apply --bundle does)"),
+                  value, "1")
 
 
 def site_registry_only(probe: dict[str, Any], expected: Expected) -> CheckResult:

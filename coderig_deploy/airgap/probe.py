@@ -1,8 +1,9 @@
 """What `validate --airgapped` reads on a host, and the program that reads it.
 
 `PROBE` runs on the host (python3, stdlib) and prints one JSON document:
-its routing tables, one connection attempt per public address, the Ollama
-service's process environment and /api/tags. The connection attempt never sends
+its routing tables, one connection attempt per public address, the process
+environment of the Ollama service (or, with ollama.runtime docker, of the Ollama
+container's main process, read from the host's /proc) and /api/tags. The connection attempt never sends
 a packet off the host: a UDP `connect()` only looks the route up; the TCP attempt
 is made only where that lookup found no route, so it fails locally with
 "Network is unreachable". A host that does have a route is reported as such,
@@ -17,6 +18,7 @@ CONNECT_TIMEOUT_S = 3
 PROBE = r'''
 import errno, json, socket, subprocess, sys, urllib.request
 api_url, timeout, targets = sys.argv[1], float(sys.argv[2]), json.loads(sys.argv[3])
+container = sys.argv[4] if len(sys.argv) > 4 else "ollama"
 def read(path):
     try:
         with open(path, "rb") as f:
@@ -50,6 +52,14 @@ def attempt(address, port):
     return result
 pid = subprocess.run(["systemctl", "show", "-p", "MainPID", "--value", "ollama"], capture_output=True,
                      text=True).stdout.strip()
+runtime = "service"
+if pid in ("", "0"):  # ollama.runtime docker: the container's main process (its environment is the container's)
+    try:
+        pid = subprocess.run(["docker", "inspect", "--format", "{{.State.Pid}}", container], capture_output=True,
+                             text=True, timeout=60).stdout.strip()
+        runtime = "container"
+    except (OSError, subprocess.SubprocessError):
+        pid = ""
 environ = read(f"/proc/{pid}/environ") if pid not in ("", "0") else None
 try:
     tags = json.loads(urllib.request.urlopen(api_url + "/api/tags", timeout=10).read())
@@ -59,7 +69,8 @@ except Exception as exc:
 print(json.dumps({
     "route4": read("/proc/net/route"), "route6": read("/proc/net/ipv6_route"),
     "attempts": [attempt(a, p) for a, p in targets],
-    "ollama_pid": pid, "ollama_environ": environ.split("\0") if environ is not None else None,
+    "ollama_pid": pid, "ollama_runtime": runtime if environ is not None else None,
+    "ollama_environ": environ.split("\0") if environ is not None else None,
     "tags": tags, "tags_error": tags_error,
 }))
 '''

@@ -175,6 +175,21 @@ def test_verify_binds_the_loaded_image_to_the_pin_through_the_bundle(lab: Lab, b
     assert _digest_check(lab) == (1, "fail")  # without the bundle, nothing says which ID the pin loads as
 
 
+def test_validate_airgapped_reads_the_containers_environment(lab: Lab, bundle: Path,
+                                                            runs: list[dict[str, Any]], workdir: Path) -> None:
+    """The auditor's command on a docker host: Ollama's process is the container's main one."""
+    proc = cli(lab, "validate", "--airgapped", "--sandbox", "--bundle", str(bundle), "--runs-dir",
+               str(workdir / "validate"), "--json")
+    assert proc.stdout.strip().startswith("{"), proc.stderr
+    (host,) = json.loads(proc.stdout)["hosts"]
+    checks = {c["name"]: c for c in host["checks"]}
+    assert checks["ollama_no_cloud"]["status"] == "pass", checks["ollama_no_cloud"]
+    assert "in its container" in checks["ollama_no_cloud"]["reason"]
+    assert all(checks[n]["status"] == "pass" for n in ("no_default_route", "no_public_connection", "model_digest")), \
+        checks
+    assert proc.returncode == 0, json.dumps(host["checks"], indent=1)[:3000]
+
+
 def test_the_site_registry_serves_the_image_by_the_same_digest(lab: Lab, bundle: Path, image: ImageEntry,
                                                                 runs: list[dict[str, Any]], workdir: Path) -> None:
     """`bundle push` into a site registry standing where the lab's was (Docker on the host trusts that

@@ -64,7 +64,9 @@ def test_a_sealed_host_passes_every_check() -> None:
     ({"attempts": []}, "no_public_connection", "no attempt"),
     ({"ollama_environ": ["OLLAMA_HOST=127.0.0.1:11434"]}, "ollama_no_cloud", "OLLAMA_NO_CLOUD=(unset)"),
     ({"ollama_environ": ["OLLAMA_NO_CLOUD=0"]}, "ollama_no_cloud", "OLLAMA_NO_CLOUD=0: set it"),
-    ({"ollama_environ": None}, "ollama_no_cloud", "the ollama service is not running"),
+    ({"ollama_environ": None}, "ollama_no_cloud", "neither the ollama service nor an ollama container is running"),
+    ({"ollama_environ": ["OLLAMA_HOST=0.0.0.0:11434"], "ollama_runtime": "container"}, "ollama_no_cloud",
+     "Ollama runs in its container with OLLAMA_NO_CLOUD=(unset)"),
     ({"ollama_environ": ["OLLAMA_NO_CLOUD=1", "HTTPS_PROXY=http://proxy:3128"]}, "site_registry_only",
      "a proxy gives Ollama a way out (HTTPS_PROXY=http://proxy:3128)"),
     ({"tags": {"models": [{"name": TAG, "digest": DIGEST[7:]},
@@ -93,7 +95,8 @@ def test_the_probe_program_runs_and_sends_nothing_where_there_is_no_route() -> N
     out = subprocess.run([sys.executable, "-c", PROBE, "http://127.0.0.1:9", "1", json.dumps([["192.0.2.1", 9]])],
                          capture_output=True, text=True, timeout=60, check=True).stdout
     doc = json.loads(out)
-    assert set(doc) == {"route4", "route6", "attempts", "ollama_pid", "ollama_environ", "tags", "tags_error"}
+    assert set(doc) == {"route4", "route6", "attempts", "ollama_pid", "ollama_runtime", "ollama_environ", "tags",
+                        "tags_error"}
     attempt = doc["attempts"][0]
     assert attempt["address"] == "192.0.2.1" and isinstance(attempt["route"], bool)
     if attempt["route"]:  # this machine has a route: the program must not have tried to connect
