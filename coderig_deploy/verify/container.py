@@ -16,7 +16,6 @@ import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from coderig_deploy.bench.checks import FAIL, PASS, SKIP, Check
@@ -24,6 +23,7 @@ from coderig_deploy.container_spec import ContainerSpec, container_spec
 from coderig_deploy.errors import EnvironmentProblem
 from coderig_deploy.profiles import Profile
 from coderig_deploy.project import TargetHost
+from coderig_deploy.verify.runner import Target
 
 LOOPBACK = ("127.0.0.1", "::1")
 _HOME_LOCK = threading.Lock()
@@ -154,15 +154,15 @@ def inspect(address: str, user: str = "root", port: int = 22, key: Path | None =
 def _read(client: Any, name: str) -> HostContainers:
     from docker.errors import NotFound
 
+    running = [client.api.inspect_container(c["Id"]) for c in client.api.containers()]
     try:
         container = client.api.inspect_container(name)
     except NotFound:
-        return HostContainers(None, None, [client.api.inspect_container(c["Id"]) for c in client.api.containers()])
+        return HostContainers(None, None, running)
     try:
         image = client.api.inspect_image(container["Image"])
     except NotFound:
         image = None
-    running = [client.api.inspect_container(c["Id"]) for c in client.api.containers()]
     return HostContainers(container, image, running)
 
 
@@ -189,15 +189,14 @@ def check_provisioned(hosts: list[TargetHost], spec: ContainerSpec,
     skipped = {h.name: [Check("container_checks", SKIP, "not read: the docker SDK goes over SSH as a user "
                               "dockerd accepts (run `coderig-deploy verify` as root)")]
                for h in hosts if h.connection != "ssh" or h.become}
-    targets = [SimpleNamespace(name=h.name, address=h.address or h.name, user=h.user or getpass.getuser(),
-                               port=h.port or 22, key_file=Path(h.key_file) if h.key_file else None,
-                               known_hosts=Path(h.known_hosts) if h.known_hosts else None)
+    targets = [Target(h.name, h.address or h.name, h.user or getpass.getuser(), h.port or 22,
+                      Path(h.key_file) if h.key_file else None, Path(h.known_hosts) if h.known_hosts else None)
                for h in hosts if h.name not in skipped]
     return {**skipped, **check_hosts(targets, expect_from(spec, image_id))}
 
 
-def check_hosts(targets: list[Any], expect: ContainerExpect) -> dict[str, list[Check]]:
-    """{host name: container checks} for verify's Targets (name, address, user, port, key_file, known_hosts)."""
+def check_hosts(targets: list[Target], expect: ContainerExpect) -> dict[str, list[Check]]:
+    """{host name: container checks} for verify's Targets."""
     results: dict[str, list[Check]] = {}
     for target in targets:
         try:

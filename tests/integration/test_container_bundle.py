@@ -24,6 +24,7 @@ from coderig_deploy.bundle.manifest import ImageEntry
 from coderig_deploy.sandbox import HostSpec, Lab, processes, registry, services
 from tests.integration.conftest import LabFactory
 from tests.integration.ollama_sim_support import stop_pid
+from tests.integration.test_bundle_apply import ran as ran_on
 
 pytestmark = pytest.mark.integration
 
@@ -51,9 +52,7 @@ def apply(lab: Lab, runs: Path, bundle: Path) -> tuple[int, dict[str, Any], str]
 
 def ran(run_dir: str, task_prefix: str) -> int:
     """How many times a task whose name starts with `task_prefix` ran (not skipped)."""
-    events = [json.loads(p.read_text()) for p in (Path(run_dir) / "artifacts" / "apply" / "job_events").glob("*.json")]
-    return sum(1 for e in events if e.get("event") in ("runner_on_ok", "runner_on_failed")
-               and str(e["event_data"].get("task", "")).startswith(task_prefix))
+    return len(ran_on(run_dir, task_prefix))
 
 
 @pytest.fixture(scope="module")
