@@ -11,7 +11,8 @@ Every integration test that needs hosts boots its own lab through `sandbox_lab`:
 
 Each lab has its own state directory (so its own bridge and /24), which keeps test
 runs of different engineers on one machine apart. All labs are torn down at the
-end of the session, also when a test fails.
+end of the session, also when a test fails; a session that was killed before its
+teardown leaves its labs behind, and the next session tears them down (lab_owner.py).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import pytest
 import testinfra
 
 from coderig_deploy.sandbox import HostSpec, Lab
+from tests.integration.lab_owner import claim, sweep
 
 LABS_ROOT = Path(os.environ.get("CODERIG_TEST_LABS", "/var/lib/coderig/test-labs"))
 
@@ -50,10 +52,13 @@ def sandbox_lab() -> Iterator[LabFactory]:
     """Factory: `sandbox_lab(specs, name=...)` boots a lab and returns it (running)."""
     if os.geteuid() != 0:
         pytest.fail("integration tests boot sandbox hosts and must run as root")
+    sweep(LABS_ROOT)
     labs: list[Lab] = []
+    claims: list[int] = []
 
     def make(specs: list[HostSpec], name: str = "lab", timeout: float = 120.0) -> Lab:
         lab = Lab(new_lab_home(name))
+        claims.append(claim(lab.home))
         labs.append(lab)
         lab.up(specs, timeout=timeout)
         return lab
@@ -62,6 +67,8 @@ def sandbox_lab() -> Iterator[LabFactory]:
     for lab in labs:
         lab.down()
         _remove_home(lab.home)
+    for fd in claims:
+        os.close(fd)
 
 
 def _remove_home(home: Path) -> None:

@@ -23,6 +23,8 @@ import pytest
 from coderig_deploy.catalog import load_catalog
 from coderig_deploy.sandbox import HostSpec, Lab, cgroups, network, processes
 from coderig_deploy.sandbox.hosts import HostPaths
+from tests.integration.conftest import LABS_ROOT
+from tests.integration.lab_owner import sweep
 
 pytestmark = pytest.mark.integration
 
@@ -206,9 +208,9 @@ def test_hosts_added_later_without_gpu_and_without_driver(provisioning_lab: Lab)
 
 # -- teardown ------------------------------------------------------------------------------
 
-def traces(lab: Lab) -> dict[str, list[str]]:
-    """Everything of `lab` that could outlive it on the controller."""
-    st = lab.state
+def traces(lab: Lab, recorded: Any = None) -> dict[str, list[str]]:
+    """Everything of `lab` that could outlive it on the controller (as `recorded`, once its state is gone)."""
+    st = recorded or lab.state
     assert st is not None
     hosts = list(st.hosts.values())
     mounts = Path("/proc/self/mounts").read_text()
@@ -218,9 +220,18 @@ def traces(lab: Lab) -> dict[str, list[str]]:
         "netns": [h.netns for h in hosts if network.netns_exists(h.netns)],
         "links": [n for n in [st.bridge, *(h.veth for h in hosts)] if network.link_exists(n)],
         "cgroups": [str(d) for h in hosts for d in cgroups.host_dirs(h.cgroup) if d.exists()],
-        "services": [s.name for s in st.services.values()
-                     if processes.is_same_process(s.pid, s.started)],
+        "services": [s.name for s in st.services.values() if _running(s.pid, s.started)],
     }
+
+
+def _running(pid: int, started: int | None) -> bool:
+    """The recorded process is alive: a zombie is dead, only not yet reaped by its parent (init, for the
+    services of a killed session)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return processes.is_same_process(pid, started) and stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def test_down_leaves_nothing_behind_even_after_a_crash(
@@ -242,7 +253,8 @@ def test_down_leaves_nothing_behind_even_after_a_crash(
     leftovers = {k: v for k, v in _traces_of(lab, state_copy).items() if v}
     assert leftovers == {}
     assert lab.down() == []  # idempotent
-    assert [p.name for p in lab.home.iterdir()] == ["lock"]
+    # Only down's own lock and the session's claim on the lab (conftest, lab_owner.py) remain.
+    assert sorted(p.name for p in lab.home.iterdir()) == ["lock", "session.lock"]
 
 
 def _traces_of(lab: Lab, recorded: Any) -> dict[str, list[str]]:
@@ -254,3 +266,33 @@ def _traces_of(lab: Lab, recorded: Any) -> dict[str, list[str]]:
         return traces(lab)
     finally:
         state_module.state_path(lab.home).unlink()
+
+
+KILLED_SESSION = """
+from coderig_deploy.sandbox import HostSpec, Lab
+from tests.integration.conftest import new_lab_home
+from tests.integration.lab_owner import claim
+lab = Lab(new_lab_home("killed"))
+fd = claim(lab.home)
+lab.up([HostSpec(name="k1", gpu="rtx-4070", count=1)])
+print(lab.home, flush=True)
+input()
+"""
+
+
+def test_a_killed_sessions_lab_is_torn_down_by_the_next_session(sandbox_lab: Callable[..., Lab]) -> None:
+    # `sandbox_lab` swept at the start of this session; a session killed now leaves its lab running.
+    child = subprocess.Popen([sys.executable, "-c", KILLED_SESSION], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parents[2])
+    assert child.stdout is not None
+    home = Path(child.stdout.readline().strip())
+    child.kill()  # SIGKILL: no teardown runs
+    child.wait()
+    lab = Lab(home)
+    recorded = lab.state
+    assert recorded is not None and traces(lab)["processes"]
+    swept = sweep(LABS_ROOT)
+    assert home in swept
+    assert not home.exists()
+    leftovers = {k: v for k, v in traces(lab, recorded).items() if v}
+    assert leftovers == {}
