@@ -19,6 +19,7 @@ from coderig_deploy.planner import Plan, make_plan
 
 KINDS = ("vram", "decode", "prefill")
 SETS = ("fit", "held-out", "seed")
+UBATCH_1 = "at ubatch 1"  # in a decode row's unit: "tok/s (pp512 at ubatch 1 = 512 decode steps)"
 
 
 @dataclass(frozen=True)
@@ -35,12 +36,19 @@ class Case:
     file_bytes: int | None
     engine: str
     source: str
+    unit: str = ""
+
+    @property
+    def last_logits_only(self) -> bool:
+        """A decode row measured as a prompt run one token per ubatch (llama-bench -ub 1): decode kernels,
+        but only the last token's logits are computed, so the output layer is skipped for the others."""
+        return self.kind == "decode" and UBATCH_1 in self.unit
 
     def plan(self) -> Plan:
         # A prefill row measures a whole prompt of `ctx` tokens: time to first token less the one decode step.
         return make_plan(self.model_tag, list(self.gpus), self.ctx, "f16", self.flash_attention,
                          depth=self.depth or None, file_bytes=self.file_bytes, engine=self.engine,
-                         prompt_tokens=self.ctx)
+                         prompt_tokens=self.ctx, logits_every_token=not self.last_logits_only)
 
     def predicted(self) -> float:
         p = self.plan()
@@ -68,7 +76,7 @@ def _case(row: dict[str, str]) -> Case:
     label = f"{row['model'].split(':')[0]}:{row['model'].split(':')[1].split('-')[0]} {row['model'].rsplit('-', 1)[1]} " \
             f"{row['gpus']} ctx {row['ctx']} fa {'on' if fa else 'off'}"
     return Case(row["set"], row["kind"], label, row["model"], _gpus(row["gpus"]), int(row["ctx"]), int(row["depth"]),
-                fa, float(row["value"]), file_bytes, row["engine"], row["source"])
+                fa, float(row["value"]), file_bytes, row["engine"], row["source"], row["unit"])
 
 
 def load_cases(path: Path) -> list[Case]:

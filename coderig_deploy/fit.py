@@ -153,6 +153,8 @@ class FitRequest:
     ram_bandwidth_gbs: float = 64.0
     depth: int = 512  # tokens already in the cache when decode speed is predicted
     num_gpu: int | None = None  # Ollama's num_gpu option: at most this many layer slots on GPUs
+    logits_every_token: bool = True  # False: only the last token's logits are read (a prompt run one token per
+    #                                  ubatch, llama-bench -ub 1), so llama.cpp skips the output layer for the others
 
 
 @dataclass(frozen=True)
@@ -367,16 +369,20 @@ def decode_tokens_per_second(
     _, per_layer, output = weight_split(arch, req.quant, req.file_bytes)
     kv_per_layer = _kv_read_bytes(req, req.depth)
     params_per_byte = layer_params(arch) / per_layer if per_layer else 0.0
+    # The output layer sits with the last device holding weights (place()); a token whose logits
+    # nobody reads never multiplies it.
+    skipped = 0.0 if req.logits_every_token else output
+    last = max((i for i, u in enumerate(uses) if u.weights_mib), default=-1)
     seconds = 0.0
-    for use, dev in zip(uses, req.devices):
-        read = use.weights_mib * MIB * active + use.layers * kv_per_layer
+    for i, (use, dev) in enumerate(zip(uses, req.devices)):
+        weights = (use.weights_mib * MIB - (skipped if i == last and not output_on_cpu else 0.0)) * active
+        read = weights + use.layers * kv_per_layer
         memory_s = read / (eng.bandwidth_efficiency * dev.bandwidth_gbs * 1e9)
         compute_s = 0.0
         if dev.int_ops_per_s and req.quant.decode_ops_per_weight:
-            weights = use.weights_mib * MIB * active * params_per_byte
-            compute_s = weights * req.quant.decode_ops_per_weight / dev.int_ops_per_s
+            compute_s = weights * params_per_byte * req.quant.decode_ops_per_weight / dev.int_ops_per_s
         seconds += max(memory_s, compute_s)
-    cpu_read = cpu_layers * (per_layer * active + kv_per_layer) + (output if output_on_cpu else 0.0)
+    cpu_read = cpu_layers * (per_layer * active + kv_per_layer) + (output - skipped if output_on_cpu else 0.0)
     seconds += cpu_read / (eng.bandwidth_efficiency * req.ram_bandwidth_gbs * 1e9)
     seconds += arch.layers * layer_latency_s(eng, [d for u, d in zip(uses, req.devices) if u.layers])
     return 1.0 / seconds

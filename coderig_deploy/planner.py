@@ -82,11 +82,13 @@ def make_plan(
     engine: str = "ollama",
     prompt_tokens: int = 4096,
     file_bytes: int | None = None,
+    logits_every_token: bool = True,
 ) -> Plan:
     """Plan `model_tag` with a `ctx`-token context on the GPUs named by `gpu_slugs`.
 
     The one entry point of the fit model for `plan`, `recommend` and the calibration
-    check; `file_bytes` overrides the catalog's size (a measured or generated file).
+    check; `file_bytes` overrides the catalog's size (a measured or generated file);
+    `logits_every_token=False` predicts tokens whose logits nobody reads (a prompt run one token per ubatch).
     """
     if ctx < 256:
         raise UserInputError(f"--ctx {ctx} is too small: use at least 256 tokens")
@@ -113,6 +115,7 @@ def make_plan(
         spread=spread,
         ram_bandwidth_gbs=ram_bandwidth_gbs or runtime["system_ram_bandwidth_gbs"],
         depth=min(depth or int(runtime["decode_depth"]), ctx),
+        logits_every_token=logits_every_token,
     )
     result = fit.fit(request)
     notes = list(result.notes)

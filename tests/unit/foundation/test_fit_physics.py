@@ -114,6 +114,17 @@ def test_stream_k_mmq_is_faster_than_mmq_in_waves():
     assert f16["llama.cpp"] == f16["llama.cpp-2024-06"]
 
 
+def test_a_token_without_logits_skips_the_output_layer():
+    # A prompt run one token per ubatch (llama-bench -ub 1) computes logits only for its last token.
+    req = _prefill_request(True, tag="llama3.1:8b-instruct-q4_0")
+    every = fit.fit(req).decode_tok_s
+    last_only = fit.fit(dataclasses.replace(req, logits_every_token=False)).decode_tok_s
+    _, _, output = fit.weight_split(req.arch, req.quant, req.file_bytes)
+    dev = req.devices[0]
+    output_s = output / (req.engine.bandwidth_efficiency * dev.bandwidth_gbs * 1e9)
+    assert 1 / every - 1 / last_only == pytest.approx(output_s, rel=1e-9)
+
+
 def test_prefill_ubatch_attends_every_cell_up_to_its_end():
     # llama.cpp multiplies a ubatch against every cell up to its last token (the mask hides the later
     # ones), so a 512-token ubatch centred on 256 and a 128-token one centred on 448 both see 512 cells.
