@@ -22,9 +22,10 @@ from coderig_deploy.resources import DATA_DIR
 GB = 1_000_000_000
 GIB = 1 << 30
 # GeForce cards run FP16 tensor products with FP32 accumulation at half their FP16-accumulate rate; RTX
-# professional and data-center parts at the full rate (NVIDIA GA102 whitepaper: RTX 3090 71 vs 142 dense
-# TFLOPS, RTX A6000 155 both; Ada whitepaper: RTX 4090 165 vs 330, RTX 6000 Ada 364 both; RTX Blackwell
-# whitepaper: RTX 5090 209.5 vs 419). llama.cpp accumulates in f32 in FlashAttention and in KQ without it.
+# professional and data-center parts at the full rate (NVIDIA's GA102 and Ada whitepapers list RTX 3090
+# 71 vs 142 and RTX 4090 165 vs 330 dense TFLOPS, the RTX A6000 and RTX 6000 Ada one figure for both;
+# the RTX Blackwell whitepaper halves GeForce RTX 50 cards the same way). llama.cpp accumulates in f32
+# in FlashAttention's KQ and, in current builds, in KQ without it (engines.tsv kq_precision).
 GEFORCE_FP32_ACC_SHARE = 0.5
 
 
