@@ -24,16 +24,22 @@ CALIBRATION = Path(__file__).with_name("calibration.tsv")
 OLD_BUILD = "llama.cpp-2023-12"  # its own per-layer latency (no CUDA graphs), everything else shared
 # Current builds (llama.cpp master since late 2025, and Ollama, which runs its llama-server): their own per-layer
 # latency, fitted on their own decode rows after the 2024 builds' constants (kernel fusion shortened a layer's steps).
-CURRENT_BUILDS = ("llama.cpp", "ollama")
+CURRENT = ("llama.cpp", "ollama")
+# FlashAttention's efficiency is fitted for the current builds only: the fit rows measured with flash
+# attention on are all current builds (llama.cpp#24127, #17505, #20586); the 2024 engines keep 0
+# (their FA kernels predate the mma ones and no fit row of theirs has FA on).
+CURRENT_ONLY = ("fa_efficiency",)
 
 
 def _set(**values: float) -> None:
     catalog = load_catalog()
     for name, spec in list(catalog.engines.items()):
         update = {k: v for k, v in values.items() if k in EngineSpec.model_fields}
+        if name not in CURRENT:
+            update = {k: v for k, v in update.items() if k not in CURRENT_ONLY}
         if name == OLD_BUILD and "old_latency_us" in values:
             update["per_layer_latency_us"] = values["old_latency_us"]
-        if name in CURRENT_BUILDS:
+        if name in CURRENT:
             update.pop("per_layer_latency_us", None)
             if "current_latency_us" in values:
                 update["per_layer_latency_us"] = values["current_latency_us"]
@@ -51,8 +57,8 @@ def _worst(cases: list, kind: str) -> float:
 
 def main() -> int:
     cases = [c for c in load_cases(CALIBRATION) if c.set == "fit"]
-    older = [c for c in cases if c.engine not in CURRENT_BUILDS]
-    current = [c for c in cases if c.engine in CURRENT_BUILDS]
+    older = [c for c in cases if c.engine not in CURRENT]
+    current = [c for c in cases if c.engine in CURRENT]
     best = (9.0, {})
     for eff, lat, old, kvf, ops in itertools.product((0.88, 0.9, 0.92, 0.94), (70, 80, 90, 100),
                                                       (140, 170, 200, 230), (2.5, 3.0, 3.5, 4.0), (3, 3.5, 4, 4.5)):
@@ -71,14 +77,24 @@ def main() -> int:
         best_now = min(best_now, (_worst(current, "decode"), dict(current_latency_us=lat)), key=lambda b: b[0])
     _set(**best_now[1])
     print(f"decode, current builds: rms log error {best_now[0]:.1%} with {best_now[1]}")
-    best_pp = (9.0, {})
-    for eff, mmq, lat in itertools.product([x / 100 for x in range(40, 92, 2)], [x / 100 for x in range(16, 42, 2)],
-                                           (0, 100, 200, 400)):
-        values = dict(prefill_efficiency=eff, mmq_efficiency=mmq, prefill_layer_us=lat)
-        _set(**values)
-        worst = _worst(cases, "prefill")
-        best_pp = min(best_pp, (worst, values), key=lambda b: b[0])
-    _set(**best_pp[1])
+    fa = {"fa_efficiency": float(load_catalog().engines[CURRENT[0]].fa_efficiency)}
+    for _ in range(3):  # coordinate descent: the GEMM constants, then FlashAttention's, until both settle
+        best_pp = (9.0, {})
+        for eff, mmq, lat in itertools.product([x / 100 for x in range(40, 92, 2)],
+                                               [x / 100 for x in range(16, 42, 2)], (0, 100, 200, 400)):
+            values = dict(prefill_efficiency=eff, mmq_efficiency=mmq, prefill_layer_us=lat, **fa)
+            _set(**values)
+            best_pp = min(best_pp, (_worst(cases, "prefill"), values), key=lambda b: b[0])
+        _set(**best_pp[1])
+        previous = fa
+        for fa_eff in [x / 100 for x in range(10, 92, 2)]:
+            _set(fa_efficiency=fa_eff)
+            best_pp = min(best_pp, (_worst(cases, "prefill"), {**best_pp[1], "fa_efficiency": fa_eff}),
+                          key=lambda b: b[0])
+        fa = {"fa_efficiency": best_pp[1]["fa_efficiency"]}
+        _set(**best_pp[1])
+        if fa == previous:
+            break
     print(f"prefill: rms log error {best_pp[0]:.1%} with {best_pp[1]}")
     return 0
 

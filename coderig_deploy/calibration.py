@@ -44,11 +44,19 @@ class Case:
         but only the last token's logits are computed, so the output layer is skipped for the others."""
         return self.kind == "decode" and UBATCH_1 in self.unit
 
+    @property
+    def prompt_start(self) -> int:
+        """Tokens in the cache before a prefill row's prompt: `depth` averages the test, so a prompt
+        from `start` to `ctx` has depth (start + ctx) / 2 (llama-bench pp512@d32768: ctx 33280, depth
+        33024). Rows of a prompt into an empty cache give its middle or 0: start 0."""
+        return max(0, 2 * self.depth - self.ctx) if self.kind == "prefill" else 0
+
     def plan(self) -> Plan:
-        # A prefill row measures a whole prompt of `ctx` tokens: time to first token less the one decode step.
+        # A prefill row measures the prompt from prompt_start to ctx: time to first token less one decode step.
         return make_plan(self.model_tag, list(self.gpus), self.ctx, "f16", self.flash_attention,
                          depth=self.depth or None, file_bytes=self.file_bytes, engine=self.engine,
-                         prompt_tokens=self.ctx, logits_every_token=not self.last_logits_only)
+                         prompt_tokens=self.ctx - self.prompt_start, prompt_start=self.prompt_start,
+                         logits_every_token=not self.last_logits_only)
 
     def predicted(self) -> float:
         p = self.plan()

@@ -43,9 +43,12 @@ KV_BYTES_PER_ELEMENT: dict[str, float] = {"f16": 2.0, "q8_0": 34 / 32, "q4_0": 1
 F32 = 4  # activations and logits are f32 in llama.cpp's compute graph
 HIDDEN_STATE_BUFFERS = 3  # residual stream, normed input, attention output live at once
 # Prompt processing without flash attention: bytes moved per attention score (one head, one cell) by
-# llama.cpp's CUDA graph: KQ written in f16 (2) and read back (2), converted to f32 (4), softmax reads and
-# writes it in f32 (4 + 4), converted to f16 for KQV (read 4, write 2), read by the KQV GEMM (2).
-SCORE_BYTES_FA_OFF = 24
+# llama.cpp's CUDA graph, by the precision KQ is computed in (Engine.kq_precision):
+#   f16 (builds of 2024): KQ written in f16 (2) and read back (2), converted to f32 (4), softmax reads and
+#     writes it in f32 (4 + 4), converted to f16 for KQV (read 4, write 2), read by the KQV GEMM (2): 24;
+#   f32 (current builds: build_attn_mha sets GGML_PREC_F32 on KQ, so cuBLAS writes f32 directly): KQ
+#     written in f32 (4), softmax (4 + 4), converted to f16 for KQV (4 + 2), read by the KQV GEMM (2): 20.
+SCORE_BYTES_FA_OFF: dict[str, int] = {"f16": 24, "f32": 20}
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,7 @@ class Device:
     l2_mib: float = 0.0  # L2 cache: a prompt ubatch's score matrix that fits there never reaches memory
     cublas_tile: tuple[int, int] = (0, 0)  # cuBLAS FP16 GEMM output tile (weight rows, tokens); (0, 0): no waves
     mma_sync_share: float = 1.0  # tensor rate llama.cpp's own mma.sync kernels reach (Hopper: wgmma-only peak)
+    fp32_acc_share: float = 1.0  # FP16 tensor rate with FP32 accumulation (GeForce cards: half)
 
     @property
     def int_ops_per_s(self) -> float:
@@ -126,6 +130,8 @@ class Engine:
     #                           dequantize to FP16 for every ubatch and run an FP16 GEMM (older builds)
     mmq_efficiency: float = 0.0  # share of the int8 tensor throughput MMQ reaches
     mmq_tile: tuple[int, int] = (0, 0)  # MMQ output tile run in waves (wave_fill); (0, 0): stream-k (llama.cpp#8018)
+    kq_precision: str = "f16"  # accumulator of KQ without flash attention (f32: FP32-accumulate rate, 20 bytes/score)
+    fa_efficiency: float = 0.0  # share of the tensor rate FlashAttention's kernels reach (0: prefill_efficiency)
     pcie_gbs: float = 25.0  # weights of CPU-resident layers streamed to the GPU for each prompt ubatch
     cpu_gflops: float = 500.0  # matrix throughput of the CPU when no GPU is present
 
@@ -441,21 +447,33 @@ def wave_fill(arch: Architecture, dev: Device, tokens: int, tile: tuple[int, int
 
 def _attention_seconds(req: FitRequest, dev: Device, cells: int, chunk: int) -> float:
     """Attention of one prompt token in one layer against `cells` cells: the KQ and KQV products
-    (2 x 2 FLOPs per head dimension and cell) are FP16 x FP16 batched GEMMs on the tensor cores
-    whatever the weights' type (with flash attention in llama.cpp's own mma.sync kernels, at
-    Device.mma_sync_share of the rate); without flash attention the score matrix also makes
-    SCORE_BYTES_FA_OFF bytes of memory traffic per head and cell, less the share the L2 cache holds
-    (score_dram_share)."""
+    (2 FLOPs per head dimension and cell each) run on the tensor cores whatever the weights' type.
+    With flash attention llama.cpp's own mma.sync kernels run both at the engine's fa_efficiency (the
+    softmax and rescaling between the products), KQ accumulated in f32 (fattn-mma-f16.cuh: float KQ
+    tiles; half rate on GeForce cards, Device.fp32_acc_share), KQV in f16. Without it both are cuBLAS
+    GEMMs at prefill_efficiency, KQ at the FP32-accumulate rate where the engine computes it in f32,
+    and the score matrix makes SCORE_BYTES_FA_OFF bytes of memory traffic per head and cell, less the
+    share the L2 cache holds (score_dram_share)."""
     eng = req.engine
-    flops = 4 * req.arch.heads * req.arch.head_dim * cells
-    rate = eng.prefill_efficiency * dev.tensor_flops_per_s if dev.tensor_flops_per_s else eng.cpu_gflops * 1e9
-    if req.flash_attention and dev.tensor_flops_per_s:
-        rate *= dev.mma_sync_share  # llama.cpp's own FlashAttention kernels, not cuBLAS
-    seconds = flops / rate
-    if not req.flash_attention and dev.bandwidth_gbs:
-        scores = req.arch.heads * cells * SCORE_BYTES_FA_OFF * score_dram_share(req.arch, dev, cells, chunk)
-        seconds += scores / (eng.bandwidth_efficiency * dev.bandwidth_gbs * 1e9)
-    return seconds
+    product = 2 * req.arch.heads * req.arch.head_dim * cells  # FLOPs of KQ, and again of KQV
+    if not dev.tensor_flops_per_s:
+        return 2 * product / (eng.cpu_gflops * 1e9) + _score_seconds(req, dev, cells, chunk)
+    if req.flash_attention:
+        rate = (eng.fa_efficiency or eng.prefill_efficiency) * dev.tensor_flops_per_s * dev.mma_sync_share
+        return product / (rate * dev.fp32_acc_share) + product / rate
+    rate = eng.prefill_efficiency * dev.tensor_flops_per_s
+    kq_rate = rate * dev.fp32_acc_share if eng.kq_precision == "f32" else rate
+    return product / kq_rate + product / rate + _score_seconds(req, dev, cells, chunk)
+
+
+def _score_seconds(req: FitRequest, dev: Device, cells: int, chunk: int) -> float:
+    """Memory time of the score matrix's traffic without flash attention (0 with it)."""
+    if req.flash_attention or not dev.bandwidth_gbs:
+        return 0.0
+    eng = req.engine
+    share = score_dram_share(req.arch, dev, cells, chunk)
+    scores = req.arch.heads * cells * SCORE_BYTES_FA_OFF[eng.kq_precision] * share
+    return scores / (eng.bandwidth_efficiency * dev.bandwidth_gbs * 1e9)
 
 
 def score_dram_share(arch: Architecture, dev: Device, cells: int, chunk: int) -> float:
@@ -506,9 +524,10 @@ def prefill_seconds_per_token(
     return seconds
 
 
-def time_to_first_token(req: FitRequest, result: FitResult, prompt_tokens: int) -> float:
-    """Seconds from request to first generated token for a `prompt_tokens` prompt (model loaded):
-    the prompt in ubatches, each at its own depth, then one decode step."""
+def time_to_first_token(req: FitRequest, result: FitResult, prompt_tokens: int, start: int = 0) -> float:
+    """Seconds from request to first generated token for a `prompt_tokens` prompt (model loaded) that
+    follows `start` tokens already in the cache (llama-bench's ppN@dSTART): the prompt in ubatches,
+    each at its own depth, then one decode step."""
     if prompt_tokens <= 0 or not result.prefill_tok_s:
         return 0.0
     ubatch = max(min(req.engine.batch_size, req.ctx), 1)
@@ -516,7 +535,7 @@ def time_to_first_token(req: FitRequest, result: FitResult, prompt_tokens: int) 
     seconds, done = 0.0, 0
     while done < prompt_tokens:
         chunk = min(ubatch, prompt_tokens - done)
-        depth = done + chunk // 2
+        depth = start + done + chunk // 2
         seconds += chunk * prefill_seconds_per_token(req, result.devices, cpu_layers, depth, chunk)
         done += chunk
     return seconds + 1.0 / result.decode_tok_s

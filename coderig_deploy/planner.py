@@ -83,12 +83,14 @@ def make_plan(
     prompt_tokens: int = 4096,
     file_bytes: int | None = None,
     logits_every_token: bool = True,
+    prompt_start: int = 0,
 ) -> Plan:
     """Plan `model_tag` with a `ctx`-token context on the GPUs named by `gpu_slugs`.
 
     The one entry point of the fit model for `plan`, `recommend` and the calibration
     check; `file_bytes` overrides the catalog's size (a measured or generated file);
     `logits_every_token=False` predicts tokens whose logits nobody reads (a prompt run one token per ubatch).
+    `prompt_start` tokens already in the cache precede the prompt (llama-bench's ppN@dSTART).
     """
     if ctx < 256:
         raise UserInputError(f"--ctx {ctx} is too small: use at least 256 tokens")
@@ -125,7 +127,7 @@ def make_plan(
         notes.append("no GPU: the whole model runs from system RAM (prefill speed is a rough CPU estimate)")
     if prompt_tokens > ctx:
         notes.append(f"a {prompt_tokens}-token prompt does not fit a {ctx}-token context; Ollama truncates it")
-    ttft = fit.time_to_first_token(request, result, min(prompt_tokens, ctx))
+    ttft = fit.time_to_first_token(request, result, min(prompt_tokens, ctx - prompt_start), prompt_start)
     shortfall = 0.0
     if not result.fits and request.devices:
         full = fit.place(request, request.devices, request.arch.layers + 1)

@@ -71,9 +71,10 @@ def test_prefill_attention_grows_with_depth_and_costs_more_without_flash_attenti
     assert growth_on > 0 and growth_off > 1.5 * growth_on
     # A short prompt's score matrix (512 x 512 x 32 heads, f32: 32 MiB) stays in the RTX 4090's 72 MiB L2,
     # not in the RTX 3090's 6 MiB: only there does it cost memory traffic.
-    assert per_token(fa_off, 256) == per_token(fa_on, 256)
-    off_3090, on_3090 = _prefill_request(False, gpu="rtx-3090"), _prefill_request(True, gpu="rtx-3090")
-    assert per_token(off_3090, 256) > per_token(on_3090, 256)
+    assert fit._score_seconds(fa_off, fa_off.devices[0], 512, 512) == 0.0
+    off_3090 = _prefill_request(False, gpu="rtx-3090")
+    assert fit._score_seconds(off_3090, off_3090.devices[0], 512, 512) > 0.0
+    assert fit._score_seconds(fa_on, fa_on.devices[0], 8192, 512) == 0.0  # flash attention: none at any depth
 
 
 def test_score_matrix_reaches_memory_only_beyond_the_l2_cache():
@@ -108,10 +109,11 @@ def test_stream_k_mmq_is_faster_than_mmq_in_waves():
         return fit.fit(req).prefill_tok_s
 
     assert prefill("llama.cpp") > prefill("llama.cpp-2024-06")
-    # F16 weights take cuBLAS in both builds: the same waves.
-    f16 = {e: fit.fit(_prefill_request(True, engine=e, tag="llama3.1:8b-instruct-fp16")).prefill_tok_s
-           for e in ("llama.cpp", "llama.cpp-2024-06")}
-    assert f16["llama.cpp"] == f16["llama.cpp-2024-06"]
+    # F16 weights take cuBLAS in both builds: the same rate and waves for the weight products (attention
+    # differs by build: FlashAttention kernels, KQ precision).
+    f16 = [_prefill_request(True, engine=e, tag="llama3.1:8b-instruct-fp16")
+           for e in ("llama.cpp", "llama.cpp-2024-06")]
+    assert fit._matrix_rate(f16[0], f16[0].devices[0]) == fit._matrix_rate(f16[1], f16[1].devices[0])
 
 
 def test_a_token_without_logits_skips_the_output_layer():
@@ -188,3 +190,53 @@ def test_llama_cpp_kernels_reach_half_of_hoppers_tensor_rate():
     assert 1.0 < mmq_ratio < 0.6 * int8_ratio
     # F16 weights go through cuBLAS, which does use wgmma.
     assert prefill("llama3.1:8b-instruct-fp16", "h100-sxm") > 2 * prefill("llama3.1:8b-instruct-fp16", "a100-80gb-sxm")
+
+
+def test_geforce_cards_accumulate_in_fp32_at_half_rate():
+    # NVIDIA's whitepapers: GeForce cards halve FP16 tensor throughput with FP32 accumulation; RTX
+    # professional and data-center parts do not.
+    cat = load_catalog()
+    assert cat.device("rtx-4090").fp32_acc_share == 0.5
+    assert cat.device("rtx-5090").fp32_acc_share == 0.5
+    assert cat.device("rtx-6000-ada").fp32_acc_share == 1.0
+    assert cat.device("h100-pcie").fp32_acc_share == 1.0
+
+
+def test_flash_attention_kq_runs_at_the_fp32_accumulate_rate():
+    # fattn-mma-f16.cuh accumulates KQ in f32 and KQV in f16: halving the FP32-accumulate rate
+    # makes KQ twice as slow and leaves KQV, so attention takes 1.5 times as long.
+    req = _prefill_request(True)
+    dev = req.devices[0]
+    full = dataclasses.replace(dev, fp32_acc_share=1.0)
+    half = dataclasses.replace(dev, fp32_acc_share=0.5)
+    assert fit._attention_seconds(req, half, 8192, 512) == pytest.approx(
+        1.5 * fit._attention_seconds(req, full, 8192, 512))
+
+
+def test_current_builds_compute_kq_in_f32_without_flash_attention():
+    # Current builds set GGML_PREC_F32 on KQ: 20 bytes of score traffic per head and cell instead of
+    # the 24 of 2024 builds (KQ written in f16, then converted), and KQ at the FP32-accumulate rate.
+    cat = load_catalog()
+    assert cat.engine("llama.cpp").kq_precision == cat.engine("ollama").kq_precision == "f32"
+    assert cat.engine("llama.cpp-2024-05").kq_precision == "f16"
+    assert fit.SCORE_BYTES_FA_OFF == {"f16": 24, "f32": 20}
+    current, old = _prefill_request(False), _prefill_request(False, engine="llama.cpp-2024-05")
+    dev = dataclasses.replace(current.devices[0], l2_mib=0)
+    old_traffic = fit._score_seconds(old, dev, 8192, 512)
+    assert fit._score_seconds(current, dev, 8192, 512) == pytest.approx(20 / 24 * old_traffic)
+    # On a GeForce card the f32 KQ product is slower; without the halving it costs what f16 does.
+    pro = dataclasses.replace(dev, fp32_acc_share=1.0)
+    products = {name: fit._attention_seconds(r, d, 8192, 512) - fit._score_seconds(r, d, 8192, 512)
+                for name, r, d in (("geforce", current, dev), ("pro", current, pro), ("old", old, dev))}
+    assert products["geforce"] > products["pro"] == pytest.approx(products["old"])
+
+
+def test_prompt_after_a_cached_depth_takes_longer_than_the_same_prompt_from_empty():
+    # llama-bench's pp512@d32768: 512 prompt tokens after 32768 already in the cache.
+    req = _prefill_request(True)
+    result = fit.fit(req)
+    fresh = fit.time_to_first_token(req, result, 512)
+    deep = fit.time_to_first_token(req, result, 512, start=32256)
+    assert deep > 2 * fresh
+    plan = make_plan("llama3.1:8b", ["rtx-4090"], 32768, prompt_tokens=512, prompt_start=32256)
+    assert plan.time_to_first_token_s == pytest.approx(deep, rel=1e-4)
