@@ -5,7 +5,7 @@
 
 Prints the constants that minimise the root-mean-square log error over the fit rows of each kind
 (decode of the 2023-2024 builds, then the current builds' per-layer latency on their own decode rows with the rest
-fixed, then prefill); copy them into coderig_deploy/data/{engines,quants}.tsv by hand.
+fixed: flat microseconds, then thousands of GPU clock cycles; then prefill); copy them into coderig_deploy/data/{engines,quants}.tsv by hand.
 """
 
 from __future__ import annotations
@@ -43,6 +43,8 @@ def _set(**values: float) -> None:
             update.pop("per_layer_latency_us", None)
             if "current_latency_us" in values:
                 update["per_layer_latency_us"] = values["current_latency_us"]
+        else:
+            update.pop("layer_latency_kcycles", None)
         catalog.engines[name] = EngineSpec.model_validate({**spec.model_dump(), **update})
     if "q4_ops" in values:
         for q in ("Q4_0", "Q4_K_M", "Q5_K_M", "Q6_K"):
@@ -71,12 +73,21 @@ def main() -> int:
     print(f"decode, 2023-2024 builds: rms log error {best[0]:.1%} with {best[1]}")
     # bandwidth_efficiency stays shared: the only rows that could separate it from the latency (RTX 3090, depth
     # 256 against depth 33024) separate mmvq's weight read from FlashAttention's KV-cache read instead.
-    best_now = (9.0, {})
+    # Current builds replay a token as a CUDA graph: their per-layer latency is GPU time in core clock cycles
+    # (fit.layer_latency_s). The flat microseconds are the fallback for a GPU whose clock is unknown (and for
+    # layers left on the CPU): fitted first with the cycles off, then the cycles.
+    best_flat = (9.0, {})
     for lat in range(10, 102, 2):
-        _set(current_latency_us=lat)
-        best_now = min(best_now, (_worst(current, "decode"), dict(current_latency_us=lat)), key=lambda b: b[0])
+        _set(current_latency_us=lat, layer_latency_kcycles=0)
+        best_flat = min(best_flat, (_worst(current, "decode"), dict(current_latency_us=lat)), key=lambda b: b[0])
+    print(f"decode, current builds, flat latency: rms log error {best_flat[0]:.1%} with {best_flat[1]}")
+    best_now = (9.0, {})
+    for kcycles in range(20, 242, 2):
+        _set(**best_flat[1], layer_latency_kcycles=kcycles)
+        values = {**best_flat[1], "layer_latency_kcycles": kcycles}
+        best_now = min(best_now, (_worst(current, "decode"), values), key=lambda b: b[0])
     _set(**best_now[1])
-    print(f"decode, current builds: rms log error {best_now[0]:.1%} with {best_now[1]}")
+    print(f"decode, current builds, latency in clock cycles: rms log error {best_now[0]:.1%} with {best_now[1]}")
     fa = {"fa_efficiency": float(load_catalog().engines[CURRENT[0]].fa_efficiency)}
     for _ in range(3):  # coordinate descent: the GEMM constants, then FlashAttention's, until both settle
         best_pp = (9.0, {})

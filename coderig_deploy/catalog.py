@@ -142,6 +142,7 @@ class EngineSpec(_Row):
     mmq_tile: str = "-"
     kq_precision: str = "f16"
     fa_efficiency: float = 0.0
+    layer_latency_kcycles: float = 0.0
 
 
 class ModelChoice(BaseModel):
@@ -233,6 +234,7 @@ class Catalog(BaseModel):
             fa_efficiency=spec.fa_efficiency,
             pcie_gbs=self.runtime["pcie_gbs"],
             cpu_gflops=self.runtime["cpu_matmul_gflops"],
+            layer_latency_kcycles=spec.layer_latency_kcycles,
         )
 
     def model(self, tag: str) -> ModelChoice:

@@ -134,6 +134,8 @@ class Engine:
     fa_efficiency: float = 0.0  # share of the tensor rate FlashAttention's kernels reach (0: prefill_efficiency)
     pcie_gbs: float = 25.0  # weights of CPU-resident layers streamed to the GPU for each prompt ubatch
     cpu_gflops: float = 500.0  # matrix throughput of the CPU when no GPU is present
+    layer_latency_kcycles: float = 0.0  # per-layer latency in thousands of GPU core clocks (0: the flat
+    #                                     per_layer_latency_us); see layer_latency_s
 
     def overhead_mib(self, dev: Device) -> float:
         """CUDA context + runtime buffers on one GPU: a fixed part plus stack memory for every
@@ -390,13 +392,20 @@ def decode_tokens_per_second(
         seconds += max(memory_s, compute_s)
     cpu_read = cpu_layers * (per_layer * active + kv_per_layer) + (output - skipped if output_on_cpu else 0.0)
     seconds += cpu_read / (eng.bandwidth_efficiency * req.ram_bandwidth_gbs * 1e9)
-    seconds += arch.layers * layer_latency_s(eng, [d for u, d in zip(uses, req.devices) if u.layers])
+    seconds += sum(use.layers * layer_latency_s(eng, dev) for use, dev in zip(uses, req.devices) if use.layers)
+    seconds += cpu_layers * eng.per_layer_latency_us * 1e-6
     return 1.0 / seconds
 
 
-def layer_latency_s(eng: Engine, devices: list[Device]) -> float:
-    """Per-layer launch and small-kernel latency (norms, RoPE, softmax, adds, CUDA graph steps).
-    One constant: scaling it with the core clock fitted the calibration rows worse."""
+def layer_latency_s(eng: Engine, dev: Device) -> float:
+    """Per-layer latency on one GPU: the chain of small dependent kernels of a layer (norms, RoPE, the
+    activations' q8_1 quantization, adds, FlashAttention's combine) that are too small to fill the GPU, so
+    their time is instruction and memory latency counted in core clock cycles. Current builds (engine
+    layer_latency_kcycles) take it in cycles / the GPU's boost clock; older builds keep a flat
+    per_layer_latency_us (late-2023 builds paid the host's launch cost per kernel, which no GPU clock
+    shortens; the 2024 builds' rows fit no better in cycles: data/engines.tsv)."""
+    if eng.layer_latency_kcycles and dev.clock_mhz:
+        return eng.layer_latency_kcycles * 1e3 / (dev.clock_mhz * 1e6)
     return eng.per_layer_latency_us * 1e-6
 
 

@@ -12,7 +12,7 @@ CASES = load_cases(Path(__file__).parents[3] / "benchmarks" / "calibration.tsv")
 
 def test_every_calibration_row_is_read():
     assert sum(c.kind == "vram" for c in CASES) == 5
-    assert sum(c.kind == "decode" for c in CASES) == 27
+    assert sum(c.kind == "decode" for c in CASES) == 30
     assert sum(c.kind == "prefill" for c in CASES) == 22
 
 
@@ -48,7 +48,7 @@ def test_current_build_decode_rows_are_fitted():
     # Late-2025 llama.cpp (JohannesGaessler's PRs) at microbatch size 1: the decode kernels, logits only for the
     # last token of each prompt, so the output layer is left out of their prediction.
     current = [c for c in CASES if c.set == "fit" and c.kind == "decode" and c.engine == "llama.cpp"]
-    assert len(current) == 3 and all(c.last_logits_only for c in current)
+    assert len(current) == 4 and all(c.last_logits_only for c in current)
     assert all(abs(c.error) < 0.10 for c in current)
     tg = [c for c in CASES if c.kind == "decode" and "tg" in c.unit]
     assert tg and not any(c.last_logits_only for c in tg)
@@ -76,18 +76,20 @@ def test_speed_median_error(kind, subset):
 
 
 # Decode rows the model misses by more than 15 %, each with why. (The held-out llama.cpp#19053 row, Feb 2026 master,
-# left this list when the current builds' own decode rows were fitted: 21 % slow before, 11 % after.)
+# left this list when the current builds' own decode rows were fitted: 21 % slow before, 11 % after, 3 % since their
+# per-layer latency is counted in GPU clock cycles.)
 DECODE_OUTLIERS = {
     # The seed guide's rounded "~40" (not a measurement): 69 % of the RTX 4070's bandwidth roofline for this model,
     # where the same guide's RTX 3090 32B "~38" is 80 % and its 2x RTX 4090 70B "18-22" 84 % of theirs; the model
-    # puts all three at 80-84 %. Predicted 11 % over with 2024's per-layer latency, 18 % with the current builds'.
-    "seed qwen2.5-coder:14b q4_K_M rtx-4070 ctx 4096 fa on": 0.20,
+    # puts all three at 80-84 %. Predicted 11 % over with 2024's per-layer latency, 18 % with the current builds'
+    # flat 52 us, 23 % with their latency in clock cycles (88 thousand / the 4070's 2475 MHz boost clock = 36 us).
+    "seed qwen2.5-coder:14b q4_K_M rtx-4070 ctx 4096 fa on": 0.25,
 }
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.kind == "decode"], ids=lambda c: f"{c.set} {c.label}")
 def test_decode_within_15_percent(case):
-    # The worst decode row outside DECODE_OUTLIERS is ~11 % off (benchmarks/fit_accuracy.py).
+    # The worst decode row outside DECODE_OUTLIERS is ~11 % off (A100 70B, 2023 build: benchmarks/fit_accuracy.py).
     rel = DECODE_OUTLIERS.get(f"{case.set} {case.label}", 0.15)
     assert case.predicted() == pytest.approx(case.measured, rel=rel)
 
@@ -141,3 +143,11 @@ def test_long_prompt_prefill_within_10_percent(case):
     # pp8192 without flash attention (attention over every cell and the score matrix's traffic) and
     # pp512@d32768 with it (FlashAttention's KQ at the FP32-accumulate rate, half on GeForce cards).
     assert case.predicted() == pytest.approx(case.measured, rel=0.10)
+
+
+def test_held_out_decode_on_gpus_no_fit_row_measures():
+    # The GPU classes the constants never saw (Ada workstation, RTX Blackwell): physics, not rows, predicts them.
+    fit_gpus = {g for c in CASES if c.set == "fit" for g in c.gpus}
+    unseen = [c for c in CASES if c.set == "held-out" and c.kind == "decode" and not set(c.gpus) & fit_gpus]
+    assert {g for c in unseen for g in c.gpus} >= {"rtx-6000-ada", "rtx-pro-6000"}
+    assert all(abs(c.error) < 0.10 for c in unseen)

@@ -240,3 +240,29 @@ def test_prompt_after_a_cached_depth_takes_longer_than_the_same_prompt_from_empt
     assert deep > 2 * fresh
     plan = make_plan("llama3.1:8b", ["rtx-4090"], 32768, prompt_tokens=512, prompt_start=32256)
     assert plan.time_to_first_token_s == pytest.approx(deep, rel=1e-4)
+
+
+def test_current_builds_count_layer_latency_in_gpu_clock_cycles():
+    # A token replayed as a CUDA graph waits on a chain of small kernels: cycles, so a faster clock shortens it.
+    # Builds before that paid the host's launch cost per kernel: flat microseconds whatever the GPU.
+    cat = load_catalog()
+    current, old = cat.engine("llama.cpp"), cat.engine("llama.cpp-2024-05")
+    fast, slow = cat.device("rtx-4090"), cat.device("rtx-3090")
+    assert fit.layer_latency_s(current, fast) / fit.layer_latency_s(current, slow) == pytest.approx(1695 / 2520)
+    assert fit.layer_latency_s(old, fast) == fit.layer_latency_s(old, slow) == pytest.approx(80e-6)
+    unknown_clock = dataclasses.replace(fast, clock_mhz=0.0)
+    assert fit.layer_latency_s(current, unknown_clock) == pytest.approx(current.per_layer_latency_us * 1e-6)
+
+
+def test_a_higher_clock_speeds_up_a_small_model_more_than_a_large_one():
+    cat = load_catalog()
+
+    def gain(tag: str) -> float:
+        choice = cat.model(tag)
+        dev = cat.device("rtx-pro-6000")
+        req = fit.FitRequest(choice.model.architecture(), choice.quant.quant_type(), choice.file_bytes, (dev,),
+                             cat.engine("llama.cpp"), ctx=4096)
+        slower = dataclasses.replace(req, devices=(dataclasses.replace(dev, clock_mhz=dev.clock_mhz / 2),))
+        return fit.fit(req).decode_tok_s / fit.fit(slower).decode_tok_s
+
+    assert gain("llama3.1:8b-instruct-q4_K_M") > gain("llama3.1:70b-instruct-q4_K_M") > 1.0
