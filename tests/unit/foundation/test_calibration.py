@@ -115,7 +115,10 @@ PREFILL_OUTLIERS = {
     "fit llama3.1:70b q4_K_M 2x rtx-3090 ctx 512 fa off": 0.25,
     # llama.cpp b4400 (Dec 2024) on an RTX 3090, Qwen2.5-Coder 32B. Not the build's kernels: 2026 master builds
     # (llama.cpp#24127, #20586 fit rows, RTX 4090 and RTX 5090, 8B) are predicted within 7 %, and the RTX 3090
-    # row at depth 32768 (#17505) within 2 %. What the 3090/32B case lacks is not known.
+    # row at depth 32768 (#17505) within 2 %. Not the 32B's shapes either: its products (ffn 27648 = 216 x 4 MMQ tiles
+    # of 128 x 128 on 82 SMs, GQA 40/8) run stream-k without wave loss, and its Q6_K tensors (attn_v, ffn_down in half
+    # the layers) run MMQ at the rate the #7860 Q6_K fit row confirms (+5 %); a slower Q6_K path would move the
+    # prediction further from a measurement that is faster than predicted. What the 3090/32B case lacks is not known.
     "held-out qwen2.5-coder:32b q4_K_M rtx-3090 ctx 512 fa off": 0.15,
     # llama.cpp master of Feb 2026 (llama.cpp#19053, held out), pp8096 without flash attention (llama-bench's default
     # then): predicted 16 % slow (23 % before current builds' KQ in f32 cut the score traffic from 24 to 20 bytes;
