@@ -13,7 +13,7 @@ CASES = load_cases(Path(__file__).parents[3] / "benchmarks" / "calibration.tsv")
 def test_every_calibration_row_is_read():
     assert sum(c.kind == "vram" for c in CASES) == 5
     assert sum(c.kind == "decode" for c in CASES) == 30
-    assert sum(c.kind == "prefill" for c in CASES) == 22
+    assert sum(c.kind == "prefill" for c in CASES) == 24
 
 
 def test_a_prefill_row_after_a_cached_depth_starts_there():
@@ -54,6 +54,15 @@ def test_current_build_decode_rows_are_fitted():
     assert tg and not any(c.last_logits_only for c in tg)
 
 
+def test_held_out_prefill_covers_a_gpu_no_fit_row_has():
+    # The RTX PRO 6000 Blackwell rows (another author, Sep 2025 build) and #19053's RTX 6000 Ada check prefill on
+    # cards no fit row measures: the PRO 6000 70B within 10 %, its 7B outside it (PREFILL_OUTLIERS says why).
+    fit_gpus = {g for c in CASES if c.set == "fit" for g in c.gpus}
+    new_class = [c for c in CASES if c.set == "held-out" and c.kind == "prefill" and not set(c.gpus) & fit_gpus]
+    assert {("rtx-pro-6000",), ("rtx-6000-ada",)} <= {c.gpus for c in new_class}
+    assert any(abs(c.error) < 0.10 and "70b" in c.model_tag for c in new_class)
+
+
 def test_held_out_sources_are_not_fit_sources():
     fit_sources = {c.source.split(" (")[0] for c in CASES if c.set == "fit"}
     held_out = {c.source.split(" (")[0] for c in CASES if c.set == "held-out"}
@@ -69,7 +78,7 @@ def test_vram_within_5_percent(case):
 @pytest.mark.parametrize("subset", ["fit", "held-out"])
 def test_speed_median_error(kind, subset):
     # Regression bounds at today's fit (benchmarks/fit_accuracy.py prints the tables): the issue's goal is
-    # 10 %; held-out prefill has only two rows (one 12 % off: PREFILL_OUTLIERS).
+    # 10 %; held-out prefill has five rows, three of them outside 10 % (PREFILL_OUTLIERS: median 12 %).
     bound = 0.15 if (kind, subset) == ("prefill", "held-out") else 0.10
     errors = [abs(c.error) for c in CASES if c.kind == kind and c.set == subset]
     assert statistics.median(errors) < bound
@@ -108,13 +117,23 @@ PREFILL_OUTLIERS = {
     "fit llama3.1:70b q4_K_M 2x rtx-3090 ctx 512 fa off": 0.25,
     # llama.cpp b4400 (Dec 2024) on an RTX 3090, Qwen2.5-Coder 32B. Not the build's kernels: 2026 master builds
     # (llama.cpp#24127, #20586 fit rows, RTX 4090 and RTX 5090, 8B) are predicted within 7 %, and the RTX 3090
-    # row at depth 32768 (#17505) within 2 %. What the 3090/32B case lacks is not known.
+    # row at depth 32768 (#17505) within 2 %. Not the 32B's shapes either: its products (ffn 27648 = 216 x 4 MMQ tiles
+    # of 128 x 128 on 82 SMs, GQA 40/8) run stream-k without wave loss, and its Q6_K tensors (attn_v, ffn_down in half
+    # the layers) run MMQ at the rate the #7860 Q6_K fit row confirms (+5 %); a slower Q6_K path would move the
+    # prediction further from a measurement that is faster than predicted. What the 3090/32B case lacks is not known.
     "held-out qwen2.5-coder:32b q4_K_M rtx-3090 ctx 512 fa off": 0.15,
     # llama.cpp master of Feb 2026 (llama.cpp#19053, held out), pp8096 without flash attention (llama-bench's default
     # then): predicted 16 % slow (23 % before current builds' KQ in f32 cut the score traffic from 24 to 20 bytes;
     # fit.py SCORE_BYTES_FA_OFF). No fit row measures a current build without flash attention at a long prompt,
     # so what else is leaner there (fewer score-matrix passes, the 96 MiB L2 holding more) is not fitted.
     "held-out llama3.1:8b q4_0 rtx-6000-ada ctx 8096 fa off": 0.20,
+    # RTX PRO 6000 Blackwell, llama 7B Q4_0 pp512, build 6413 (Sep 2025), held out: predicted 19 % fast, where the
+    # same source's 70B Q4_K_M row on the same card is within 6 % and the RTX 5090 fit row (2026 master) 7 % slow.
+    # Known in part: builds before llama.cpp#19053 (Feb 2026) ran MMQ's stream-k fixup kernel without loop unrolling
+    # on Blackwell (+4 % for a 3B model on an RTX PRO 6000 Max-Q when fixed): a cost per weight product, so it weighs
+    # more on a small model. The rest (the 7B's per-FLOP rate ~4 % below an RTX 5090's despite 20 % more SMs x clock)
+    # is not explained; no fit row has this card or this build on Blackwell.
+    "held-out deepseek-coder:6.7b q4_0 rtx-pro-6000 ctx 512 fa on": 0.25,
 }
 
 
