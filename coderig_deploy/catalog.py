@@ -21,12 +21,6 @@ from coderig_deploy.resources import DATA_DIR
 
 GB = 1_000_000_000
 GIB = 1 << 30
-# GeForce cards run FP16 tensor products with FP32 accumulation at half their FP16-accumulate rate; RTX
-# professional and data-center parts at the full rate (NVIDIA's GA102 and Ada whitepapers list RTX 3090
-# 71 vs 142 and RTX 4090 165 vs 330 dense TFLOPS, the RTX A6000 and RTX 6000 Ada one figure for both;
-# the RTX Blackwell whitepaper halves GeForce RTX 50 cards the same way). llama.cpp accumulates in f32
-# in FlashAttention's KQ and, in current builds, in KQ without it (engines.tsv kq_precision).
-GEFORCE_FP32_ACC_SHARE = 0.5
 
 
 class _Row(BaseModel):
@@ -57,6 +51,7 @@ class GpuSpec(_Row):
     boost_clock_mhz: float
     pci_device_id: str
     architecture: str
+    fp32_acc_share: float = Field(gt=0, le=1, description="FP32-accumulate tensor rate / FP16-accumulate rate")
     source: str = ""
     l2_mib: float = Field(0.0, description="L2 cache (gpu_cache.tsv); 0: unknown")
 
@@ -75,7 +70,7 @@ class GpuSpec(_Row):
             int8_ops_per_clk=arch.int8_tensor_ops_per_clk,
             max_threads_per_sm=arch.max_threads_per_sm, reserved_mib=round(self.vram_mib * reserved_fraction),
             l2_mib=self.l2_mib, cublas_tile=_tile(arch.cublas_tile), mma_sync_share=arch.mma_sync_share,
-            fp32_acc_share=GEFORCE_FP32_ACC_SHARE if "GeForce" in self.name else 1.0,
+            fp32_acc_share=self.fp32_acc_share,
         )
 
 
