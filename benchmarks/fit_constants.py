@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import math
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 from coderig_deploy.calibration import load_cases
@@ -57,58 +58,49 @@ def _worst(cases: list, kind: str) -> float:
     return math.sqrt(sum(logs) / len(logs))
 
 
+def _best(grid: Iterable[dict[str, float]], cases: list, kind: str) -> tuple[float, dict[str, float]]:
+    """The constants of `grid` with the smallest error on `cases` of `kind`, left set in the catalog."""
+    best: tuple[float, dict[str, float]] = (math.inf, {})
+    for values in grid:
+        _set(**values)
+        best = min(best, (_worst(cases, kind), values), key=lambda b: b[0])
+    _set(**best[1])
+    return best
+
+
 def main() -> int:
     cases = [c for c in load_cases(CALIBRATION) if c.set == "fit"]
     older = [c for c in cases if c.engine not in CURRENT]
     current = [c for c in cases if c.engine in CURRENT]
-    best = (9.0, {})
-    for eff, lat, old, kvf, ops in itertools.product((0.88, 0.9, 0.92, 0.94), (70, 80, 90, 100),
-                                                      (140, 170, 200, 230), (2.5, 3.0, 3.5, 4.0), (3, 3.5, 4, 4.5)):
-        values = dict(bandwidth_efficiency=eff, per_layer_latency_us=lat, old_latency_us=old,
-                      kv_read_factor_fa_off=kvf, q4_ops=ops)
-        _set(**values)
-        worst = _worst(older, "decode")
-        best = min(best, (worst, values), key=lambda b: b[0])
-    _set(**best[1])
+    best = _best((dict(bandwidth_efficiency=eff, per_layer_latency_us=lat, old_latency_us=old,
+                       kv_read_factor_fa_off=kvf, q4_ops=ops)
+                  for eff, lat, old, kvf, ops in itertools.product((0.88, 0.9, 0.92, 0.94), (70, 80, 90, 100),
+                                                                    (140, 170, 200, 230), (2.5, 3.0, 3.5, 4.0),
+                                                                    (3, 3.5, 4, 4.5))), older, "decode")
     print(f"decode, 2023-2024 builds: rms log error {best[0]:.1%} with {best[1]}")
     # bandwidth_efficiency stays shared: the only rows that could separate it from the latency (RTX 3090, depth
     # 256 against depth 33024) separate mmvq's weight read from FlashAttention's KV-cache read instead.
     # Current builds replay a token as a CUDA graph: their per-layer latency is GPU time in core clock cycles
     # (fit.layer_latency_s). The flat microseconds are the fallback for a GPU whose clock is unknown (and for
     # layers left on the CPU): fitted first with the cycles off, then the cycles.
-    best_flat = (9.0, {})
-    for lat in range(10, 102, 2):
-        _set(current_latency_us=lat, layer_latency_kcycles=0)
-        best_flat = min(best_flat, (_worst(current, "decode"), dict(current_latency_us=lat)), key=lambda b: b[0])
-    print(f"decode, current builds, flat latency: rms log error {best_flat[0]:.1%} with {best_flat[1]}")
-    best_now = (9.0, {})
-    for kcycles in range(20, 242, 2):
-        _set(**best_flat[1], layer_latency_kcycles=kcycles)
-        values = {**best_flat[1], "layer_latency_kcycles": kcycles}
-        best_now = min(best_now, (_worst(current, "decode"), values), key=lambda b: b[0])
-    _set(**best_now[1])
-    print(f"decode, current builds, latency in clock cycles: rms log error {best_now[0]:.1%} with {best_now[1]}")
+    flat = _best((dict(current_latency_us=lat, layer_latency_kcycles=0) for lat in range(10, 102, 2)),
+                 current, "decode")
+    flat_us = {"current_latency_us": flat[1]["current_latency_us"]}
+    print(f"decode, current builds, flat latency: rms log error {flat[0]:.1%} with {flat_us}")
+    now = _best(({**flat_us, "layer_latency_kcycles": k} for k in range(20, 242, 2)), current, "decode")
+    print(f"decode, current builds, latency in clock cycles: rms log error {now[0]:.1%} with {now[1]}")
     fa = {"fa_efficiency": float(load_catalog().engines[CURRENT[0]].fa_efficiency)}
     for _ in range(3):  # coordinate descent: the GEMM constants, then FlashAttention's, until both settle
-        best_pp = (9.0, {})
-        for eff, mmq, lat in itertools.product([x / 100 for x in range(40, 92, 2)],
-                                               [x / 100 for x in range(16, 42, 2)], (0, 100, 200, 400)):
-            values = dict(prefill_efficiency=eff, mmq_efficiency=mmq, prefill_layer_us=lat, **fa)
-            _set(**values)
-            best_pp = min(best_pp, (_worst(cases, "prefill"), values), key=lambda b: b[0])
-        _set(**best_pp[1])
-        previous = fa
-        for fa_eff in [x / 100 for x in range(10, 92, 2)]:
-            _set(fa_efficiency=fa_eff)
-            best_pp = min(best_pp, (_worst(cases, "prefill"), {**best_pp[1], "fa_efficiency": fa_eff}),
-                          key=lambda b: b[0])
-        fa = {"fa_efficiency": best_pp[1]["fa_efficiency"]}
-        _set(**best_pp[1])
+        gemm = _best((dict(prefill_efficiency=eff, mmq_efficiency=mmq, prefill_layer_us=lat, **fa)
+                      for eff, mmq, lat in itertools.product([x / 100 for x in range(40, 92, 2)],
+                                                             [x / 100 for x in range(16, 42, 2)], (0, 100, 200, 400))),
+                     cases, "prefill")
+        best_pp = _best(({**gemm[1], "fa_efficiency": x / 100} for x in range(10, 92, 2)), cases, "prefill")
+        previous, fa = fa, {"fa_efficiency": best_pp[1]["fa_efficiency"]}
         if fa == previous:
             break
     print(f"prefill: rms log error {best_pp[0]:.1%} with {best_pp[1]}")
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())
