@@ -12,6 +12,7 @@ import difflib
 import re
 from functools import cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -132,10 +133,10 @@ class EngineSpec(_Row):
     kv_read_factor_fa_off: float
     prefill_efficiency: float
     prefill_layer_us: float
-    prefill_path: str
+    prefill_path: Literal["mmq", "cublas"]
     mmq_efficiency: float
     mmq_tile: str = "-"
-    kq_precision: str = "f16"
+    kq_precision: Literal["f16", "f32"] = "f16"  # the keys of fit.SCORE_BYTES_FA_OFF
     fa_efficiency: float = 0.0
     layer_latency_kcycles: float = 0.0
 

@@ -1,8 +1,9 @@
 """Tag resolution and sizes."""
 
 import pytest
+from pydantic import ValidationError
 
-from coderig_deploy.catalog import GB, GIB, load_catalog
+from coderig_deploy.catalog import GB, GIB, EngineSpec, load_catalog
 from coderig_deploy.errors import UnknownNameError
 
 CAT = load_catalog()
@@ -75,3 +76,11 @@ def test_gpu_by_nvidia_smi_name():
     assert CAT.gpu_by_name("NVIDIA GeForce RTX 4090").slug == "rtx-4090"
     assert CAT.gpu_by_name("GeForce RTX 4090").slug == "rtx-4090"  # older drivers: no prefix
     assert CAT.gpu_by_name("Tesla T4") is None
+
+
+@pytest.mark.parametrize("field, value", [("kq_precision", "f8"), ("prefill_path", "cutlass")])
+def test_an_engine_row_with_an_unknown_kernel_choice_is_refused(field, value):
+    # fit.py looks these up (SCORE_BYTES_FA_OFF, the MMQ path): a typo in engines.tsv fails at load, by name.
+    row = {**load_catalog().engines["ollama"].model_dump(), field: value}
+    with pytest.raises(ValidationError, match=field):
+        EngineSpec.model_validate(row)
