@@ -12,8 +12,8 @@ CASES = load_cases(Path(__file__).parents[3] / "benchmarks" / "calibration.tsv")
 
 def test_every_calibration_row_is_read():
     assert sum(c.kind == "vram" for c in CASES) == 5
-    assert sum(c.kind == "decode" for c in CASES) == 30
-    assert sum(c.kind == "prefill" for c in CASES) == 24
+    assert sum(c.kind == "decode" for c in CASES) == 74
+    assert sum(c.kind == "prefill" for c in CASES) == 68
 
 
 def test_a_prefill_row_after_a_cached_depth_starts_there():
