@@ -18,13 +18,14 @@ from coderig_deploy.catalog import GIB
 from coderig_deploy.planner import Plan, make_plan
 
 KINDS = ("vram", "decode", "prefill")
-SETS = ("fit", "held-out", "seed")
+SETS = ("fit", "held-out", "seed", "excluded")
 UBATCH_1 = "at ubatch 1"  # in a decode row's unit: "tok/s (pp512 at ubatch 1 = 512 decode steps)"
 
 
 @dataclass(frozen=True)
 class Case:
-    set: str  # "fit", "held-out" or "seed" (the seed guide's estimates: printed, never fitted)
+    set: str  # "fit", "held-out", "seed" (the seed guide's estimates) or "excluded" (runs their own source shows
+    # as broken, by the rule in calibration.tsv's header): seed and excluded rows are printed, never fitted or scored
     kind: str  # "vram", "decode" or "prefill"
     label: str
     model_tag: str
