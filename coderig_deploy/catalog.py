@@ -55,6 +55,7 @@ class GpuSpec(_Row):
     fp32_acc_share: float = Field(gt=0, le=1, description="FP32-accumulate tensor rate / FP16-accumulate rate")
     source: str = ""
     l2_mib: float = Field(0.0, description="L2 cache (gpu_cache.tsv); 0: unknown")
+    memory_latency_ns: float = Field(0.0, description="device-memory latency (gpu_memory_latency.tsv); 0: unknown")
 
     @property
     def vram_mib(self) -> int:
@@ -71,7 +72,7 @@ class GpuSpec(_Row):
             int8_ops_per_clk=arch.int8_tensor_ops_per_clk,
             max_threads_per_sm=arch.max_threads_per_sm, reserved_mib=round(self.vram_mib * reserved_fraction),
             l2_mib=self.l2_mib, cublas_tile=_tile(arch.cublas_tile), mma_sync_share=arch.mma_sync_share,
-            fp32_acc_share=self.fp32_acc_share,
+            fp32_acc_share=self.fp32_acc_share, memory_latency_ns=self.memory_latency_ns,
         )
 
 
@@ -139,6 +140,7 @@ class EngineSpec(_Row):
     kq_precision: Literal["f16", "f32"] = "f16"  # the keys of fit.SCORE_BYTES_FA_OFF
     fa_efficiency: float = 0.0
     layer_latency_kcycles: float = 0.0
+    inflight_kib_per_sm: float = 0.0
 
 
 class ModelChoice(BaseModel):
@@ -231,6 +233,7 @@ class Catalog(BaseModel):
             pcie_gbs=self.runtime["pcie_gbs"],
             cpu_gflops=self.runtime["cpu_matmul_gflops"],
             layer_latency_kcycles=spec.layer_latency_kcycles,
+            inflight_kib_per_sm=spec.inflight_kib_per_sm,
         )
 
     def model(self, tag: str) -> ModelChoice:
@@ -288,9 +291,11 @@ def load_catalog(data_dir: Path | None = None) -> Catalog:
         models[r["key"]] = ModelSpec.model_validate(r)
     gpus = {}
     l2 = {r["slug"]: r["l2_mib"] for r in _read_tsv("gpu_cache.tsv")}
+    latency = {r["slug"]: r["latency_ns"] for r in _read_tsv("gpu_memory_latency.tsv")}
     for r in _read_tsv("gpus.tsv"):
         r["memory_total_mib"] = r["memory_total_mib"] or None  # type: ignore[assignment]
         r["l2_mib"] = l2.get(r["slug"], "0")
+        r["memory_latency_ns"] = latency.get(r["slug"], "0")
         gpus[r["slug"]] = GpuSpec.model_validate(r)
     return Catalog(
         gpus=gpus,

@@ -96,6 +96,7 @@ class Device:
     cublas_tile: tuple[int, int] = (0, 0)  # cuBLAS FP16 GEMM output tile (weight rows, tokens); (0, 0): no waves
     mma_sync_share: float = 1.0  # tensor rate llama.cpp's own mma.sync kernels reach (Hopper: wgmma-only peak)
     fp32_acc_share: float = 1.0  # FP16 tensor rate with FP32 accumulation (GeForce cards: half)
+    memory_latency_ns: float = 0.0  # load-to-use latency of device memory (pointer chase); 0: unknown
 
     @property
     def int_ops_per_s(self) -> float:
@@ -136,6 +137,8 @@ class Engine:
     cpu_gflops: float = 500.0  # matrix throughput of the CPU when no GPU is present
     layer_latency_kcycles: float = 0.0  # per-layer latency in thousands of GPU core clocks (0: the flat
     #                                     per_layer_latency_us); see layer_latency_s
+    inflight_kib_per_sm: float = 0.0  # bytes the decode kernels keep in flight per SM, KiB (0: not modelled);
+    #                                   see decode_bandwidth
 
     def overhead_mib(self, dev: Device) -> float:
         """CUDA context + runtime buffers on one GPU: a fixed part plus stack memory for every
@@ -385,7 +388,7 @@ def decode_tokens_per_second(
     for i, (use, dev) in enumerate(zip(uses, req.devices)):
         weights = (use.weights_mib * MIB - (skipped if i == last and not output_on_cpu else 0.0)) * active
         read = weights + use.layers * kv_per_layer
-        memory_s = read / (eng.bandwidth_efficiency * dev.bandwidth_gbs * 1e9)
+        memory_s = read / decode_bandwidth(eng, dev)
         compute_s = 0.0
         if dev.int_ops_per_s and req.quant.decode_ops_per_weight:
             compute_s = weights * params_per_byte * req.quant.decode_ops_per_weight / dev.int_ops_per_s
@@ -395,6 +398,27 @@ def decode_tokens_per_second(
     seconds += sum(use.layers * layer_latency_s(eng, dev) for use, dev in zip(uses, req.devices) if use.layers)
     seconds += cpu_layers * eng.per_layer_latency_us * 1e-6
     return 1.0 / seconds
+
+
+def decode_bandwidth(eng: Engine, dev: Device) -> float:
+    """Bytes per second the decode kernels (the mat-vec products, attention over the KV cache) read from device
+    memory: the lower of two ceilings.
+
+    - The memory's own: bandwidth_efficiency x the spec bandwidth (refresh, page misses, the share of a DRAM burst a
+      kernel cannot use).
+    - Little's law: a memory system returns at most (bytes in flight) / (latency) per second. A mat-vec kernel has one
+      token's worth of work per weight, so each thread issues a few loads and waits; what a streaming multiprocessor
+      keeps in flight is set by the kernel (threads resident per SM x bytes each has outstanding), not by the GPU:
+      Engine.inflight_kib_per_sm, fitted. Over all SMs: sm_count x inflight / memory latency (Device.memory_latency_ns,
+      a pointer-chase microbenchmark: data/gpu_memory_latency.tsv).
+
+    On GDDR cards bandwidth per SM is low (RTX 4090: 7.9 GB/s per SM) and the first ceiling binds; HBM parts carry
+    two to seven times as much per SM (A100 18, H200 36, B200 54 GB/s) behind a longer latency, so the kernels'
+    bytes in flight, not the memory, set the pace there. 0 latency or in-flight bytes: the first ceiling alone."""
+    rate = eng.bandwidth_efficiency * dev.bandwidth_gbs * 1e9
+    if eng.inflight_kib_per_sm and dev.memory_latency_ns and dev.sm_count:
+        rate = min(rate, dev.sm_count * eng.inflight_kib_per_sm * 1024 / (dev.memory_latency_ns * 1e-9))
+    return rate
 
 
 def layer_latency_s(eng: Engine, dev: Device) -> float:
