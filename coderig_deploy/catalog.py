@@ -131,7 +131,7 @@ class EngineSpec(_Row):
     engine: str
     bandwidth_efficiency: float
     per_layer_latency_us: float
-    kv_read_factor_fa_off: float
+    kv_l2_pass_share: float
     prefill_efficiency: float
     prefill_layer_us: float
     prefill_path: Literal["mmq", "cublas"]
@@ -222,7 +222,7 @@ class Catalog(BaseModel):
             batch_size=int(self.runtime["batch_size"]),
             context_base_mib=self.runtime["cuda_context_base_mib"],
             stack_bytes_per_thread=int(self.runtime["cuda_stack_bytes_per_thread"]),
-            kv_read_factor_fa_off=spec.kv_read_factor_fa_off,
+            kv_l2_pass_share=spec.kv_l2_pass_share,
             prefill_efficiency=spec.prefill_efficiency,
             prefill_layer_us=spec.prefill_layer_us,
             prefill_mmq=spec.prefill_path == "mmq",

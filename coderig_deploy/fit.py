@@ -12,12 +12,16 @@ llama-server) allocates it, per GPU:
            + compute buffer (one ubatch through the graph) + CUDA runtime overhead
 
 Decode speed: a token reads every weight once and the KV cache up to the current
-depth, device after device (a layer split runs sequentially). Each device's time is
-the slower of its memory time (bytes / effective bandwidth) and its compute time
-(dequantize-and-dot work per weight / the GPU's integer throughput, SMs x lanes x
-clock), plus a launch latency per layer. On consumer GDDR cards memory sets the pace;
-on HBM cards (A100, H100, H200) the integer work does, which is why llama.cpp decodes
-there at a fraction of the bandwidth roofline.
+depth, device after device (a layer split runs sequentially). Each device's memory time
+is those bytes over the rate its decode kernels reach (decode_bandwidth): the lower of
+the memory's sustained bandwidth and Little's law's ceiling, SMs x bytes each SM keeps
+in flight / memory latency; plus a latency per layer. On consumer GDDR cards the memory
+sets the pace; on HBM cards (A100, H100, H200, B200) the kernels' bytes in flight do,
+which is why llama.cpp decodes there at a fraction of the bandwidth roofline. Without
+flash attention each query head passes over its KV head's K and V (kv_read_factor).
+(An integer-compute ceiling, dequantize-and-dot work per weight against SMs x lanes x
+clock, is kept for a quant type that sets decode_ops_per_weight; none does: it binds on
+no calibration row once the bytes-in-flight ceiling exists.)
 
 Prefill (prompt processing) is matrix work: 2 FLOPs per active weight per token plus
 attention against the tokens before it, against the GPU's tensor throughput (int8 for MMQ), less
@@ -124,7 +128,8 @@ class Engine:
     batch_size: int = 512
     context_base_mib: float = 0.0  # CUDA context without the per-thread stacks (0: use cuda_overhead_mib)
     stack_bytes_per_thread: int = 1024  # CUDA's default cudaLimitStackSize
-    kv_read_factor_fa_off: float = 1.0  # attention traffic per KV byte without flash attention (KQ in f32)
+    kv_l2_pass_share: float = 1.0  # decode without flash attention: time of a pass over KV data held in L2, as a
+    #                                share of a pass from device memory (see kv_read_factor)
     prefill_efficiency: float = 0.0  # share of tensor throughput prompt processing reaches (0: not modelled)
     prefill_layer_us: float = 0.0  # per layer per ubatch: launches, norms, copies
     prefill_mmq: bool = True  # quantized weights: int8 tensor-core MMQ (llama.cpp since mid-2024), else
@@ -364,21 +369,42 @@ def _active(arch: Architecture) -> float:
     return arch.active_params_b / arch.params_b if arch.params_b else 1.0
 
 
-def _kv_read_bytes(req: FitRequest, depth: int) -> float:
-    """Attention traffic of one layer for one token at `depth`: the K and V cache read, more
-    without flash attention (the f32 score row is written and read back, softmax in between)."""
+def _kv_read_bytes(req: FitRequest, depth: int, dev: Device | None = None) -> float:
+    """Attention traffic of one layer for one token at `depth` on `dev` (None: the CPU), in bytes at the device
+    memory's rate: the K and V cache read once with flash attention, kv_read_factor times without it."""
     kv = kv_cache_bytes(req.arch, min(depth, req.ctx), 1, effective_kv_cache(req), layers=1)
-    return kv if req.flash_attention else kv * req.engine.kv_read_factor_fa_off
+    if req.flash_attention:
+        return kv
+    return kv * kv_read_factor(req.arch, dev.l2_mib if dev else 0.0, min(depth, req.ctx), req.engine.kv_l2_pass_share)
+
+
+def kv_read_factor(arch: Architecture, l2_mib: float, cells: int, l2_pass_share: float) -> float:
+    """Decode without flash attention: time of the attention products per KV-cache byte, in units of one read of
+    that byte from device memory.
+
+    llama.cpp runs KQ and KQV (mul_mat_vec_p021 / mul_mat_vec_nc, or the batched GEMM) once per query head: each
+    KV head's K and V are passed over heads / kv_heads times (grouped-query attention: 4 times for Llama 3 8B, 8 for
+    70B, once for a model without GQA), by consecutive blocks, so the first pass reads them from device memory and
+    the later ones find them in L2 as long as one KV head's K (cells x head_dim x 2 bytes: 1 MiB at depth 4096 for
+    head_dim 128) fits there; what does not fit is read from memory again. A pass over L2-resident data costs
+    `l2_pass_share` of a pass from memory (fitted: engines.tsv kv_l2_pass_share). The f32 score row (heads x cells
+    x 4 bytes written and read) is 3 % of the K/V bytes for Llama 3 8B and is left in that constant."""
+    group = arch.heads / arch.kv_heads if arch.kv_heads else 1.0
+    one_head = cells * arch.head_dim * 2
+    from_memory = max(0.0, 1.0 - l2_mib * MIB / one_head) if one_head else 0.0
+    later = group - 1.0
+    return 1.0 + later * (from_memory + (1.0 - from_memory) * l2_pass_share)
 
 
 def decode_tokens_per_second(
     req: FitRequest, uses: tuple[DeviceUse, ...], cpu_layers: int, output_on_cpu: bool
 ) -> float:
-    """Decode speed: per device the slower of memory and integer-compute time, device after device."""
+    """Decode speed: per device the slower of memory time (at decode_bandwidth) and integer-compute time, device
+    after device, plus each layer's latency."""
     arch, eng = req.arch, req.engine
     active = _active(arch)
     _, per_layer, output = weight_split(arch, req.quant, req.file_bytes)
-    kv_per_layer = _kv_read_bytes(req, req.depth)
+    kv_cpu = _kv_read_bytes(req, req.depth)
     params_per_byte = layer_params(arch) / per_layer if per_layer else 0.0
     # The output layer sits with the last device holding weights (place()); a token whose logits
     # nobody reads never multiplies it.
@@ -387,13 +413,13 @@ def decode_tokens_per_second(
     seconds = 0.0
     for i, (use, dev) in enumerate(zip(uses, req.devices)):
         weights = (use.weights_mib * MIB - (skipped if i == last and not output_on_cpu else 0.0)) * active
-        read = weights + use.layers * kv_per_layer
+        read = weights + use.layers * _kv_read_bytes(req, req.depth, dev)
         memory_s = read / decode_bandwidth(eng, dev)
         compute_s = 0.0
         if dev.int_ops_per_s and req.quant.decode_ops_per_weight:
             compute_s = weights * params_per_byte * req.quant.decode_ops_per_weight / dev.int_ops_per_s
         seconds += max(memory_s, compute_s)
-    cpu_read = cpu_layers * (per_layer * active + kv_per_layer) + (output - skipped if output_on_cpu else 0.0)
+    cpu_read = cpu_layers * (per_layer * active + kv_cpu) + (output - skipped if output_on_cpu else 0.0)
     seconds += cpu_read / (eng.bandwidth_efficiency * req.ram_bandwidth_gbs * 1e9)
     seconds += sum(use.layers * layer_latency_s(eng, dev) for use, dev in zip(uses, req.devices) if use.layers)
     seconds += cpu_layers * eng.per_layer_latency_us * 1e-6

@@ -110,18 +110,34 @@ DECODE_OUTLIERS = {
     # puts all three at 80-84 %. Predicted 11 % over with 2024's per-layer latency, 18 % with the current builds'
     # flat 52 us, 23 % with their latency in clock cycles (88 thousand / the 4070's 2475 MHz boost clock = 36 us).
     "seed qwen2.5-coder:14b q4_K_M rtx-4070 ctx 4096 fa on": 0.25,
+    # RTX 3090, Llama 3 8B tg8192 (XiongjieDai's LLaMA 3 table): predicted 19 % fast. Its own tg8192 against its tg512
+    # takes 4.7 memory reads' time per KV byte without flash attention; the RTX A6000 (the same GA102 die and 6 MB L2,
+    # the Professional GPUs notebooks) takes 2.8, and every other card 1.4-2.9, which the per-query-head passes with
+    # kv_l2_pass_share 0.4 give (2.2). It was 10 % fast with one flat factor of 4.0, fitted mostly on this row and
+    # the RTX 4090's. Its tg512 is 4 % fast too: the 3090 reaches 82-83 % of its bandwidth, the A6000 89-98 %. What
+    # makes this card's attention slower than the A6000's at depth (GDDR6X timings, the table's different build) is
+    # not known.
+    "fit llama3.1:8b q4_K_M rtx-3090 ctx 8192 fa off": 0.25,
+    # A100 PCIe, LLaMA 2 70B q4_0, Dec 2023 build (XiongjieDai's LLaMA 2 table): predicted 16 % slow. The four Dec 2023
+    # rows measure the A100 PCIe as fast as the H100 PCIe (7B 136.2 against 133.8, 70B 25.7 against 25.9 tok/s), while
+    # the same author's May 2024 rows measure the H100 PCIe 4-24 % faster, which the bytes-in-flight ceiling gives
+    # (6 % more SMs, 354 against 390 ns of memory latency) and which the shared inflight_kib_per_sm is fitted to. A
+    # separate bytes-in-flight value and latency for the 2023 build fit its four rows to 5 % rms (4.5 KiB, 140 us):
+    # two constants on four rows, so not taken. Why the 2023 build sees no difference between the cards is not known.
+    "fit llama3.1:70b q4_0 a100-80gb-pcie ctx 4096 fa off": 0.20,
 }
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.kind == "decode"], ids=lambda c: f"{c.set} {c.label}")
 def test_decode_within_15_percent(case):
-    # The worst decode row outside DECODE_OUTLIERS is ~11 % off (A100 70B, 2023 build: benchmarks/fit_accuracy.py).
+    # The worst decode row outside DECODE_OUTLIERS is ~13 % off (A100 SXM 70B tg512: benchmarks/fit_accuracy.py).
     rel = DECODE_OUTLIERS.get(f"{case.set} {case.label}", 0.15)
     assert case.predicted() == pytest.approx(case.measured, rel=rel)
 
 
 def test_decode_outliers_are_still_outliers():
-    by_id = {f"{c.set} {c.label}": c for c in CASES}
+    # Decode rows only: a tg8192 row and the same source's pp8192 row share a label.
+    by_id = {f"{c.set} {c.label}": c for c in CASES if c.kind == "decode"}
     assert all(abs(by_id[i].error) > 0.15 for i in DECODE_OUTLIERS)
 
 

@@ -24,13 +24,88 @@ def test_gddr_gpus_stay_near_the_bandwidth_roofline():
 
 
 def test_compute_ceiling_binds_only_when_it_is_slower():
+    # No quant type sets decode_ops_per_weight since the bytes-in-flight ceiling (quants.tsv); the mechanism stays
+    # for one that does: slower when the integer work outlasts the memory time, unchanged when it does not.
     cat = load_catalog()
     choice = cat.model("llama3.1:70b-instruct-q4_K_M")
     dev = cat.device("h200")
-    req = fit.FitRequest(choice.model.architecture(), choice.quant.quant_type(), choice.file_bytes, (dev,),
-                         cat.engine(), ctx=4096)
-    no_compute = dataclasses.replace(req, devices=(dataclasses.replace(dev, int_lanes_per_sm=0),))
-    assert fit.fit(req).decode_tok_s < fit.fit(no_compute).decode_tok_s
+    heavy = dataclasses.replace(choice.quant.quant_type(), decode_ops_per_weight=40.0)
+    light = dataclasses.replace(heavy, decode_ops_per_weight=1.0)
+    req = fit.FitRequest(choice.model.architecture(), heavy, choice.file_bytes, (dev,), cat.engine(), ctx=4096)
+    no_ops = dataclasses.replace(req, quant=dataclasses.replace(heavy, decode_ops_per_weight=0.0))
+    assert fit.fit(req).decode_tok_s < fit.fit(no_ops).decode_tok_s
+    assert fit.fit(dataclasses.replace(req, quant=light)).decode_tok_s == fit.fit(no_ops).decode_tok_s
+
+
+def test_decode_bandwidth_is_the_lower_of_memory_and_bytes_in_flight():
+    # Little's law: SMs x bytes in flight per SM / latency. A100: 108 x 3.75 KiB / 390 ns = 1.06e12 B/s, below
+    # 0.92 x 1935 GB/s; an RTX 4090 (128 SMs, 252 ns) could keep 1.95e12 B/s in flight, so its memory binds.
+    eng = fit.Engine(bandwidth_efficiency=0.92, per_layer_latency_us=0, cuda_overhead_mib=0, fit_margin_mib=0,
+                     inflight_kib_per_sm=3.75)
+    a100 = fit.Device("a100", 81920, 1935, sm_count=108, memory_latency_ns=390)
+    assert fit.decode_bandwidth(eng, a100) == pytest.approx(108 * 3.75 * 1024 / 390e-9)
+    gddr = fit.Device("4090", 24576, 1008, sm_count=128, memory_latency_ns=252)
+    assert fit.decode_bandwidth(eng, gddr) == pytest.approx(0.92 * 1008e9)
+    # Unknown latency, or an engine without the constant: the memory alone.
+    assert fit.decode_bandwidth(eng, dataclasses.replace(a100, memory_latency_ns=0)) == pytest.approx(0.92 * 1935e9)
+    assert fit.decode_bandwidth(dataclasses.replace(eng, inflight_kib_per_sm=0), a100) == pytest.approx(0.92 * 1935e9)
+    # A longer latency lowers the ceiling in proportion.
+    slow = dataclasses.replace(a100, memory_latency_ns=780)
+    assert fit.decode_bandwidth(eng, slow) == pytest.approx(fit.decode_bandwidth(eng, a100) / 2)
+
+
+def test_hbm_decode_follows_sms_and_latency_not_bandwidth():
+    # The catalog's HBM cards: an H200 has 2.4x an A100 SXM's bandwidth but decodes a 32B model only as much faster
+    # as 132 SMs at 354 ns against 108 at 390 ns allow (1.35x) less the per-layer latency.
+    tag = "qwen2.5-coder:32b-instruct-q4_K_M"
+    a100, h200 = (make_plan(tag, [g], 4096).decode_tok_s for g in ("a100-80gb-sxm", "h200"))
+    assert 1.1 < h200 / a100 < 1.4
+
+
+def test_every_memory_latency_row_names_a_catalog_gpu_and_its_source():
+    from coderig_deploy.catalog import _read_tsv
+
+    rows = _read_tsv("gpu_memory_latency.tsv")
+    cat = load_catalog()
+    assert {r["slug"] for r in rows} <= set(cat.gpus)
+    assert all(200 < float(r["latency_ns"]) < 1000 and r["source"] for r in rows)
+    assert cat.device("h200").memory_latency_ns == 354 and cat.device("rtx-3090").memory_latency_ns == 0
+
+
+def test_kv_read_factor_counts_a_pass_per_query_head():
+    # Llama 3 8B: 32 query heads over 8 KV heads, head_dim 128. At 4096 cells one KV head's K is 1 MiB.
+    arch = fit.Architecture(layers=32, heads=32, kv_heads=8, hidden=4096, head_dim=128, ffn=14336, vocab=128256,
+                            params_b=8.0, active_params_b=8.0)
+    # In L2: one pass from memory, three at the L2 share.
+    assert fit.kv_read_factor(arch, 6, 4096, 0.4) == pytest.approx(1 + 3 * 0.4)
+    # No L2 (or a K that does not fit): every pass from memory.
+    assert fit.kv_read_factor(arch, 0, 4096, 0.4) == pytest.approx(4.0)
+    # 32768 cells: 8 MiB of K per KV head, more than a 6 MB L2 holds; 16384: 4 MiB, held.
+    assert fit.kv_read_factor(arch, 6, 65536, 0.4) > fit.kv_read_factor(arch, 6, 32768, 0.4) > 1 + 3 * 0.4
+    assert fit.kv_read_factor(arch, 6, 16384, 0.4) == pytest.approx(1 + 3 * 0.4)
+    # Half of the K in L2: half of the later passes from memory.
+    assert fit.kv_read_factor(arch, 0.5, 4096, 0.4) == pytest.approx(1 + 3 * (0.5 + 0.5 * 0.4))
+    # Without grouped-query attention there is one pass per KV head, whatever the L2.
+    mha = dataclasses.replace(arch, kv_heads=32)
+    assert fit.kv_read_factor(mha, 0, 4096, 0.4) == 1.0
+
+
+def test_decode_attention_without_flash_attention_costs_more_with_more_query_heads_per_kv_head():
+    # The same KV cache read by 8 query heads per KV head (Llama 3 70B) costs more than by 4 (8B) at equal depth.
+    cat = load_catalog()
+    eng = cat.engine("llama.cpp-2024-05")
+    dev = cat.device("a100-80gb-pcie")
+    req8 = fit.FitRequest(cat.model("llama3.1:8b").model.architecture(), cat.model("llama3.1:8b").quant.quant_type(),
+                          cat.model("llama3.1:8b").file_bytes, (dev,), eng, ctx=8192, flash_attention=False)
+    arch70 = cat.model("llama3.1:70b").model.architecture()
+    per_byte = {}
+    for name, req in (("8b", req8), ("70b", dataclasses.replace(req8, arch=arch70))):
+        kv = fit.kv_cache_bytes(req.arch, 4096, 1, "f16", layers=1)
+        per_byte[name] = fit._kv_read_bytes(req, 4096, dev) / kv
+    assert per_byte["8b"] == pytest.approx(1 + 3 * eng.kv_l2_pass_share)
+    assert per_byte["70b"] == pytest.approx(1 + 7 * eng.kv_l2_pass_share)
+    assert fit._kv_read_bytes(dataclasses.replace(req8, flash_attention=True), 4096, dev) == pytest.approx(
+        fit.kv_cache_bytes(req8.arch, 4096, 1, "f16", layers=1))
 
 
 def test_decode_slows_with_depth_and_more_without_flash_attention():
@@ -249,7 +324,7 @@ def test_current_builds_count_layer_latency_in_gpu_clock_cycles():
     current, old = cat.engine("llama.cpp"), cat.engine("llama.cpp-2024-05")
     fast, slow = cat.device("rtx-4090"), cat.device("rtx-3090")
     assert fit.layer_latency_s(current, fast) / fit.layer_latency_s(current, slow) == pytest.approx(1695 / 2520)
-    assert fit.layer_latency_s(old, fast) == fit.layer_latency_s(old, slow) == pytest.approx(80e-6)
+    assert fit.layer_latency_s(old, fast) == fit.layer_latency_s(old, slow) == pytest.approx(90e-6)
     unknown_clock = dataclasses.replace(fast, clock_mhz=0.0)
     assert fit.layer_latency_s(current, unknown_clock) == pytest.approx(current.per_layer_latency_us * 1e-6)
 
