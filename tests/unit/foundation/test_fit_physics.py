@@ -11,7 +11,10 @@ from coderig_deploy.planner import make_plan
 
 def test_hbm_gpus_decode_well_below_the_bandwidth_roofline():
     # reference/real-gpu-notes.md: llama.cpp decoded Q4_K_M at 25-40 % of the roofline on an H200.
-    for tag in ("llama3.1:70b-instruct-q4_K_M", "qwen2.5-coder:32b-instruct-q4_K_M"):
+    # Small models too: there the per-layer latency adds to the bytes-in-flight ceiling (engines.tsv
+    # inflight_kib_per_sm: the current builds' value is set from this observation, none of the fit rows can).
+    for tag in ("llama3.1:70b-instruct-q4_K_M", "qwen2.5-coder:32b-instruct-q4_K_M", "llama3.1:8b-instruct-q4_K_M",
+                "qwen2.5-coder:7b-instruct-q4_K_M"):
         plan = make_plan(tag, ["h200"], 4096)
         roofline = 4800e9 / (plan.weights_mib * fit.MIB)
         assert 0.25 <= plan.decode_tok_s / roofline <= 0.40, tag
