@@ -22,7 +22,11 @@ there at a fraction of the bandwidth roofline.
 Prefill (prompt processing) is matrix work: 2 FLOPs per active weight per token plus
 attention against the tokens before it, against the GPU's tensor throughput (int8 for MMQ), less
 the SMs the last wave of a tiled GEMM leaves idle; without flash attention the score matrix's
-traffic, less what the L2 cache holds.
+traffic, less what the L2 cache holds. A card whose board power cannot pay for that tensor work
+(L4 at 72 W, RTX 6000 Ada at 300 W, L40S, H100 PCIe) lowers its clock: the work it sustains is its
+board power over a per-architecture energy per SM clock of tensor issue (power_limited_rate), whatever
+the wave fill. On Hopper, llama.cpp's own kernels (MMQ, FlashAttention) and the 2024 builds' cuBLAS
+reach the mma.sync rate, half the wgmma peak (_cublas_kernel).
 Time to first token is the prefill of the prompt, ubatch by ubatch, plus one decode step.
 
 Memory per GPU counts the CUDA context, which grows with the SM count (CUDA reserves
@@ -466,9 +470,8 @@ def power_limited_rate(dev: Device, ops_per_clk: float) -> float:
 
     A card at its power limit lowers its clock until its draw fits the limit. The draw that matters is the
     tensor work the kernel issues: an SM clock of tensor issue at the instruction's full rate costs about the
-    same energy whatever the precision or instruction (int8 MMA does twice FP16's operations per cycle;
-    Hopper's mma.sync half of wgmma's, FP32 accumulation on GeForce cards half of FP16's, each at a full issue
-    rate of its own), so the limit pays for board_power_w / tensor_nj_per_sm_cycle SM clocks of such issue per
+    same energy whatever the precision or instruction (int8 MMA does twice FP16's operations per cycle,
+    Hopper's mma.sync half of wgmma's, each at a full issue rate of its own), so the limit pays for board_power_w / tensor_nj_per_sm_cycle SM clocks of such issue per
     second, each worth `ops_per_clk` (the instruction's operations per SM clock at its full rate). SMs a
     GEMM's last wave leaves idle, and issue slots a kernel leaves empty (its efficiency), draw (to first order)
     none of it: below the limit the rate is SMs x clock x rate x the kernel's share, at the limit this figure
@@ -531,18 +534,19 @@ def _attention_seconds(req: FitRequest, dev: Device, cells: int, chunk: int) -> 
     product = 2 * req.arch.heads * req.arch.head_dim * cells  # FLOPs of KQ, and again of KQV
     if not dev.tensor_flops_per_s:
         return 2 * product / (eng.cpu_gflops * 1e9) + _score_seconds(req, dev, cells, chunk)
-    # Operations per SM clock at the instruction's full issue rate (power_limited_rate): FP32 accumulation
-    # halves it on GeForce cards, mma.sync on Hopper.
+    # Operations per SM clock at the instruction's full issue rate (power_limited_rate): mma.sync on Hopper
+    # halves it. GeForce cards' half-rate FP32 accumulation does not: it is a product limit on the same
+    # tensor cores, so each operation costs what an FP16-accumulate one does.
     if req.flash_attention:
         rate = (eng.fa_efficiency or eng.prefill_efficiency) * dev.tensor_flops_per_s * dev.mma_sync_share
         ops = dev.tensor_flops_per_clk * dev.mma_sync_share
-        return (product / sustained_rate(dev, rate * dev.fp32_acc_share, 1.0, ops * dev.fp32_acc_share)
+        return (product / sustained_rate(dev, rate * dev.fp32_acc_share, 1.0, ops)
                 + product / sustained_rate(dev, rate, 1.0, ops))
     share = _cublas_kernel(req, dev)[0]
     rate = eng.prefill_efficiency * dev.tensor_flops_per_s * share
     ops = dev.tensor_flops_per_clk * share
     kq_acc = dev.fp32_acc_share if eng.kq_precision == "f32" else 1.0
-    return (product / sustained_rate(dev, rate * kq_acc, 1.0, ops * kq_acc)
+    return (product / sustained_rate(dev, rate * kq_acc, 1.0, ops)
             + product / sustained_rate(dev, rate, 1.0, ops) + _score_seconds(req, dev, cells, chunk))
 
 
