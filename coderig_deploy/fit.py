@@ -470,19 +470,22 @@ def power_limited_rate(dev: Device, ops_per_clk: float) -> float:
 
     A card at its power limit lowers its clock until its draw fits the limit. The draw that matters is the
     tensor work the kernel issues: an SM clock of tensor issue at the instruction's full rate costs about the
-    same energy whatever the precision or instruction (int8 MMA does twice FP16's operations per cycle,
-    Hopper's mma.sync half of wgmma's, each at a full issue rate of its own), so the limit pays for board_power_w / tensor_nj_per_sm_cycle SM clocks of such issue per
-    second, each worth `ops_per_clk` (the instruction's operations per SM clock at its full rate). SMs a
-    GEMM's last wave leaves idle, and issue slots a kernel leaves empty (its efficiency), draw (to first order)
-    none of it: below the limit the rate is SMs x clock x rate x the kernel's share, at the limit this figure
-    whatever the share. Evidence on the fit rows (benchmarks/fit_constants.py): the RTX 6000 Ada (300 W) and
-    L40S (350 W) share AD102's 142 SMs, yet the 70B Q4_K_M prompt, whose tiles fill 74 % of them, ran 1.19x
-    faster on the L40S (350/300 = 1.17), the 8B, whose tiles fill 51 %, only 1.04x; the RTX 4090's
-    current-build MMQ rows (int8 issue at a quarter of its rate) fit unlimited, which a draw per busy SM clock,
-    whatever the work, would cap at 13-18 %. Static and memory power are folded into the per-architecture
-    energy (gpu_architectures.tsv, fitted), which is why it is a board figure and not a tensor-core one. The
-    voltage scaling (energy per cycle falls at lower clocks) is not modelled: a draw falling as the 1.5th-3rd
-    power of the clock fit the Ada rows worse than this linear limit (rms log error 7.9-9.5 % against 7.4 %)."""
+    same energy whatever the precision or instruction (int8 MMA does twice FP16's operations per cycle, Hopper's
+    mma.sync half of wgmma's, each at a full issue rate of its own), so the limit pays for board_power_w /
+    tensor_nj_per_sm_cycle SM clocks of such issue per second, each worth `ops_per_clk` (the instruction's
+    operations per SM clock at its full rate). SMs a GEMM's last wave leaves idle, and issue slots a kernel
+    leaves empty (its efficiency), draw (to first order) none of it: below the limit the rate is SMs x clock x
+    rate x the kernel's share, at the limit this figure whatever the share. Evidence on the fit rows
+    (benchmarks/fit_constants.py): the RTX 6000 Ada (300 W) and L40S (350 W) share AD102's 142 SMs, yet the 70B
+    Q4_K_M prompt, whose tiles fill 74 % of them, ran 1.19x faster on the L40S (350/300 = 1.17), the 8B, whose
+    tiles fill 51 %, only 1.04x. The RTX 4090's current-build MMQ rows (int8 issue at about a quarter of its
+    rate) fit unlimited, which a draw per busy SM clock whatever the work would not allow: fitted that way (1.9
+    nJ per busy SM clock on Ada) it caps them by about 13 % and fits the Ada rows worse (rms log error 10.4 %
+    against 7.4 %, exploratory scan before the refit). Static and memory power are folded into the
+    per-architecture energy (gpu_architectures.tsv, fitted), which is why it is a board figure and not a
+    tensor-core one. The voltage scaling (energy per cycle falls at lower clocks) is not modelled: in the same
+    scan a draw falling as the 1.5th-3rd power of the clock fit the Ada rows worse than this linear limit
+    (7.9-9.5 % against 7.4 %)."""
     if not (dev.board_power_w and dev.tensor_nj_per_sm_cycle and ops_per_clk):
         return float("inf")
     return dev.board_power_w / (dev.tensor_nj_per_sm_cycle * 1e-9) * ops_per_clk
@@ -594,7 +597,8 @@ def prefill_seconds_per_token(
             continue
         bandwidth = eng.bandwidth_efficiency * dev.bandwidth_gbs * 1e9
         rate, dequantize, tile, ops_per_clk = _matrix_path(req, dev)
-        compute_s = use.layers * matrix_flops / sustained_rate(dev, rate, wave_fill(arch, dev, chunk, tile), ops_per_clk)
+        fill = wave_fill(arch, dev, chunk, tile)
+        compute_s = use.layers * matrix_flops / sustained_rate(dev, rate, fill, ops_per_clk)
         memory_s = use.weights_mib * MIB / bandwidth / chunk
         # The FP16 copy: the quantized weights read, two bytes per weight written.
         dequant_s = use.layers * (per_layer + 2 * layer_params(arch)) / bandwidth / chunk if dequantize else 0.0

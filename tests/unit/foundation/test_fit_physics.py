@@ -326,8 +326,8 @@ def test_2024_cublas_ran_hopper_at_the_mma_sync_rate_in_sm80_tiles():
     h100 = old.devices[0]
     assert fit._cublas_kernel(old, h100) == (0.5, fit.SM80_CUBLAS_TILE)
     assert fit._cublas_kernel(new, h100) == (1.0, (0, 0))
-    assert fit._matrix_rate(old, h100)[0] == pytest.approx(0.5 * fit._matrix_rate(new, h100)[0] *
-                                                            old.engine.prefill_efficiency / new.engine.prefill_efficiency)
+    efficiency = old.engine.prefill_efficiency / new.engine.prefill_efficiency
+    assert fit._matrix_rate(old, h100)[0] == pytest.approx(0.5 * fit._matrix_rate(new, h100)[0] * efficiency)
     # On an A100 (mma.sync reaches the full rate) the engines' cuBLAS kernels are the same.
     a100_old = dataclasses.replace(old, devices=(cat.device("a100-80gb-pcie"),))
     assert fit._cublas_kernel(a100_old, a100_old.devices[0]) == (1.0, (256, 128))
