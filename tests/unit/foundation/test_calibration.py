@@ -132,18 +132,24 @@ PREFILL_OUTLIERS = {
     # give 2.0x. The only two-card physics left out, the activations copied between the cards, is 16 MiB
     # per 512-token ubatch (under 1 % of its time). (+20 %; no power limit binds on GA102 here.)
     "fit llama3.1:70b q4_K_M 2x rtx-3090 ctx 512 fa off": 0.25,
-    # The 2024 builds' cuBLAS path at pp512 on cards no power limit binds (GeForce RTX 3080, 4070 Ti, 4090; RTX
-    # 5000 Ada at 250 W stays just under its limit): predicted 11-17 % slow. These were within 9 % before the
-    # Professional GPUs notebooks' 88 rows; the refit on all fit rows (one prefill_efficiency for every GPU) now
-    # puts 100 us per layer and ubatch on that path (engines.tsv prefill_layer_us: the input/output conversions and
-    # dequantization launches, 6 us per token of an 8B), which the power-limited and HBM cards' rows ask for and
-    # these four cards' do not. What is not modelled: the conversions are memory traffic that the 72-96 MiB L2 of
-    # Ada may hold (a bandwidth-scaled version fit the rows worse, rms log error 9.0 % against 7.8 %), and
-    # cuBLAS's heuristics may pick tiles other than 256x128 for some shapes (only one tile is modelled).
+    # The 2024 builds' cuBLAS path at pp512 on GeForce cards no power limit binds (RTX 3080, 4070 Ti, 4090):
+    # predicted 11-12 % slow. These were within 9 % before the Professional GPUs notebooks' 88 rows; the refit on
+    # all fit rows (one prefill_efficiency for every GPU) now puts 100 us per layer and ubatch on that path
+    # (engines.tsv prefill_layer_us: the input/output conversions and dequantization launches, 6 us per token of
+    # an 8B), which the power-limited and HBM cards' rows ask for and these cards' do not. What is not modelled:
+    # the conversions are memory traffic that Ada cards' 48-72 MiB L2 may hold (a bandwidth-scaled version fit the rows
+    # worse, rms log error 9.0 % against 7.8 %), and cuBLAS's heuristics may pick tiles other than 256x128 for
+    # some shapes (only one tile is modelled).
     "fit llama3.1:8b q4_K_M rtx-3080-10gb ctx 512 fa off": 0.15,
     "fit llama3.1:8b q4_K_M rtx-4070-ti ctx 512 fa off": 0.15,
     "fit llama3.1:8b q4_K_M rtx-4090 ctx 512 fa off": 0.16,
     "fit llama3.1:8b fp16 rtx-4090 ctx 512 fa off": 0.16,
+    # RTX 5000 Ada pp512 (Q4_K_M -17 %, F16 -12 %; its pp8192 rows within 9 %): at 250 W and 100 SMs x 2550 MHz
+    # the fitted Ada energy (2.8 nJ per SM clock) caps its weight products at 91 TFLOPS, where the 8B F16 row
+    # implies about 105 delivered (0.42 TFLOPS per W, against 0.37 for the Ada figure): the one Ada card that
+    # sustains more per watt than the figure fitted on all of them. Energy per clock differs between dies and
+    # voltage bins (its AD102 is cut to 100 of 144 SMs, idle ones power-gated); one figure per architecture
+    # cannot follow that, and no other row of this card tells which part of the miss it is.
     "fit llama3.1:8b q4_K_M rtx-5000-ada ctx 512 fa off": 0.20,
     "fit llama3.1:8b fp16 rtx-5000-ada ctx 512 fa off": 0.16,
     # RTX A6000 70B pp512 (-11 %): the same card's 8B rows are within 6 % and its 70B pp8192 within 5 %; the 70B
