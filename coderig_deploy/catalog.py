@@ -39,6 +39,7 @@ class ArchitectureSpec(_Row):
     max_threads_per_sm: int
     cublas_tile: str = "-"
     mma_sync_share: float = 1.0
+    tensor_nj_per_sm_cycle: float = Field(0.0, ge=0, description="board energy per SM clock of tensor work; 0: none")
 
 
 class GpuSpec(_Row):
@@ -53,6 +54,7 @@ class GpuSpec(_Row):
     pci_device_id: str
     architecture: str
     fp32_acc_share: float = Field(gt=0, le=1, description="FP32-accumulate tensor rate / FP16-accumulate rate")
+    board_power_w: float = Field(gt=0, description="Board power limit (TGP / max TDP), W")
     source: str = ""
     l2_mib: float = Field(0.0, description="L2 cache (gpu_cache.tsv); 0: unknown")
     memory_latency_ns: float = Field(0.0, description="device-memory latency (gpu_memory_latency.tsv); 0: unknown")
@@ -73,6 +75,7 @@ class GpuSpec(_Row):
             max_threads_per_sm=arch.max_threads_per_sm, reserved_mib=round(self.vram_mib * reserved_fraction),
             l2_mib=self.l2_mib, cublas_tile=_tile(arch.cublas_tile), mma_sync_share=arch.mma_sync_share,
             fp32_acc_share=self.fp32_acc_share, memory_latency_ns=self.memory_latency_ns,
+            board_power_w=self.board_power_w, tensor_nj_per_sm_cycle=arch.tensor_nj_per_sm_cycle,
         )
 
 
@@ -141,6 +144,7 @@ class EngineSpec(_Row):
     fa_efficiency: float = 0.0
     layer_latency_kcycles: float = 0.0
     inflight_kib_per_sm: float = 0.0
+    cublas_sm90: Literal["wgmma", "mma_sync"] = "wgmma"  # fit.Engine.cublas_sm90
 
 
 class ModelChoice(BaseModel):
@@ -234,6 +238,7 @@ class Catalog(BaseModel):
             cpu_gflops=self.runtime["cpu_matmul_gflops"],
             layer_latency_kcycles=spec.layer_latency_kcycles,
             inflight_kib_per_sm=spec.inflight_kib_per_sm,
+            cublas_sm90=spec.cublas_sm90,
         )
 
     def model(self, tag: str) -> ModelChoice:

@@ -26,7 +26,11 @@ no calibration row once the bytes-in-flight ceiling exists.)
 Prefill (prompt processing) is matrix work: 2 FLOPs per active weight per token plus
 attention against the tokens before it, against the GPU's tensor throughput (int8 for MMQ), less
 the SMs the last wave of a tiled GEMM leaves idle; without flash attention the score matrix's
-traffic, less what the L2 cache holds.
+traffic, less what the L2 cache holds. A card whose board power cannot pay for that tensor work
+(L4 at 72 W, RTX 6000 Ada at 300 W, L40S, H100 PCIe) lowers its clock: the work it sustains is its
+board power over a per-architecture energy per SM clock of tensor issue (power_limited_rate), whatever
+the wave fill. On Hopper, llama.cpp's own kernels (MMQ, FlashAttention) and the 2024 builds' cuBLAS
+reach the mma.sync rate, half the wgmma peak (_cublas_kernel).
 Time to first token is the prefill of the prompt, ubatch by ubatch, plus one decode step.
 
 Memory per GPU counts the CUDA context, which grows with the SM count (CUDA reserves
@@ -101,6 +105,8 @@ class Device:
     mma_sync_share: float = 1.0  # tensor rate llama.cpp's own mma.sync kernels reach (Hopper: wgmma-only peak)
     fp32_acc_share: float = 1.0  # FP16 tensor rate with FP32 accumulation (GeForce cards: half)
     memory_latency_ns: float = 0.0  # load-to-use latency of device memory (pointer chase); 0: unknown
+    board_power_w: float = 0.0  # board power limit (TGP / max TDP); 0: unknown, no power limit modelled
+    tensor_nj_per_sm_cycle: float = 0.0  # board energy per SM clock of full-rate tensor work (0: not modelled)
 
     @property
     def int_ops_per_s(self) -> float:
@@ -144,6 +150,9 @@ class Engine:
     #                                     per_layer_latency_us); see layer_latency_s
     inflight_kib_per_sm: float = 0.0  # bytes the decode kernels keep in flight per SM, KiB (0: not modelled);
     #                                   see decode_bandwidth
+    cublas_sm90: str = "wgmma"  # what cuBLAS's FP16 GEMMs reach on Hopper-class GPUs (mma_sync_share < 1):
+    #                             "wgmma": the full tensor rate, no waves modelled; "mma_sync": the sm_80 kernels'
+    #                             rate (mma_sync_share) and their 256x128 tile waves (see _cublas_kernel)
 
     def overhead_mib(self, dev: Device) -> float:
         """CUDA context + runtime buffers on one GPU: a fixed part plus stack memory for every
@@ -466,15 +475,76 @@ def _attention_cells(req: FitRequest, depth: int, chunk: int) -> int:
     return min(depth + chunk - chunk // 2, kv_cells(req.ctx, req.parallel))
 
 
-def _matrix_rate(req: FitRequest, dev: Device) -> tuple[float, bool, tuple[int, int]]:
-    """(ops/s the weight matrices run at, whether an FP16 copy of the weights is written first,
-    the GEMM's output tile)."""
+# The output tile of cuBLAS's sm_80 FP16 kernels (ampere_h16816gemm_256x128_*), which run on Hopper where
+# an engine's cuBLAS has no wgmma kernel for the GEMM (Engine.cublas_sm90 "mma_sync").
+SM80_CUBLAS_TILE = (256, 128)
+
+
+def _cublas_kernel(req: FitRequest, dev: Device) -> tuple[float, tuple[int, int]]:
+    """(share of the dense FP16 tensor rate, output tile) of cuBLAS's FP16 GEMMs on `dev`.
+
+    On Ampere, Ada and RTX Blackwell cuBLAS's kernels issue mma.sync, which reaches the full rate there
+    (mma_sync_share 1), in the architecture's tile (gpu_architectures.tsv). Hopper-class GPUs reach their full
+    rate only through wgmma. The 2024 builds' cuBLAS (CUDA 12.1) ran llama.cpp's FP16-accumulate GEMMs on an
+    H100 at an A100's rate per SM and clock: the H100 PCIe of XiongjieDai's notebooks ran 1.36-1.40x an A100
+    PCIe on all three models, its SM x clock ratio being 1.31 (data/engines.tsv cublas_sm90), i.e. the
+    mma.sync rate of sm_80-class kernels (mma_sync_share) in their 256x128 tiles, not wgmma's. Which
+    kernels current builds' cuBLAS picks there no row measures: their engines keep the full rate."""
+    if req.engine.cublas_sm90 == "mma_sync" and dev.mma_sync_share < 1:
+        return dev.mma_sync_share, SM80_CUBLAS_TILE
+    return 1.0, dev.cublas_tile
+
+
+def _matrix_path(req: FitRequest, dev: Device) -> tuple[float, bool, tuple[int, int], float]:
+    """_matrix_rate, plus the operations per SM per clock of the path's tensor instruction at its full issue
+    rate (FP16 FLOPs or int8 ops; mma.sync on Hopper: half the dense rate), for power_limited_rate."""
     eng = req.engine
     if not dev.tensor_flops_per_s:
-        return eng.cpu_gflops * 1e9, False, (0, 0)
+        return eng.cpu_gflops * 1e9, False, (0, 0), 0.0
     if req.quant.name == "F16" or not (eng.prefill_mmq and dev.int8_ops_per_s and eng.mmq_efficiency):
-        return eng.prefill_efficiency * dev.tensor_flops_per_s, req.quant.name != "F16", dev.cublas_tile
-    return eng.mmq_efficiency * dev.int8_ops_per_s * dev.mma_sync_share, False, eng.mmq_tile
+        share, tile = _cublas_kernel(req, dev)
+        rate = eng.prefill_efficiency * dev.tensor_flops_per_s * share
+        return rate, req.quant.name != "F16", tile, dev.tensor_flops_per_clk * share
+    rate = eng.mmq_efficiency * dev.int8_ops_per_s * dev.mma_sync_share
+    return rate, False, eng.mmq_tile, dev.int8_ops_per_clk * dev.mma_sync_share
+
+
+def _matrix_rate(req: FitRequest, dev: Device) -> tuple[float, bool, tuple[int, int]]:
+    """(ops/s the weight matrices run at in a full wave and below the power limit, whether an FP16 copy of
+    the weights is written first, the GEMM's output tile)."""
+    return _matrix_path(req, dev)[:3]
+
+
+def power_limited_rate(dev: Device, ops_per_clk: float) -> float:
+    """The most tensor operations per second the board's power pays for (inf when not modelled).
+
+    A card at its power limit lowers its clock until its draw fits the limit. The draw that matters is the
+    tensor work the kernel issues: an SM clock of tensor issue at the instruction's full rate costs about the
+    same energy whatever the precision or instruction (int8 MMA does twice FP16's operations per cycle, Hopper's
+    mma.sync half of wgmma's, each at a full issue rate of its own), so the limit pays for board_power_w /
+    tensor_nj_per_sm_cycle SM clocks of such issue per second, each worth `ops_per_clk` (the instruction's
+    operations per SM clock at its full rate). SMs a GEMM's last wave leaves idle, and issue slots a kernel
+    leaves empty (its efficiency), draw (to first order) none of it: below the limit the rate is SMs x clock x
+    rate x the kernel's share, at the limit this figure whatever the share. Evidence on the fit rows
+    (benchmarks/fit_constants.py): the RTX 6000 Ada (300 W) and L40S (350 W) share AD102's 142 SMs, yet the 70B
+    Q4_K_M prompt, whose tiles fill 74 % of them, ran 1.19x faster on the L40S (350/300 = 1.17), the 8B, whose
+    tiles fill 51 %, only 1.04x. The RTX 4090's current-build MMQ rows (int8 issue at about a quarter of its
+    rate) fit unlimited, which a draw per busy SM clock whatever the work would not allow: fitted that way (1.9
+    nJ per busy SM clock on Ada) it caps them by about 13 % and fits the Ada rows worse (rms log error 10.4 %
+    against 7.4 %, exploratory scan before the refit). Static and memory power are folded into the
+    per-architecture energy (gpu_architectures.tsv, fitted), which is why it is a board figure and not a
+    tensor-core one. The voltage scaling (energy per cycle falls at lower clocks) is not modelled: in the same
+    scan a draw falling as the 1.5th-3rd power of the clock fit the Ada rows worse than this linear limit
+    (7.9-9.5 % against 7.4 %)."""
+    if not (dev.board_power_w and dev.tensor_nj_per_sm_cycle and ops_per_clk):
+        return float("inf")
+    return dev.board_power_w / (dev.tensor_nj_per_sm_cycle * 1e-9) * ops_per_clk
+
+
+def sustained_rate(dev: Device, rate: float, fill: float, ops_per_clk: float) -> float:
+    """Tensor throughput of a kernel whose full-wave rate is `rate` and whose waves keep `fill` of the SMs
+    busy: the slower of the SMs' rate and what the board's power allows (power_limited_rate)."""
+    return min(rate * fill, power_limited_rate(dev, ops_per_clk))
 
 
 def layer_matrices(arch: Architecture) -> list[tuple[int, int]]:
@@ -517,12 +587,20 @@ def _attention_seconds(req: FitRequest, dev: Device, cells: int, chunk: int) -> 
     product = 2 * req.arch.heads * req.arch.head_dim * cells  # FLOPs of KQ, and again of KQV
     if not dev.tensor_flops_per_s:
         return 2 * product / (eng.cpu_gflops * 1e9) + _score_seconds(req, dev, cells, chunk)
+    # Operations per SM clock at the instruction's full issue rate (power_limited_rate): mma.sync on Hopper
+    # halves it. GeForce cards' half-rate FP32 accumulation does not: it is a product limit on the same
+    # tensor cores, so each operation costs what an FP16-accumulate one does.
     if req.flash_attention:
         rate = (eng.fa_efficiency or eng.prefill_efficiency) * dev.tensor_flops_per_s * dev.mma_sync_share
-        return product / (rate * dev.fp32_acc_share) + product / rate
-    rate = eng.prefill_efficiency * dev.tensor_flops_per_s
-    kq_rate = rate * dev.fp32_acc_share if eng.kq_precision == "f32" else rate
-    return product / kq_rate + product / rate + _score_seconds(req, dev, cells, chunk)
+        ops = dev.tensor_flops_per_clk * dev.mma_sync_share
+        return (product / sustained_rate(dev, rate * dev.fp32_acc_share, 1.0, ops)
+                + product / sustained_rate(dev, rate, 1.0, ops))
+    share = _cublas_kernel(req, dev)[0]
+    rate = eng.prefill_efficiency * dev.tensor_flops_per_s * share
+    ops = dev.tensor_flops_per_clk * share
+    kq_acc = dev.fp32_acc_share if eng.kq_precision == "f32" else 1.0
+    return (product / sustained_rate(dev, rate * kq_acc, 1.0, ops)
+            + product / sustained_rate(dev, rate, 1.0, ops) + _score_seconds(req, dev, cells, chunk))
 
 
 def _score_seconds(req: FitRequest, dev: Device, cells: int, chunk: int) -> float:
@@ -568,8 +646,9 @@ def prefill_seconds_per_token(
         if not use.layers:
             continue
         bandwidth = eng.bandwidth_efficiency * dev.bandwidth_gbs * 1e9
-        rate, dequantize, tile = _matrix_rate(req, dev)
-        compute_s = use.layers * matrix_flops / (rate * wave_fill(arch, dev, chunk, tile))
+        rate, dequantize, tile, ops_per_clk = _matrix_path(req, dev)
+        fill = wave_fill(arch, dev, chunk, tile)
+        compute_s = use.layers * matrix_flops / sustained_rate(dev, rate, fill, ops_per_clk)
         memory_s = use.weights_mib * MIB / bandwidth / chunk
         # The FP16 copy: the quantized weights read, two bytes per weight written.
         dequant_s = use.layers * (per_layer + 2 * layer_params(arch)) / bandwidth / chunk if dequantize else 0.0

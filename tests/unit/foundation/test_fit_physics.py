@@ -344,3 +344,68 @@ def test_a_higher_clock_speeds_up_a_small_model_more_than_a_large_one():
         return fit.fit(req).decode_tok_s / fit.fit(slower).decode_tok_s
 
     assert gain("llama3.1:8b-instruct-q4_K_M") > gain("llama3.1:70b-instruct-q4_K_M") > 1.0
+
+
+def test_power_limit_is_board_power_over_energy_per_sm_clock():
+    cat = load_catalog()
+    l4 = cat.device("l4")
+    assert l4.board_power_w == 72 and l4.tensor_nj_per_sm_cycle > 0
+    cap = fit.power_limited_rate(l4, 1024)
+    assert cap == pytest.approx(72 / (l4.tensor_nj_per_sm_cycle * 1e-9) * 1024)
+    assert fit.power_limited_rate(l4, 2048) == pytest.approx(2 * cap)  # int8 issue: twice the operations
+    doubled = dataclasses.replace(l4, board_power_w=144)
+    assert fit.power_limited_rate(doubled, 1024) == pytest.approx(2 * cap)
+    # Unknown board power or energy: no limit.
+    assert fit.power_limited_rate(dataclasses.replace(l4, board_power_w=0), 1024) == float("inf")
+    assert fit.power_limited_rate(dataclasses.replace(l4, tensor_nj_per_sm_cycle=0), 1024) == float("inf")
+
+
+def test_a_power_limited_kernel_runs_at_the_limit_whatever_its_wave_fill():
+    dev = load_catalog().device("rtx-6000-ada")
+    cap = fit.power_limited_rate(dev, dev.tensor_flops_per_clk)
+    # Below the limit the idle SMs of the last wave cost time; at it, a fuller wave only draws more power.
+    assert fit.sustained_rate(dev, cap, 0.5, dev.tensor_flops_per_clk) == pytest.approx(0.5 * cap)
+    assert fit.sustained_rate(dev, 3 * cap, 0.5, dev.tensor_flops_per_clk) == pytest.approx(cap)
+    assert fit.sustained_rate(dev, 3 * cap, 0.9, dev.tensor_flops_per_clk) == pytest.approx(cap)
+
+
+def test_every_catalog_gpu_has_a_board_power_and_pro_cards_are_limited_where_geforce_ones_are_not():
+    cat = load_catalog()
+    assert all(g.board_power_w > 0 for g in cat.gpus.values())
+
+    def prefill(gpu: str, tag: str, engine: str = "llama.cpp-2024-05", power: float | None = None) -> float:
+        req = _prefill_request(False, engine=engine, gpu=gpu, tag=tag)
+        if power is not None:
+            req = dataclasses.replace(req, devices=(dataclasses.replace(req.devices[0], board_power_w=power),))
+        return fit.fit(dataclasses.replace(req, ctx=512, depth=256)).prefill_tok_s
+
+    big = "llama3.1:70b-instruct-q4_K_M"
+    # Same AD102 chip and SM count: the 300 W RTX 6000 Ada is slower than the 350 W L40S on the 70B, and
+    # would not be at the L40S's power.
+    assert prefill("rtx-6000-ada", big) < 0.95 * prefill("l40s", big)  # measured 566 against 674 tok/s
+    assert prefill("rtx-6000-ada", big, power=350) == pytest.approx(prefill("l40s", big), rel=0.05)
+    # The RTX 4090's current-build MMQ weight products (int8 at about a quarter of its rate) stay below its 450 W.
+    q4 = _prefill_request(True, gpu="rtx-4090")
+    rate, _, _, ops = fit._matrix_path(q4, q4.devices[0])
+    assert rate < 0.7 * fit.power_limited_rate(q4.devices[0], ops)
+    # The 72 W L4 does not reach its SMs' rate on FP16 weights.
+    f16 = "llama3.1:8b-instruct-fp16"
+    assert prefill("l4", f16, "llama.cpp") < 0.8 * prefill("l4", f16, "llama.cpp", power=1e6)
+
+
+def test_2024_cublas_ran_hopper_at_the_mma_sync_rate_in_sm80_tiles():
+    # XiongjieDai's May 2024 notebooks: the H100 PCIe ran 1.36-1.40x an A100 PCIe, its SM x clock ratio 1.31.
+    cat = load_catalog()
+    assert cat.engine("llama.cpp-2024-05").cublas_sm90 == "mma_sync"
+    assert cat.engine("llama.cpp").cublas_sm90 == cat.engine("ollama").cublas_sm90 == "wgmma"
+    f16 = "llama3.1:8b-instruct-fp16"
+    old = _prefill_request(False, engine="llama.cpp-2024-05", gpu="h100-pcie", tag=f16)
+    new = _prefill_request(False, engine="llama.cpp", gpu="h100-pcie", tag=f16)
+    h100 = old.devices[0]
+    assert fit._cublas_kernel(old, h100) == (0.5, fit.SM80_CUBLAS_TILE)
+    assert fit._cublas_kernel(new, h100) == (1.0, (0, 0))
+    efficiency = old.engine.prefill_efficiency / new.engine.prefill_efficiency
+    assert fit._matrix_rate(old, h100)[0] == pytest.approx(0.5 * fit._matrix_rate(new, h100)[0] * efficiency)
+    # On an A100 (mma.sync reaches the full rate) the engines' cuBLAS kernels are the same.
+    a100_old = dataclasses.replace(old, devices=(cat.device("a100-80gb-pcie"),))
+    assert fit._cublas_kernel(a100_old, a100_old.devices[0]) == (1.0, (256, 128))
