@@ -146,7 +146,11 @@ PREFILL_OUTLIERS = {
     # 2x RTX 3090, 70B: the same source's 8B rows on one 3090 are within 10 % and its 2x RTX 4090 70B row
     # within 5 %; the 3090 pair measured 2.35x slower than the 4090 pair while tensor rates and wave fill
     # give 2.0x. The only two-card physics left out, the activations copied between the cards, is 16 MiB
-    # per 512-token ubatch (under 1 % of its time). (+20 %; no power limit binds on GA102 here.)
+    # per 512-token ubatch (under 1 % of its time). (+20 %; no power limit binds on GA102 here.) The same table
+    # measured this same serial work (one 512-token ubatch through 80 layers; more cards only add boundaries) on
+    # three RTX 3090 rigs: 300.79 (4 cards), 357.32 (2) and 456.95 tok/s (6), a 1.5x spread, where its RTX 4090 rigs
+    # agree within 3 % (812.95-839.43); and the 2-card rig's own 8B pp512 is 17 % below the 1-card rig's (3336 vs
+    # 4030). The prediction (432) lies inside the 3090 rigs' spread: a rig effect (clocks, power, PCIe), not a model's.
     "fit llama3.1:70b q4_K_M 2x rtx-3090 ctx 512 fa off": 0.25,
     # The 2024 builds' cuBLAS path at pp512 on GeForce cards no power limit binds (RTX 3080, 4070 Ti, 4090):
     # predicted 11-12 % slow. These were within 9 % before the Professional GPUs notebooks' 88 rows; the refit on
@@ -160,14 +164,6 @@ PREFILL_OUTLIERS = {
     "fit llama3.1:8b q4_K_M rtx-4070-ti ctx 512 fa off": 0.15,
     "fit llama3.1:8b q4_K_M rtx-4090 ctx 512 fa off": 0.16,
     "fit llama3.1:8b fp16 rtx-4090 ctx 512 fa off": 0.16,
-    # RTX 5000 Ada pp512 (Q4_K_M -17 %, F16 -12 %; its pp8192 rows within 9 %): at 250 W and 100 SMs x 2550 MHz
-    # the fitted Ada energy (2.8 nJ per SM clock) caps its weight products at 91 TFLOPS, where the 8B F16 row
-    # implies about 105 delivered (0.42 TFLOPS per W, against 0.37 for the Ada figure): the one Ada card that
-    # sustains more per watt than the figure fitted on all of them. Energy per clock differs between dies and
-    # voltage bins (its AD102 is cut to 100 of 144 SMs, idle ones power-gated); one figure per architecture
-    # cannot follow that, and no other row of this card tells which part of the miss it is.
-    "fit llama3.1:8b q4_K_M rtx-5000-ada ctx 512 fa off": 0.20,
-    "fit llama3.1:8b fp16 rtx-5000-ada ctx 512 fa off": 0.16,
     # RTX A6000 70B pp512 (-11 %): the same card's 8B rows are within 6 % and its 70B pp8192 within 5 %; the 70B
     # pp512 is the one row where the fitted GA10x power figure (3.8 nJ per SM clock, weakly determined) caps
     # the weight products (300 W against 84 SMs at 1800 MHz filling 78 % of them). Whether the A6000 reaches its
@@ -234,7 +230,7 @@ def test_prefill_within_10_percent(case):
 
 def test_prefill_outliers_are_still_outliers():
     # When a change brings one within 10 %, drop it from PREFILL_OUTLIERS.
-    by_id = {_id(c): c for c in CASES}
+    by_id = {_id(c): c for c in CASES if c.kind == "prefill"}
     assert all(abs(by_id[i].error) > 0.10 for i in PREFILL_OUTLIERS)
 
 
