@@ -496,8 +496,10 @@ def _cublas_kernel(req: FitRequest, dev: Device) -> tuple[float, tuple[int, int]
 
 
 def _matrix_path(req: FitRequest, dev: Device) -> tuple[float, bool, tuple[int, int], float]:
-    """_matrix_rate, plus the operations per SM per clock of the path's tensor instruction at its full issue
-    rate (FP16 FLOPs or int8 ops; mma.sync on Hopper: half the dense rate), for power_limited_rate."""
+    """(ops/s the weight matrices run at in a full wave and below the power limit, whether an FP16 copy of
+    the weights is written first, the GEMM's output tile, the operations per SM per clock of the path's tensor
+    instruction at its full issue rate (FP16 FLOPs or int8 ops; mma.sync on Hopper: half the dense rate), for
+    power_limited_rate)."""
     eng = req.engine
     if not dev.tensor_flops_per_s:
         return eng.cpu_gflops * 1e9, False, (0, 0), 0.0
@@ -507,12 +509,6 @@ def _matrix_path(req: FitRequest, dev: Device) -> tuple[float, bool, tuple[int, 
         return rate, req.quant.name != "F16", tile, dev.tensor_flops_per_clk * share
     rate = eng.mmq_efficiency * dev.int8_ops_per_s * dev.mma_sync_share
     return rate, False, eng.mmq_tile, dev.int8_ops_per_clk * dev.mma_sync_share
-
-
-def _matrix_rate(req: FitRequest, dev: Device) -> tuple[float, bool, tuple[int, int]]:
-    """(ops/s the weight matrices run at in a full wave and below the power limit, whether an FP16 copy of
-    the weights is written first, the GEMM's output tile)."""
-    return _matrix_path(req, dev)[:3]
 
 
 def power_limited_rate(dev: Device, ops_per_clk: float) -> float:
@@ -591,14 +587,12 @@ def _attention_seconds(req: FitRequest, dev: Device, cells: int, chunk: int) -> 
     # halves it. GeForce cards' half-rate FP32 accumulation does not: it is a product limit on the same
     # tensor cores, so each operation costs what an FP16-accumulate one does.
     if req.flash_attention:
-        rate = (eng.fa_efficiency or eng.prefill_efficiency) * dev.tensor_flops_per_s * dev.mma_sync_share
-        ops = dev.tensor_flops_per_clk * dev.mma_sync_share
-        return (product / sustained_rate(dev, rate * dev.fp32_acc_share, 1.0, ops)
-                + product / sustained_rate(dev, rate, 1.0, ops))
-    share = _cublas_kernel(req, dev)[0]
-    rate = eng.prefill_efficiency * dev.tensor_flops_per_s * share
+        share, efficiency, kq_acc = dev.mma_sync_share, eng.fa_efficiency or eng.prefill_efficiency, dev.fp32_acc_share
+    else:
+        share, efficiency = _cublas_kernel(req, dev)[0], eng.prefill_efficiency
+        kq_acc = dev.fp32_acc_share if eng.kq_precision == "f32" else 1.0
+    rate = efficiency * dev.tensor_flops_per_s * share
     ops = dev.tensor_flops_per_clk * share
-    kq_acc = dev.fp32_acc_share if eng.kq_precision == "f32" else 1.0
     return (product / sustained_rate(dev, rate * kq_acc, 1.0, ops)
             + product / sustained_rate(dev, rate, 1.0, ops) + _score_seconds(req, dev, cells, chunk))
 

@@ -191,7 +191,7 @@ def test_stream_k_mmq_is_faster_than_mmq_in_waves():
     # differs by build: FlashAttention kernels, KQ precision).
     f16 = [_prefill_request(True, engine=e, tag="llama3.1:8b-instruct-fp16")
            for e in ("llama.cpp", "llama.cpp-2024-06")]
-    assert fit._matrix_rate(f16[0], f16[0].devices[0]) == fit._matrix_rate(f16[1], f16[1].devices[0])
+    assert fit._matrix_path(f16[0], f16[0].devices[0])[:3] == fit._matrix_path(f16[1], f16[1].devices[0])[:3]
 
 
 def test_a_token_without_logits_skips_the_output_layer():
@@ -220,7 +220,7 @@ def test_attention_products_run_on_fp16_tensor_cores_even_on_the_mmq_path():
     cells = 4096
     assert fit._attention_seconds(req, dev, cells, 512) == fit._attention_seconds(slower_int8, slower_int8.devices[0],
                                                                                   cells, 512)
-    assert fit._matrix_rate(slower_int8, slower_int8.devices[0])[0] < fit._matrix_rate(req, dev)[0]
+    assert fit._matrix_path(slower_int8, slower_int8.devices[0])[0] < fit._matrix_path(req, dev)[0]
 
 
 def test_cuda_context_grows_with_sm_count():
@@ -405,7 +405,7 @@ def test_2024_cublas_ran_hopper_at_the_mma_sync_rate_in_sm80_tiles():
     assert fit._cublas_kernel(old, h100) == (0.5, fit.SM80_CUBLAS_TILE)
     assert fit._cublas_kernel(new, h100) == (1.0, (0, 0))
     efficiency = old.engine.prefill_efficiency / new.engine.prefill_efficiency
-    assert fit._matrix_rate(old, h100)[0] == pytest.approx(0.5 * fit._matrix_rate(new, h100)[0] * efficiency)
+    assert fit._matrix_path(old, h100)[0] == pytest.approx(0.5 * fit._matrix_path(new, h100)[0] * efficiency)
     # On an A100 (mma.sync reaches the full rate) the engines' cuBLAS kernels are the same.
     a100_old = dataclasses.replace(old, devices=(cat.device("a100-80gb-pcie"),))
     assert fit._cublas_kernel(a100_old, a100_old.devices[0]) == (1.0, (256, 128))
