@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 import math
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from coderig_deploy.calibration import load_cases
@@ -72,14 +72,19 @@ def _worst(cases: list, kind: str) -> float:
     return math.sqrt(sum(logs) / len(logs))
 
 
-def _best(grid: Iterable[dict[str, float]], cases: list, kind: str) -> tuple[float, dict[str, float]]:
-    """The constants of `grid` with the smallest error on `cases` of `kind`, left set in the catalog."""
+def _search(grid: Iterable[dict[str, float]], error: Callable[[], float]) -> tuple[float, dict[str, float]]:
+    """The constants of `grid` with the smallest `error()` (computed with them set), left set in the catalog."""
     best: tuple[float, dict[str, float]] = (math.inf, {})
     for values in grid:
         _set(**values)
-        best = min(best, (_worst(cases, kind), values), key=lambda b: b[0])
+        best = min(best, (error(), values), key=lambda b: b[0])
     _set(**best[1])
     return best
+
+
+def _best(grid: Iterable[dict[str, float]], cases: list, kind: str) -> tuple[float, dict[str, float]]:
+    """The constants of `grid` with the smallest error on `cases` of `kind`, left set in the catalog."""
+    return _search(grid, lambda: _worst(cases, kind))
 
 
 H200_MODELS = ("qwen2.5-coder:7b-instruct-q4_K_M", "llama3.1:8b-instruct-q4_K_M", "qwen2.5-coder:32b-instruct-q4_K_M",
@@ -97,15 +102,15 @@ def _h200_shares() -> list[float]:
     return shares
 
 
+def _h200_miss() -> float:
+    """How far (in log terms) the geometric mean of the H200 shares is from H200_SHARE."""
+    shares = _h200_shares()
+    return abs(sum(math.log(s) for s in shares) / len(shares) - math.log(H200_SHARE))
+
+
 def _best_hbm_share(grid: Iterable[dict[str, float]]) -> tuple[str, dict[str, float]]:
     """The value of `grid` whose H200 shares have their geometric mean closest to H200_SHARE, left set."""
-    best: tuple[float, dict[str, float]] = (math.inf, {})
-    for values in grid:
-        _set(**values)
-        shares = _h200_shares()
-        miss = abs(sum(math.log(s) for s in shares) / len(shares) - math.log(H200_SHARE))
-        best = min(best, (miss, values), key=lambda b: b[0])
-    _set(**best[1])
+    best = _search(grid, _h200_miss)
     return " ".join(f"{s:.0%}" for s in _h200_shares()), best[1]
 
 
