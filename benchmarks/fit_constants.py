@@ -36,6 +36,9 @@ CURRENT_ONLY = ("fa_efficiency",)
 # fitted: those with prefill fit rows on cards that can reach their power limit. The grid: 0 (no limit) and 1-12 nJ.
 POWER_FITTED = ("nj_ampere", "nj_ampere-dc", "nj_ada", "nj_hopper")
 POWER_GRID = (0.0, *(x / 10 for x in range(10, 121, 1)))
+# The cuBLAS-path builds' per-layer prefill time in thousands of core clock cycles (fit.prefill_layer_s): 0 to 400 us
+# at 1800 MHz.
+LAYER_KCYCLES_GRID = (0, 180, 360, 450, 540, 630, 720)
 
 
 def _set(**values: float) -> None:
@@ -54,8 +57,8 @@ def _set(**values: float) -> None:
                 update["inflight_kib_per_sm"] = values["current_inflight_kib"]
         else:
             update.pop("layer_latency_kcycles", None)
-        if spec.prefill_path == "mmq" and "mmq_prefill_layer_us" in values:
-            update["prefill_layer_us"] = values["mmq_prefill_layer_us"]
+        if spec.prefill_path == "mmq" and "mmq_prefill_layer_kcycles" in values:
+            update["prefill_layer_kcycles"] = values["mmq_prefill_layer_kcycles"]
         catalog.engines[name] = EngineSpec.model_validate({**spec.model_dump(), **update})
     for arch, nj in values.items():
         if arch.startswith("nj_"):
@@ -171,22 +174,22 @@ def _fit_prefill(cases: list) -> None:
     # result back to f32, the weights dequantized) than MMQ, which quantizes the input to q8_1 and writes f32.
     mmq_engines = [n for n, e in catalog.engines.items() if e.prefill_path == "mmq"]
     current = [c for c in cases if c.engine in mmq_engines]
-    now = {"mmq_prefill_layer_us": float(catalog.engines[CURRENT[0]].prefill_layer_us)}
+    now = {"mmq_prefill_layer_kcycles": float(catalog.engines[CURRENT[0]].prefill_layer_kcycles)}
     for _ in range(5):  # coordinate descent: GEMM constants, FlashAttention's, the power figures, the MMQ
         #                 builds' per-layer time, until all settle
-        gemm = _best((dict(prefill_efficiency=eff, mmq_efficiency=mmq, prefill_layer_us=lat, **fa, **power, **now)
-                      for eff, mmq, lat in itertools.product([x / 100 for x in range(40, 92, 2)],
-                                                             [x / 100 for x in range(16, 42, 2)], (0, 100, 200, 400))),
+        gemm = _best((dict(prefill_efficiency=eff, mmq_efficiency=mmq, prefill_layer_kcycles=k, **fa, **power, **now)
+                      for eff, mmq, k in itertools.product([x / 100 for x in range(40, 92, 2)],
+                                                           [x / 100 for x in range(16, 42, 2)], LAYER_KCYCLES_GRID)),
                      cases, "prefill")
         best_pp = _best(({**gemm[1], "fa_efficiency": x / 100} for x in range(10, 92, 2)), cases, "prefill")
         for arch in fitted_power:
             best_pp = _best(({**best_pp[1], arch: nj} for nj in POWER_GRID), cases, "prefill")
-        best_pp = _best(({**best_pp[1], "mmq_prefill_layer_us": lat} for lat in range(0, 410, 10)), current,
+        best_pp = _best(({**best_pp[1], "mmq_prefill_layer_kcycles": lat} for lat in range(0, 740, 20)), current,
                         "prefill")
         previous = (fa, power, now)
         fa = {"fa_efficiency": best_pp[1]["fa_efficiency"]}
         power = {a: best_pp[1][a] for a in power}
-        now = {"mmq_prefill_layer_us": best_pp[1]["mmq_prefill_layer_us"]}
+        now = {"mmq_prefill_layer_kcycles": best_pp[1]["mmq_prefill_layer_kcycles"]}
         if (fa, power, now) == previous:
             break
     print(f"prefill: rms log error {_worst(cases, 'prefill'):.1%} with {best_pp[1]} (the MMQ builds' rows: "

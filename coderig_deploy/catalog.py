@@ -136,7 +136,7 @@ class EngineSpec(_Row):
     per_layer_latency_us: float
     kv_l2_pass_share: float
     prefill_efficiency: float
-    prefill_layer_us: float
+    prefill_layer_kcycles: float
     prefill_path: Literal["mmq", "cublas"]
     mmq_efficiency: float
     mmq_tile: str = "-"
@@ -228,7 +228,7 @@ class Catalog(BaseModel):
             stack_bytes_per_thread=int(self.runtime["cuda_stack_bytes_per_thread"]),
             kv_l2_pass_share=spec.kv_l2_pass_share,
             prefill_efficiency=spec.prefill_efficiency,
-            prefill_layer_us=spec.prefill_layer_us,
+            prefill_layer_kcycles=spec.prefill_layer_kcycles,
             prefill_mmq=spec.prefill_path == "mmq",
             mmq_efficiency=spec.mmq_efficiency,
             mmq_tile=_tile(spec.mmq_tile),

@@ -137,7 +137,7 @@ class Engine:
     kv_l2_pass_share: float = 1.0  # decode without flash attention: time of a pass over KV data held in L2, as a
     #                                share of a pass from device memory (see kv_read_factor)
     prefill_efficiency: float = 0.0  # share of tensor throughput prompt processing reaches (0: not modelled)
-    prefill_layer_us: float = 0.0  # per layer per ubatch: launches, norms, copies
+    prefill_layer_kcycles: float = 0.0  # per layer per ubatch, thousands of core clock cycles (prefill_layer_s)
     prefill_mmq: bool = True  # quantized weights: int8 tensor-core MMQ (llama.cpp since mid-2024), else
     #                           dequantize to FP16 for every ubatch and run an FP16 GEMM (older builds)
     mmq_efficiency: float = 0.0  # share of the int8 tensor throughput MMQ reaches
@@ -437,7 +437,8 @@ def decode_tokens_per_second(
 
 def decode_bandwidth(eng: Engine, dev: Device) -> float:
     """Bytes per second the decode kernels (the mat-vec products, attention over the KV cache) read from device
-    memory: the lower of two ceilings.
+    memory, and the 2024 builds' prefill copy of the weights to FP16 (one pass over them, as streaming): the lower of
+    two ceilings.
 
     - The memory's own: bandwidth_efficiency x the spec bandwidth (refresh, page misses, the share of a DRAM burst a
       kernel cannot use).
@@ -466,6 +467,17 @@ def layer_latency_s(eng: Engine, dev: Device) -> float:
     if eng.layer_latency_kcycles and dev.clock_mhz:
         return eng.layer_latency_kcycles * 1e3 / (dev.clock_mhz * 1e6)
     return eng.per_layer_latency_us * 1e-6
+
+
+def prefill_layer_s(eng: Engine, dev: Device) -> float:
+    """Per layer and ubatch of prompt processing, the kernels that are neither matrix work nor attention: on the 2024
+    builds' cuBLAS path each product's input converted to f16 and its output back to f32, and the dequantize launches;
+    small element-wise kernels over activations the L2 cache holds, so their time is counted in core clock cycles
+    (Engine.prefill_layer_kcycles / the GPU's boost clock), like current builds' decode latency (layer_latency_s).
+    A GPU of unknown clock: 0."""
+    if not dev.clock_mhz:
+        return 0.0
+    return eng.prefill_layer_kcycles * 1e3 / (dev.clock_mhz * 1e6)
 
 
 def _attention_cells(req: FitRequest, depth: int, chunk: int) -> int:
@@ -623,7 +635,8 @@ def prefill_seconds_per_token(
     Per device, layer after layer (a layer split runs the GPUs in turn): the weight matrices
     (2 FLOPs per active weight) on the tensor cores, at least the time to read the weights once
     per ubatch; the attention products and, without flash attention, the score matrix's traffic;
-    on the FP16 path of older builds the dequantized copy of every weight written per ubatch.
+    on the FP16 path of older builds the dequantized copy of every weight written per ubatch (at decode_bandwidth)
+    and the conversions of every product's input and output (prefill_layer_s).
     Layers left in system RAM have their weights streamed over PCIe once per ubatch.
     Returns 0 when the engine has no prefill constants.
     """
@@ -644,10 +657,12 @@ def prefill_seconds_per_token(
         fill = wave_fill(arch, dev, chunk, tile)
         compute_s = use.layers * matrix_flops / sustained_rate(dev, rate, fill, ops_per_clk)
         memory_s = use.weights_mib * MIB / bandwidth / chunk
-        # The FP16 copy: the quantized weights read, two bytes per weight written.
-        dequant_s = use.layers * (per_layer + 2 * layer_params(arch)) / bandwidth / chunk if dequantize else 0.0
+        # The FP16 copy: the quantized weights read, two bytes per weight written, by a streaming kernel that keeps
+        # only so many bytes in flight per SM, like decode's (decode_bandwidth).
+        copy = per_layer + 2 * layer_params(arch)
+        dequant_s = use.layers * copy / decode_bandwidth(eng, dev) / chunk if dequantize else 0.0
         attention_s = use.layers * _attention_seconds(req, dev, cells, chunk)
-        seconds += max(compute_s, memory_s) + dequant_s + attention_s + use.layers * eng.prefill_layer_us * 1e-6 / chunk
+        seconds += max(compute_s, memory_s) + dequant_s + attention_s + use.layers * prefill_layer_s(eng, dev) / chunk
     if cpu_layers:
         if any(u.layers for u in uses):
             seconds += cpu_layers * per_layer / (eng.pcie_gbs * 1e9) / chunk

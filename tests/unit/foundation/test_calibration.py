@@ -146,49 +146,33 @@ PREFILL_OUTLIERS = {
     # 2x RTX 3090, 70B: the same source's 8B rows on one 3090 are within 10 % and its 2x RTX 4090 70B row
     # within 5 %; the 3090 pair measured 2.35x slower than the 4090 pair while tensor rates and wave fill
     # give 2.0x. The only two-card physics left out, the activations copied between the cards, is 16 MiB
-    # per 512-token ubatch (under 1 % of its time). (+20 %; no power limit binds on GA102 here.) The same table
+    # per 512-token ubatch (under 1 % of its time). (+27 %; no power limit binds on GA102 here.) The same table
     # measured this same serial work (one 512-token ubatch through 80 layers; more cards only add boundaries) on
     # three RTX 3090 rigs: 300.79 (4 cards), 357.32 (2) and 456.95 tok/s (6), a 1.5x spread, where its RTX 4090 rigs
     # agree within 3 % (812.95-839.43); and the 2-card rig's own 8B pp512 is 17 % below the 1-card rig's (3336 vs
-    # 4030). The prediction (432) lies inside the 3090 rigs' spread: a rig effect (clocks, power, PCIe), not a model's.
-    "fit llama3.1:70b q4_K_M 2x rtx-3090 ctx 512 fa off": 0.25,
-    # The 2024 builds' cuBLAS path at pp512 on GeForce cards no power limit binds (RTX 3080, 4070 Ti, 4090):
-    # predicted 11-12 % slow. These were within 9 % before the Professional GPUs notebooks' 88 rows; the refit on
-    # all fit rows (one prefill_efficiency for every GPU) now puts 100 us per layer and ubatch on that path
-    # (engines.tsv prefill_layer_us: the input/output conversions and dequantization launches, 6 us per token of
-    # an 8B), which the power-limited and HBM cards' rows ask for and these cards' do not. What is not modelled:
-    # the conversions are memory traffic that Ada cards' 48-72 MiB L2 may hold (a bandwidth-scaled version fit the rows
-    # worse, rms log error 9.0 % against 7.8 %), and cuBLAS's heuristics may pick tiles other than 256x128 for
-    # some shapes (only one tile is modelled).
-    "fit llama3.1:8b q4_K_M rtx-3080-10gb ctx 512 fa off": 0.15,
-    "fit llama3.1:8b q4_K_M rtx-4070-ti ctx 512 fa off": 0.15,
-    "fit llama3.1:8b q4_K_M rtx-4090 ctx 512 fa off": 0.16,
-    "fit llama3.1:8b fp16 rtx-4090 ctx 512 fa off": 0.16,
-    # RTX A6000 70B pp512 (-11 %): the same card's 8B rows are within 6 % and its 70B pp8192 within 5 %; the 70B
-    # pp512 is the one row where the fitted GA10x power figure (3.8 nJ per SM clock, weakly determined) caps
-    # the weight products (300 W against 84 SMs at 1800 MHz filling 78 % of them). Whether the A6000 reaches its
-    # limit there, or the figure is too high, no other GA10x row can tell.
-    "fit llama3.1:70b q4_K_M rtx-a6000 ctx 512 fa off": 0.15,
-    # 8B Q4_K_M on HBM cards through the 2024 builds' cuBLAS path (A100 SXM +15/+16 %, H100 PCIe pp8192 +10 %): the
-    # F16 rows of the same cards are within 7 % (A100 PCIe) and 4-10 % (H100 PCIe), so the extra of the Q4_K_M
-    # rows is the dequantization to FP16, modelled as memory traffic (20 us per token on an A100). Measured, the
-    # Q4_K_M rows take 38 us per token more than the F16 ones on the A100 PCIe, against 23-33 us on the RTX
-    # 3090/4090: on HBM the dequantize kernel is not bandwidth-bound (its integer unpacking, 64 INT32 lanes per
-    # SM at 1.4 GHz, likely sets its pace), which is not modelled; it matters only for builds before MMQ.
-    "fit llama3.1:8b q4_K_M a100-80gb-sxm ctx 512 fa off": 0.20,
-    "fit llama3.1:8b q4_K_M a100-80gb-sxm ctx 8192 fa off": 0.20,
-    "fit llama3.1:8b q4_K_M h100-pcie ctx 8192 fa off": 0.15,
-    # L40S 8B Q4_K_M pp8192 (+15 %): its pp512 is within 5 % and its 70B pp8192 within 4 %. Measured, the L40S ran
+    # 4030). The prediction (452) lies inside the 3090 rigs' spread: a rig effect (clocks, power, PCIe), not a model's.
+    "fit llama3.1:70b q4_K_M 2x rtx-3090 ctx 512 fa off": 0.30,
+    # The 2024 builds' cuBLAS path at pp512 on the RTX 4090 (Q4_K_M -11 %, F16 -10 %): the RTX 3080 and 4070 Ti rows,
+    # within 9 % now, were 11 % slow with the cuBLAS engines' per-layer time as a flat 100 us; counted in clock cycles
+    # (engines.tsv prefill_layer_kcycles: 214 us per layer and ubatch on this 2520 MHz card, 383 us on a 1410 MHz
+    # A100) the HBM cards keep the time their rows ask for and the fast-clocked GeForce cards lose some of it. What is
+    # not modelled: the conversions are memory traffic that Ada cards' 48-72 MiB L2 may hold (a bandwidth-scaled
+    # version fit the rows worse), and cuBLAS's heuristics may pick tiles other than 256x128 for some shapes (only one
+    # tile is modelled).
+    "fit llama3.1:8b q4_K_M rtx-4090 ctx 512 fa off": 0.15,
+    "fit llama3.1:8b fp16 rtx-4090 ctx 512 fa off": 0.15,
+    # RTX 5000 Ada 8B Q4_K_M pp512 (-11 %): its F16 pp512 is within 4 % and its pp8192 rows within 3 %, so the excess
+    # is the Q4_K_M rows' FP16 copy. Measured, Q4_K_M takes 48 us per token more than F16 on this card; the copy alone
+    # (4.2 GB read, 14 GB written per 512-token ubatch at 0.92 x 576 GB/s) is 67 us. The attention projections'
+    # copies (8-32 MiB) fit its 64 MiB L2 and the next matrix's copy overwrites the same pool buffer, so part of the
+    # written copy may never reach memory; the model sends all of it there.
+    "fit llama3.1:8b q4_K_M rtx-5000-ada ctx 512 fa off": 0.15,
+    # L40S 8B Q4_K_M pp8192 (+14 %): its pp512 is within 5 % and its 70B pp8192 within 4 %. Measured, the L40S ran
     # this prompt 10 % slower than the RTX 6000 Ada (3193 against 3543 tok/s), the same AD102 with 12 % less
     # bandwidth and 17 % more power; the model (attention's score traffic without flash attention, the power limit)
     # puts them 1 % apart. The same notebook's L40S 8B F16 series is excluded as broken (it gets faster with a
     # longer prompt); whether this run shared that cause is not known.
     "fit llama3.1:8b q4_K_M l40s ctx 8192 fa off": 0.20,
-    # RTX 6000 Ada 8B F16 pp512 (+10 %): its Q4_K_M, 70B and pp8192 rows are within 6 %. At 300 W this card is the
-    # deepest in its limit of the fit rows; the limit is linear in power (voltage scaling, which makes a clock
-    # reduction cheaper than linear, fit the Ada rows worse as a whole), so a residual on the most-limited row
-    # of the 8B's lowest wave fill is expected, its size not explained.
-    "fit llama3.1:8b fp16 rtx-6000-ada ctx 512 fa off": 0.15,
     # llama.cpp b4400 (Dec 2024) on an RTX 3090, Qwen2.5-Coder 32B. Not the build's kernels: 2026 master builds
     # (llama.cpp#24127, #20586 fit rows, RTX 4090 and RTX 5090, 8B) are predicted within 7 %, and the RTX 3090
     # row at depth 32768 (#17505) within 2 %. Not the 32B's shapes either: its products (ffn 27648 = 216 x 4 MMQ tiles

@@ -409,3 +409,39 @@ def test_2024_cublas_ran_hopper_at_the_mma_sync_rate_in_sm80_tiles():
     # On an A100 (mma.sync reaches the full rate) the engines' cuBLAS kernels are the same.
     a100_old = dataclasses.replace(old, devices=(cat.device("a100-80gb-pcie"),))
     assert fit._cublas_kernel(a100_old, a100_old.devices[0]) == (1.0, (256, 128))
+
+
+def test_cublas_path_layer_time_counts_gpu_clock_cycles_and_mmq_has_none():
+    # The 2024 builds' f16/f32 conversions and dequantize launches per layer and ubatch: small kernels over
+    # activations the L2 holds, so a faster clock shortens them, like current builds' decode latency.
+    cat = load_catalog()
+    old, mmq = cat.engine("llama.cpp-2024-05"), cat.engine("llama.cpp")
+    fast, slow = cat.device("rtx-4090"), cat.device("a100-80gb-pcie")
+    assert old.prefill_layer_kcycles > 0 and mmq.prefill_layer_kcycles == 0
+    assert fit.prefill_layer_s(old, fast) == pytest.approx(old.prefill_layer_kcycles * 1e3 / 2520e6)
+    assert fit.prefill_layer_s(old, fast) / fit.prefill_layer_s(old, slow) == pytest.approx(1410 / 2520)
+    assert fit.prefill_layer_s(mmq, fast) == 0.0
+    assert fit.prefill_layer_s(old, dataclasses.replace(fast, clock_mhz=0.0)) == 0.0
+
+
+def test_older_builds_fp16_copy_streams_at_the_bytes_in_flight_ceiling():
+    # The dequantize kernel of the cuBLAS path reads the quantized weights and writes two bytes per weight: on an
+    # A100 (108 SMs, 390 ns) at SMs x bytes in flight / latency, not at its memory's 0.92 x 1935 GB/s.
+    req = dataclasses.replace(_prefill_request(False, engine="llama.cpp-2024-05", gpu="a100-80gb-pcie"), ctx=512)
+    a100 = req.devices[0]
+    assert fit.decode_bandwidth(req.engine, a100) < 0.7 * req.engine.bandwidth_efficiency * a100.bandwidth_gbs * 1e9
+    no_ceiling = dataclasses.replace(req, devices=(dataclasses.replace(a100, memory_latency_ns=0),))
+
+    def per_token(r: fit.FitRequest) -> float:
+        return fit.prefill_seconds_per_token(r, fit.fit(r).devices, 0, 256)
+
+    arch = req.arch
+    _, per_layer, _ = fit.weight_split(arch, req.quant, req.file_bytes)
+    copy = arch.layers * (per_layer + 2 * fit.layer_params(arch)) / req.engine.batch_size
+    memory = req.engine.bandwidth_efficiency * a100.bandwidth_gbs * 1e9  # the copy's rate without the ceiling
+    slower = copy / fit.decode_bandwidth(req.engine, a100) - copy / memory
+    assert per_token(req) - per_token(no_ceiling) == pytest.approx(slower, rel=1e-6)
+    # MMQ builds make no copy: the ceiling does not touch their prefill.
+    mmq = dataclasses.replace(req, engine=load_catalog().engine("llama.cpp"))
+    mmq_free = dataclasses.replace(mmq, devices=no_ceiling.devices)
+    assert per_token(mmq) == pytest.approx(per_token(mmq_free))
