@@ -97,11 +97,13 @@ def test_an_interrupted_probe_leaves_nothing_on_the_host(lab: Lab, tmp_path: Pat
 
     before = _store(lab)
     host = lab.host(HOST)
-    # 20 timed runs (about 6 s on the simulator) keep the host busy after the import: with the default 3 (about
-    # 1 s), a loaded controller once relayed "imported" only after the probe had finished, so the interrupt came late.
-    proc = subprocess.Popen([*CLI, "probe", "--model", TAG, "--ctx", str(CTX), "--runs", "20", "--identity",
-                             str(lab.key), "--known-hosts", str(lab.known_hosts), "--runs-dir", str(tmp_path / "runs"),
-                             f"root@{host.ip}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # The CLI gets SIGINT's default action whatever this process inherited: a suite started in the background
+    # of a non-interactive shell ignores SIGINT, an ignored signal survives exec, and Python then installs no
+    # KeyboardInterrupt handler, so the probe would run to the end and exit 0.
+    proc = subprocess.Popen([*CLI, "probe", "--model", TAG, "--ctx", str(CTX), "--identity", str(lab.key),
+                             "--known-hosts", str(lab.known_hosts), "--runs-dir", str(tmp_path / "runs"),
+                             f"root@{host.ip}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert proc.stderr is not None
     seen = []
     for line in proc.stderr:  # interrupt once the model is in the host's Ollama
