@@ -47,6 +47,14 @@ def new_lab_home(name: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"{name}-", dir=LABS_ROOT))
 
 
+@pytest.fixture(scope="module")
+def workdir(request: pytest.FixtureRequest) -> Iterator[Path]:
+    """A scratch directory for one test module (keys, bundles, registries), deleted after its last test."""
+    name = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
+    with tempfile.TemporaryDirectory(prefix=f"coderig-{name}-") as directory:
+        yield Path(directory)
+
+
 @pytest.fixture(scope="session")
 def sandbox_lab() -> Iterator[LabFactory]:
     """Factory: `sandbox_lab(specs, name=...)` boots a lab and returns it (running)."""

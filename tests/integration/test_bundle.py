@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,12 +32,6 @@ def cli(*args: str, lab: Lab | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, **({"CODERIG_SANDBOX_HOME": str(lab.home)} if lab else {})}
     return subprocess.run([sys.executable, "-m", "coderig_deploy", *args], capture_output=True, text=True,
                           env=env, timeout=600, check=False)
-
-
-@pytest.fixture(scope="module")
-def workdir() -> Iterator[Path]:
-    with tempfile.TemporaryDirectory(prefix="coderig-bundle-") as directory:
-        yield Path(directory)
 
 
 @pytest.fixture(scope="module")

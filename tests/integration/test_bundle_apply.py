@@ -10,8 +10,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,12 +52,6 @@ def ran(run_dir: str, task_prefix: str) -> list[str]:
     return sorted(e["event_data"]["host"] for e in events(run_dir)
                   if e.get("event") in ("runner_on_ok", "runner_on_failed")
                   and str(e["event_data"].get("task", "")).startswith(task_prefix))
-
-
-@pytest.fixture(scope="module")
-def workdir() -> Iterator[Path]:
-    with tempfile.TemporaryDirectory(prefix="coderig-bundle-apply-") as directory:
-        yield Path(directory)
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,7 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,12 +51,6 @@ def apply(lab: Lab, runs: Path, bundle: Path) -> tuple[int, dict[str, Any], str]
 def ran(run_dir: str, task_prefix: str) -> int:
     """How many times a task whose name starts with `task_prefix` ran (not skipped)."""
     return len(ran_on(run_dir, task_prefix))
-
-
-@pytest.fixture(scope="module")
-def workdir() -> Iterator[Path]:
-    with tempfile.TemporaryDirectory(prefix="coderig-container-bundle-") as directory:
-        yield Path(directory)
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,12 +24,6 @@ from tests.integration.ollama_sim_support import LocalSim, start_registry, stop_
 BASE = "qwen2.5-coder:14b-instruct-q4_K_M"
 SMALL = "starcoder2:3b"
 TASKS = Path(__file__).resolve().parents[2] / "coderig_deploy" / "bench" / "tasks"
-
-
-@pytest.fixture(scope="module")
-def workdir() -> Iterator[Path]:
-    with tempfile.TemporaryDirectory(prefix="ollama-sim-") as tmp:
-        yield Path(tmp)
 
 
 @pytest.fixture(scope="module")
