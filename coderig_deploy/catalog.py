@@ -202,10 +202,15 @@ class Catalog(BaseModel):
         spec = self.gpu(slug)
         return spec.device(self.architectures[spec.architecture], self.runtime["driver_reserved_fraction"])
 
-    def gpu_by_name(self, name: str) -> GpuSpec | None:
-        """The catalog GPU whose nvidia-smi name is `name` (older drivers omit the NVIDIA prefix)."""
+    def gpu_by_name(self, name: str, memory_mib: int | None = None) -> GpuSpec | None:
+        """The catalog GPU whose nvidia-smi name is `name` (older drivers omit the NVIDIA prefix). Some cards share a
+        name across memory sizes (GeForce RTX 3080 10/12 GB, RTX 4060 Ti and 5060 Ti 8/16 GB): with the memory.total
+        nvidia-smi reports, the one whose memory is closest; without it, the first listed."""
         wanted = name.strip().removeprefix("NVIDIA ").lower()
-        return next((g for g in self.gpus.values() if g.name.removeprefix("NVIDIA ").lower() == wanted), None)
+        named = [g for g in self.gpus.values() if g.name.removeprefix("NVIDIA ").lower() == wanted]
+        if memory_mib is None or len(named) < 2:
+            return named[0] if named else None
+        return min(named, key=lambda g: abs(g.vram_mib - memory_mib))
 
     def quant(self, name: str) -> QuantSpec:
         for q in self.quants.values():

@@ -89,7 +89,8 @@ def gpus_from(found: dict[str, str], catalog: Catalog) -> tuple[list[DetectedGpu
 
 
 def _from_smi(gpu: parse.SmiGpu, catalog: Catalog) -> DetectedGpu:
-    spec = catalog.gpu_by_name(gpu.name) or (by_pci_id(catalog, gpu.device_id) if gpu.device_id else None)
+    spec = catalog.gpu_by_name(gpu.name, gpu.memory_mib) or (
+        by_pci_id(catalog, gpu.device_id) if gpu.device_id else None)
     return DetectedGpu(bus_id=gpu.bus_id, pci_device_id=gpu.device_id, slug=spec.slug if spec else None,
                        name=gpu.name, vram_mib=gpu.memory_mib or (spec.vram_mib if spec else None),
                        source="nvidia-smi", usable=True)

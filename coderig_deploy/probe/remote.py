@@ -122,8 +122,8 @@ def rows(result: dict[str, Any], choice: ModelChoice, host: str) -> list[Measure
     if not decode or not ps:
         return []
     catalog = load_catalog()
-    slugs = tuple((catalog.gpu_by_name(g["name"]).slug if catalog.gpu_by_name(g["name"]) else g["name"])
-                  for g in after)
+    specs = [catalog.gpu_by_name(g["name"], g.get("total_mib")) for g in after]
+    slugs = tuple(spec.slug if spec else g["name"] for spec, g in zip(specs, after))
     used = sum((g.get("used_mib") or 0) - before.get(g["index"], 0) for g in after)
     ollama = result.get("ollama") or {}
     fa = str(ollama.get("flash_attention", "auto")).lower() not in ("0", "false")

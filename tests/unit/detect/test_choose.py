@@ -38,6 +38,12 @@ def test_gpus_from_nvidia_smi_with_a_dead_card_on_the_pci_bus() -> None:
     assert found.driver_version == "580.95.05" and found.usable_by_slug() == {"rtx-4090": 1}
 
 
+def test_two_cards_of_one_name_are_told_apart_by_their_memory() -> None:
+    # Both print "NVIDIA GeForce RTX 3080"; the 12 GB card must not be planned with 10 GB.
+    found = facts(smi(("NVIDIA GeForce RTX 3080", "10240", "2206"), ("NVIDIA GeForce RTX 3080", "12288", "220a")))
+    assert [(g.slug, g.vram_mib) for g in found.gpus] == [("rtx-3080-10gb", 10240), ("rtx-3080-12gb", 12288)]
+
+
 def test_a_card_only_nvidia_smi_L_names_is_not_usable() -> None:
     found = host_facts("ws1", {"nvidia-smi": smi(RTX4090),
                                "nvidia-smi-list": "Unable to determine the device handle for GPU0000:02:00.0: "

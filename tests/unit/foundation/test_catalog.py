@@ -78,6 +78,30 @@ def test_gpu_by_nvidia_smi_name():
     assert CAT.gpu_by_name("Tesla T4") is None
 
 
+@pytest.mark.parametrize("name, memory_mib, slug", [
+    ("NVIDIA GeForce RTX 3080", 10240, "rtx-3080-10gb"),
+    ("NVIDIA GeForce RTX 3080", 12288, "rtx-3080-12gb"),
+    ("NVIDIA GeForce RTX 5060 Ti", 8151, "rtx-5060-ti-8gb"),
+    ("NVIDIA GeForce RTX 5060 Ti", 16311, "rtx-5060-ti-16gb"),
+    ("NVIDIA GeForce RTX 4060 Ti", 16380, "rtx-4060-ti-16gb"),
+])
+def test_cards_that_share_a_name_are_told_apart_by_memory(name, memory_mib, slug):
+    assert CAT.gpu_by_name(name, memory_mib).slug == slug
+
+
+def test_data_center_cards_carry_the_memory_their_ecc_leaves():
+    # nvidia-smi's memory.total on these cards (published captures), not the marketed size: ECC takes its share.
+    assert {s: CAT.gpu(s).vram_mib for s in ("l40s", "l4", "a10", "h100-nvl")} == {
+        "l40s": 46068, "l4": 23034, "a10": 23028, "h100-nvl": 95830}
+
+
+def test_the_blackwell_workstation_line_is_in_the_catalog():
+    line = {s: (CAT.gpu(s).sm_count, CAT.gpu(s).bandwidth_gbs, CAT.gpu(s).board_power_w)
+            for s in ("rtx-pro-4000", "rtx-pro-4500", "rtx-pro-5000", "rtx-pro-6000-maxq", "rtx-pro-6000")}
+    assert line == {"rtx-pro-4000": (70, 672, 140), "rtx-pro-4500": (82, 896, 200), "rtx-pro-5000": (110, 1344, 300),
+                    "rtx-pro-6000-maxq": (188, 1792, 300), "rtx-pro-6000": (188, 1792, 600)}
+
+
 @pytest.mark.parametrize("field, value", [("kq_precision", "f8"), ("prefill_path", "cutlass")])
 def test_an_engine_row_with_an_unknown_kernel_choice_is_refused(field, value):
     # fit.py looks these up (SCORE_BYTES_FA_OFF, the MMQ path): a typo in engines.tsv fails at load, by name.
