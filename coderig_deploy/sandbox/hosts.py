@@ -43,12 +43,35 @@ class HostPaths:
 
 
 INOTIFY_INSTANCES = Path("/proc/sys/fs/inotify/max_user_instances")
+# A booted host's systemd, journald, logind and udev hold about 9 inotify instances (measured: 2 bare Debian 12 hosts
+# took 18); hosts running the Ollama simulator or Docker take more. Kept per host, with room to spare.
+INOTIFY_PER_HOST = 32
+INOTIFY_FLOOR = 1024
 
 
-def ensure_inotify_instances(host_count: int) -> None:
-    """Every booted systemd takes inotify instances; the default 128 runs out at ~15 hosts."""
-    wanted = 1024 if host_count > 10 else 0
-    if wanted and int(INOTIFY_INSTANCES.read_text()) < wanted:
+def running_hosts(proc: Path = Path("/proc")) -> int:
+    """systemd-nspawn processes on this machine: every lab's hosts, of every user and test session. The limit is per
+    user (root for all of them), so two engineers' test runs on one controller draw on the same instances."""
+    count = 0
+    for cmdline in proc.glob("[0-9]*/cmdline"):
+        try:
+            argv0 = cmdline.read_bytes().split(b"\0", 1)[0]
+        except OSError:
+            continue
+        count += argv0.endswith(b"systemd-nspawn")
+    return count
+
+
+def inotify_instances_wanted(running: int, adding: int) -> int:
+    return max(INOTIFY_FLOOR, INOTIFY_PER_HOST * (running + adding))
+
+
+def ensure_inotify_instances(adding: int) -> None:
+    """Raise fs.inotify.max_user_instances (never lower it) so the hosts already running anywhere on this machine and
+    `adding` more can all boot: past the limit a new host's systemd stops with "Failed to allocate manager object:
+    Too many open files" (the default 128 runs out at about 15 hosts)."""
+    wanted = inotify_instances_wanted(running_hosts(), adding)
+    if int(INOTIFY_INSTANCES.read_text()) < wanted:
         INOTIFY_INSTANCES.write_text(str(wanted))
 
 

@@ -128,7 +128,7 @@ class Lab:
         with state.locked(self.home):
             current = self._ensure_lab()
             new = self._record_hosts(current, specs, prefix)
-            hosts.ensure_inotify_instances(len(current.hosts))
+            hosts.ensure_inotify_instances(len(new))
             for host in new:
                 self._create(current, host)
             self._write_access_files(current)

@@ -64,7 +64,7 @@ def test_first_run_provisions_the_4090_hosts_and_refuses_the_4070(two_runs: dict
     small = hosts[BAD]
     assert small["status"] == "failed" and small["failed_role"] == "preflight"
     assert small["changed"] == 0
-    assert ("GPUs: found NVIDIA GeForce RTX 4070 (12288 MiB) via nvidia-smi; the profile needs "
+    assert ("GPUs: found NVIDIA GeForce RTX 4070 (12282 MiB) via nvidia-smi; the profile needs "
             "2 x NVIDIA GeForce RTX 4090 with at least 24000 MiB each") in small["reason"]
 
 

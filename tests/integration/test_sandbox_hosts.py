@@ -117,7 +117,7 @@ def test_memory_used_follows_the_simulators_usage_file(provisioning_lab: Lab) ->
                   "nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits").split()
         assert used == ["1", "20358"]
         table = ok(provisioning_lab, "big2", "nvidia-smi")
-        assert "20358MiB /  24576MiB" in table and "llama-server" in table
+        assert "20358MiB /  24564MiB" in table and "llama-server" in table
     finally:
         ok(provisioning_lab, "big2", "rm -f /run/coderig-sim/usage.json")
     assert ok(provisioning_lab, "big2", "nvidia-smi --query-gpu=memory.used "
@@ -134,7 +134,7 @@ def test_pynvml_runs_on_the_host_through_the_fake_library(provisioning_lab: Lab)
               "n.nvmlDeviceGetCudaComputeCapability(h))] for h in hs]}))")
     out = json.loads(ok(provisioning_lab, "big1", f'cd /root/nvml && python3 -c "{script}"'))
     assert out == {"driver": "570.133.07",
-                   "gpus": [["NVIDIA GeForce RTX 4090", 24576, [8, 9]]] * 2}
+                   "gpus": [["NVIDIA GeForce RTX 4090", 24564, [8, 9]]] * 2}
     assert "libnvidia-ml.so.1" in ok(provisioning_lab, "big1", "ldconfig -p")
 
 

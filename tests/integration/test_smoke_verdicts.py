@@ -177,7 +177,7 @@ def test_verdict(outcomes: dict[str, dict[str, Any]], host: Host, scenario: str)
         assert raw["code_check"] and all(c["status"] == "passed" for c in raw["code_check"])
         assert {c["isolation"] for c in raw["code_check"]} == {"netns"}
         # The host's nvidia-smi reports the driver's reserved memory apart from "used".
-        assert [(g["reserved_mib"], g["usable_mib"]) for g in raw["gpu_memory"]["gpus"]] == [(615, 24576 - 615)]
+        assert [(g["reserved_mib"], g["usable_mib"]) for g in raw["gpu_memory"]["gpus"]] == [(615, 24564 - 615)]
         return
     assert rep.verdict == "fail"
     failed = {c.name: c.reason for c in rep.checks if c.status == "fail"}

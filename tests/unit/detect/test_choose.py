@@ -54,7 +54,7 @@ def test_a_card_only_nvidia_smi_L_names_is_not_usable() -> None:
 def test_without_a_driver_pci_ids_map_through_the_catalog_and_unknown_ids_are_not_guessed() -> None:
     found = facts(lspci="00:02.0 0300: 8086:3e92\n01:00.0 0300: 10de:2786 (rev a1)\n02:00.0 0300: 10de:ffff\n")
     assert found.driver_version is None
-    assert [(g.slug, g.vram_mib, g.usable) for g in found.gpus] == [("rtx-4070", 12288, True), (None, None, True)]
+    assert [(g.slug, g.vram_mib, g.usable) for g in found.gpus] == [("rtx-4070", 12282, True), (None, None, True)]
     assert found.unknown_pci_ids == ["10de:ffff"]
     choice = choose(found, PROFILES)
     assert choice.profile == "budget-4070" and "unknown PCI id 10de:ffff" in choice.reason

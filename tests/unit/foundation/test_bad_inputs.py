@@ -199,7 +199,7 @@ def test_no_traceback_from_the_console_script(tmp_path):
     ("hardware: {count: 0}", "mine.yaml:3: hardware.count: Input should be greater than or equal to 1"),
     ("hardware: {count: 17}", "hardware.count: Input should be less than or equal to 16"),
     ("hardware: {min_vram_mib: 99999999}", "hardware.min_vram_mib: Input should be less than or equal to 1048576"),
-    ("hardware: {min_vram_mib: 20000}", "min_vram_mib 20000 is more than a rtx-4070 has (12288 MiB)"),
+    ("hardware: {min_vram_mib: 20000}", "min_vram_mib 20000 is more than a rtx-4070 has (12282 MiB)"),
     ("hardware: {min_ram_gib: 9999999}", "hardware.min_ram_gib: Input should be less than or equal to 65536"),
     ("hardware: {min_disk_gib: 99999999}", "hardware.min_disk_gib: Input should be less than or equal to 1048576"),
     ("driver: {branch: 100000}", "driver.branch: Input should be less than or equal to 9999"),
@@ -259,7 +259,7 @@ def test_version(capsys, monkeypatch):
 def test_gpus_and_models_list_the_catalog(capsys, monkeypatch):
     code, out, _ = cli(capsys, monkeypatch, "gpus", "--json")
     gpus = {g["slug"]: g for g in json.loads(out)}
-    assert code == 0 and gpus["rtx-4090"]["vram_mib"] == 24576 and gpus["rtx-4090"]["bandwidth_gbs"] > 900
+    assert code == 0 and gpus["rtx-4090"]["vram_mib"] == 24564 and gpus["rtx-4090"]["bandwidth_gbs"] > 900
     assert gpus["rtx-4070"]["name"] == "NVIDIA GeForce RTX 4070" and gpus["h200"]["sm_count"] == 132
     code, out, _ = cli(capsys, monkeypatch, "models", "--json")
     data = json.loads(out)

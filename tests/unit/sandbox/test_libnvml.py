@@ -67,7 +67,7 @@ def test_pynvml_sees_the_simulated_cards(libdir: Path, dual_4090: dict[str, Any]
     assert [g["uuid"] for g in out["gpus"]] == [g["uuid"] for g in dual_4090["gpus"]]
     assert [g["index"] for g in out["gpus"]] == [0, 1]
     # NVML v1 counts the driver's 615 reserved MiB as used, as a real driver does.
-    assert [(g["total"] // mib, g["used"] // mib) for g in out["gpus"]] == [(24576, 616), (24576, 8808)]
+    assert [(g["total"] // mib, g["used"] // mib) for g in out["gpus"]] == [(24564, 616), (24564, 8808)]
     assert all(g["total"] == g["used"] + g["free"] for g in out["gpus"])
     assert out["gpus"][0]["cc"] == [8, 9] and out["gpus"][1]["bus"] == "00000000:02:00.0"
     assert out["gpus"][0]["procs"] == [] and out["gpus"][1]["procs"] == [[31337, 8192 * mib]]
@@ -111,7 +111,7 @@ def test_v2_reports_reserved_apart_like_a_real_driver(libdir: Path, dual_4090: d
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     mib = 1024 * 1024
-    assert [v // mib for v in out["v2"]] == [24576, 615, 1, 24576 - 615 - 1]
+    assert [v // mib for v in out["v2"]] == [24564, 615, 1, 24564 - 615 - 1]
     assert out["v1_used"] == out["v2"][2] + out["v2"][1]
     assert out["bad_version"] == "Argument Version Mismatch"
 
@@ -143,4 +143,4 @@ def test_both_probe_paths_report_the_same_memory(libdir: Path, dual_4090: dict[s
     assert (smi["source"], smi["memory_api"], smi["error"]) == ("nvidia-smi", "nvidia-smi", None)
     figures = [[(g["total_mib"], g["used_mib"], g["reserved_mib"], g["usable_mib"])
                 for g in result["gpus"]] for result in (nvml, smi)]
-    assert figures[0] == figures[1] == [(24576, 1, 615, 23961), (24576, 8193, 615, 23961)]
+    assert figures[0] == figures[1] == [(24564, 1, 615, 23949), (24564, 8193, 615, 23949)]

@@ -41,7 +41,7 @@ def test_table_layout_and_memory(smi: ModuleType, dual_4090: dict[str, Any]) -> 
     assert {len(line) for line in lines[1:]} == {91}
     assert "Driver Version: 570.133.07" in lines[2] and "CUDA Version: 12.8" in lines[2]
     memory_lines = [line for line in lines if "MiB /" in line]
-    assert "20358MiB /  24576MiB" in memory_lines[0] and "1MiB /  24576MiB" in memory_lines[1]
+    assert "20358MiB /  24564MiB" in memory_lines[0] and "1MiB /  24564MiB" in memory_lines[1]
     assert any("llama-server" in line and "20357MiB" in line for line in lines)
 
 
@@ -55,14 +55,14 @@ def test_table_truncates_long_names(smi: ModuleType) -> None:
 def test_memory_used_never_exceeds_what_the_driver_does_not_reserve(
         smi: ModuleType, dual_4090: dict[str, Any]) -> None:
     usage = {"gpus": [{"index": 0, "used_mib": 10**6}]}
-    assert smi.memory(dual_4090["gpus"][0], usage) == (24576, 24576 - 615, 0)
+    assert smi.memory(dual_4090["gpus"][0], usage) == (24564, 24564 - 615, 0)
 
 
 def test_reserved_memory_is_its_own_field(smi: ModuleType, dual_4090: dict[str, Any]) -> None:
     # As on the real H200 (real-gpu-notes.md): idle, used 0-ish, reserved apart, free the rest.
     argv = ["--query-gpu=memory.total,memory.reserved,memory.used,memory.free",
             "--format=csv,noheader,nounits"]
-    assert smi.run(argv, dual_4090, {}) == (0, "24576, 615, 1, 23960\n" * 2)
+    assert smi.run(argv, dual_4090, {}) == (0, "24564, 615, 1, 23948\n" * 2)
 
 
 @pytest.mark.parametrize("fmt", ["csv", "csv,noheader", "csv,nounits", "csv,noheader,nounits"])
@@ -73,7 +73,7 @@ def test_the_benchmark_parser_reads_every_format(smi: ModuleType, dual_4090: dic
     code, out = smi.run(argv, dual_4090, usage)
     parsed = gpumem.parse_query_gpu(out)
     assert code == 0
-    assert [(g.index, g.total_mib, g.used_mib) for g in parsed] == [(0, 24576, 1), (1, 24576, 5001)]
+    assert [(g.index, g.total_mib, g.used_mib) for g in parsed] == [(0, 24564, 1), (1, 24564, 5001)]
 
 
 def test_the_installed_script_runs_with_plain_python3(dual_4090: dict[str, Any], write_doc) -> None:  # type: ignore[no-untyped-def]
