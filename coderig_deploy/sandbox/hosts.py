@@ -49,17 +49,22 @@ INOTIFY_PER_HOST = 32
 INOTIFY_FLOOR = 1024
 
 
+def _argv(cmdline: Path) -> list[bytes]:
+    """A process's argv from its /proc/PID/cmdline ([] once it is gone)."""
+    try:
+        return cmdline.read_bytes().split(b"\0")
+    except OSError:
+        return []
+
+
+def _is_nspawn(argv: list[bytes]) -> bool:
+    return bool(argv) and argv[0].endswith(b"systemd-nspawn")
+
+
 def running_hosts(proc: Path = Path("/proc")) -> int:
     """systemd-nspawn processes on this machine: every lab's hosts, of every user and test session. The limit is per
     user (root for all of them), so two engineers' test runs on one controller draw on the same instances."""
-    count = 0
-    for cmdline in proc.glob("[0-9]*/cmdline"):
-        try:
-            argv0 = cmdline.read_bytes().split(b"\0", 1)[0]
-        except OSError:
-            continue
-        count += argv0.endswith(b"systemd-nspawn")
-    return count
+    return sum(_is_nspawn(_argv(cmdline)) for cmdline in proc.glob("[0-9]*/cmdline"))
 
 
 def inotify_instances_wanted(running: int, adding: int) -> int:
@@ -174,12 +179,8 @@ def is_alive(pid: int) -> bool:
 
 def is_our_nspawn(pid: int, paths: HostPaths) -> bool:
     """Guard against PID reuse after a crash: is `pid` this host's nspawn?"""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return bool(cmdline) and cmdline[0].endswith(b"systemd-nspawn") and \
-        str(paths.root).encode() in cmdline
+    argv = _argv(Path(f"/proc/{pid}/cmdline"))
+    return _is_nspawn(argv) and str(paths.root).encode() in argv
 
 
 def stop(host: HostState, paths: HostPaths, timeout: float = 15.0) -> None:
