@@ -31,7 +31,7 @@ CURRENT = ("llama.cpp", "ollama")
 # FlashAttention's efficiency is fitted for the current builds only: the fit rows measured with flash
 # attention on are all current builds (llama.cpp#24127, #17505, #20586); the 2024 engines keep 0
 # (their FA kernels predate the mma ones and no fit row of theirs has FA on).
-CURRENT_ONLY = ("fa_efficiency",)
+CURRENT_ONLY = ("fa_efficiency", "moe_layer_kcycles")
 # Architectures whose board energy per SM clock of tensor work (gpu_architectures.tsv tensor_nj_per_sm_cycle) is
 # fitted: those with prefill fit rows on cards that can reach their power limit. The grid: 0 (no limit) and 1-12 nJ.
 POWER_FITTED = ("nj_ampere", "nj_ampere-dc", "nj_ada", "nj_hopper")
@@ -125,9 +125,14 @@ def main() -> int:
     return 0
 
 
+def _is_moe(case) -> bool:
+    return bool(load_catalog().model(case.model_tag).model.experts)
+
+
 def _fit_decode(cases: list) -> None:
     older = [c for c in cases if c.engine not in CURRENT]
-    current = [c for c in cases if c.engine in CURRENT]
+    current_all = [c for c in cases if c.engine in CURRENT]
+    current = [c for c in current_all if not _is_moe(c)]
     # Decode of the 2023-2024 builds. bandwidth_efficiency is not searched here: prefill shares it (the weights' read
     # per ubatch, the FP16 copy, the score matrix's traffic), and decode rows do not resolve it once the bytes-in-flight
     # ceiling exists (0.94 gives 5.81 % against 5.85 % at 0.92 with a flat KV factor). q4_ops is the integer-compute
@@ -153,6 +158,13 @@ def _fit_decode(cases: list) -> None:
     print(f"decode, current builds, flat latency: rms log error {flat[0]:.1%} with {flat_us}")
     now = _best(({**flat_us, "layer_latency_kcycles": k} for k in range(20, 242, 2)), current, "decode")
     print(f"decode, current builds, latency in clock cycles: rms log error {now[0]:.1%} with {now[1]}")
+    # A mixture of experts' layer runs more small kernels than a dense one (fit.layer_latency_s): their extra cycles,
+    # fitted on the current builds' MoE decode rows alone, after the dense layer's cycles (the MoE rows are left out
+    # of that fit: experts 0 makes them a different layer).
+    moe_rows = [c for c in current_all if _is_moe(c)]
+    moe = _best(({**now[1], "moe_layer_kcycles": k} for k in range(0, 302, 2)), moe_rows, "decode")
+    print(f"decode, current builds, mixture of experts ({len(moe_rows)} rows): rms log error {moe[0]:.1%} "
+          f"with {moe[1]}")
     # Current builds' bytes in flight: no fit row measures them (their decode rows are GDDR cards, where the ceiling
     # does not bind). The one observation of a current build on HBM, reference/real-gpu-notes.md (H200: Q4_K_M decode
     # at about 25-40 % of the 4.8 TB/s roofline; no model, context or build named), is met at its centre: the value

@@ -145,6 +145,7 @@ class EngineSpec(_Row):
     layer_latency_kcycles: float = 0.0
     inflight_kib_per_sm: float = 0.0
     cublas_sm90: Literal["wgmma", "mma_sync"] = "wgmma"  # fit.Engine.cublas_sm90
+    moe_layer_kcycles: float = 0.0  # fit.Engine.moe_layer_kcycles
 
 
 class ModelChoice(BaseModel):
@@ -244,6 +245,7 @@ class Catalog(BaseModel):
             layer_latency_kcycles=spec.layer_latency_kcycles,
             inflight_kib_per_sm=spec.inflight_kib_per_sm,
             cublas_sm90=spec.cublas_sm90,
+            moe_layer_kcycles=spec.moe_layer_kcycles,
         )
 
     def model(self, tag: str) -> ModelChoice:

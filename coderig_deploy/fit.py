@@ -153,6 +153,8 @@ class Engine:
     cublas_sm90: str = "wgmma"  # what cuBLAS's FP16 GEMMs reach on Hopper-class GPUs (mma_sync_share < 1):
     #                             "wgmma": the full tensor rate, no waves modelled; "mma_sync": the sm_80 kernels'
     #                             rate (mma_sync_share) and their 256x128 tile waves (see _cublas_kernel)
+    moe_layer_kcycles: float = 0.0  # a mixture of experts' layer: the routing kernels' latency on top of
+    #                                 layer_latency_kcycles, thousands of core clocks (see layer_latency_s)
 
     def overhead_mib(self, dev: Device) -> float:
         """CUDA context + runtime buffers on one GPU: a fixed part plus stack memory for every
@@ -430,7 +432,8 @@ def decode_tokens_per_second(
         seconds += max(memory_s, compute_s)
     cpu_read = cpu_layers * (per_layer * active + kv_cpu) + (output - skipped if output_on_cpu else 0.0)
     seconds += cpu_read / (eng.bandwidth_efficiency * req.ram_bandwidth_gbs * 1e9)
-    seconds += sum(use.layers * layer_latency_s(eng, dev) for use, dev in zip(uses, req.devices) if use.layers)
+    moe = bool(arch.experts)
+    seconds += sum(use.layers * layer_latency_s(eng, dev, moe) for use, dev in zip(uses, req.devices) if use.layers)
     seconds += cpu_layers * eng.per_layer_latency_us * 1e-6
     return 1.0 / seconds
 
@@ -457,15 +460,18 @@ def decode_bandwidth(eng: Engine, dev: Device) -> float:
     return rate
 
 
-def layer_latency_s(eng: Engine, dev: Device) -> float:
+def layer_latency_s(eng: Engine, dev: Device, moe: bool = False) -> float:
     """Per-layer latency on one GPU: the chain of small dependent kernels of a layer (norms, RoPE, the
     activations' q8_1 quantization, adds, FlashAttention's combine) that are too small to fill the GPU, so
     their time is instruction and memory latency counted in core clock cycles. Current builds (engine
     layer_latency_kcycles) take it in cycles / the GPU's boost clock; older builds keep a flat
     per_layer_latency_us (late-2023 builds paid the host's launch cost per kernel, which no GPU clock
-    shortens; the 2024 builds' rows fit no better in cycles: data/engines.tsv)."""
+    shortens; the 2024 builds' rows fit no better in cycles: data/engines.tsv). A mixture of experts' layer
+    (`moe`) runs more of them: the router's product, its softmax and top-k, the expert weights' gather and
+    normalisation, three expert products instead of two dense ones, their weighting and sum
+    (Engine.moe_layer_kcycles on top; 0 where no row measures it)."""
     if eng.layer_latency_kcycles and dev.clock_mhz:
-        return eng.layer_latency_kcycles * 1e3 / (dev.clock_mhz * 1e6)
+        return (eng.layer_latency_kcycles + (eng.moe_layer_kcycles if moe else 0.0)) * 1e3 / (dev.clock_mhz * 1e6)
     return eng.per_layer_latency_us * 1e-6
 
 
@@ -507,6 +513,14 @@ def _cublas_kernel(req: FitRequest, dev: Device) -> tuple[float, tuple[int, int]
     return 1.0, dev.cublas_tile
 
 
+def _runs_mmq(req: FitRequest, dev: Device) -> bool:
+    """Whether the weight products of a prompt run llama.cpp's int8 MMQ kernels on `dev` (quantized weights, an
+    engine with MMQ, a GPU with int8 tensor cores); otherwise FP16 GEMMs (cuBLAS) or the CPU."""
+    eng = req.engine
+    return bool(dev.tensor_flops_per_s and req.quant.name != "F16" and eng.prefill_mmq and dev.int8_ops_per_s
+                and eng.mmq_efficiency)
+
+
 def _matrix_path(req: FitRequest, dev: Device) -> tuple[float, bool, tuple[int, int], float]:
     """(ops/s the weight matrices run at in a full wave and below the power limit, whether an FP16 copy of
     the weights is written first, the GEMM's output tile, the operations per SM per clock of the path's tensor
@@ -515,7 +529,7 @@ def _matrix_path(req: FitRequest, dev: Device) -> tuple[float, bool, tuple[int, 
     eng = req.engine
     if not dev.tensor_flops_per_s:
         return eng.cpu_gflops * 1e9, False, (0, 0), 0.0
-    if req.quant.name == "F16" or not (eng.prefill_mmq and dev.int8_ops_per_s and eng.mmq_efficiency):
+    if not _runs_mmq(req, dev):
         share, tile = _cublas_kernel(req, dev)
         rate = eng.prefill_efficiency * dev.tensor_flops_per_s * share
         return rate, req.quant.name != "F16", tile, dev.tensor_flops_per_clk * share
@@ -580,6 +594,37 @@ def wave_fill(arch: Architecture, dev: Device, tokens: int, tile: tuple[int, int
         work += rows * inputs
         busy += rows * inputs / fill
     return work / busy
+
+
+# The widest column (token) tile of llama.cpp's MMQ kernels on GPUs with int8 tensor cores (mmq.cuh, mmq_x up to 128).
+MMQ_MAX_COLUMN_TILE = 128
+
+
+def expert_params(arch: Architecture) -> float:
+    """Weights one token multiplies in one layer's routed experts (gate, up and down of experts_used experts);
+    0 for a dense model."""
+    return arch.experts_used * 3 * arch.ffn * arch.hidden if arch.experts else 0.0
+
+
+def expert_column_share(arch: Architecture, tokens: int) -> float:
+    """Share of the MMQ work on a mixture of experts' expert products that multiplies real tokens.
+
+    llama.cpp runs every expert's product of a ubatch in one MMQ launch (mul_mat_id: tokens sorted by expert,
+    expert_bounds), with one column tile width for all of them, chosen from the ubatch's token count (mul_mat_q_case:
+    the narrowest multiple of 8 that covers the ubatch in the fewest tiles of at most MMQ_MAX_COLUMN_TILE). Each expert
+    sees only tokens x experts_used / experts of them (32 of a 512-token ubatch for 8 of 128 experts), but a
+    tile's int8 MMAs run over its full width, so most of the work of a part-filled tile is padding. Tiles with no
+    token at all are skipped. llama.cpp#26977 (Aug 2026, open) and the RDNA3 change it follows size the tile from the
+    mean tokens per expert instead; on NVIDIA cards that gained only 2-14 % at ubatches of 64-256, so what a tile
+    costs is mostly loading and dequantizing its weights, which a narrower tile does not save. Either way a padded
+    tile is as wide as a dense product's and is counted like one, at MMQ's fitted rate. The June 2024 build
+    multiplied one expert at a time (no padding); no MoE row measures it. 1 for a dense model."""
+    if not (arch.experts and arch.experts_used):
+        return 1.0
+    tiles = -(-tokens // MMQ_MAX_COLUMN_TILE)
+    width = -(-tokens // (8 * tiles)) * 8  # the narrowest multiple of 8 that covers the ubatch in `tiles` tiles
+    per_expert = max(tokens * arch.experts_used / arch.experts, 1.0)
+    return per_expert / (-(-per_expert // width) * width)
 
 
 def _attention_seconds(req: FitRequest, dev: Device, cells: int, chunk: int) -> float:
@@ -655,7 +700,10 @@ def prefill_seconds_per_token(
         bandwidth = eng.bandwidth_efficiency * dev.bandwidth_gbs * 1e9
         rate, dequantize, tile, ops_per_clk = _matrix_path(req, dev)
         fill = wave_fill(arch, dev, chunk, tile)
-        compute_s = use.layers * matrix_flops / sustained_rate(dev, rate, fill, ops_per_clk)
+        flops = matrix_flops
+        if _runs_mmq(req, dev):
+            flops += 2 * expert_params(arch) * (1 / expert_column_share(arch, chunk) - 1)
+        compute_s = use.layers * flops / sustained_rate(dev, rate, fill, ops_per_clk)
         memory_s = use.weights_mib * MIB / bandwidth / chunk
         # The FP16 copy: the quantized weights read, two bytes per weight written, by a streaming kernel that keeps
         # only so many bytes in flight per SM, like decode's (decode_bandwidth).
@@ -723,6 +771,9 @@ def fit(req: FitRequest) -> FitResult:
         notes.append(f"partial offload: {gpu_slots} of {n_slots} layers on GPU, the rest in system RAM")
     if req.kv_cache != "f16" and not req.flash_attention:
         notes.append(f"a {req.kv_cache} KV cache needs flash attention; Ollama falls back to f16 without it")
+    if arch.experts:
+        notes.append("mixture of experts: its speeds rest on one measured card (benchmarks/calibration.tsv); "
+                     "read them as upper bounds")
     return FitResult(
         fits=gpu_slots == n_slots,
         layers_total=n_slots,

@@ -12,8 +12,8 @@ CASES = load_cases(Path(__file__).parents[3] / "benchmarks" / "calibration.tsv")
 
 def test_every_calibration_row_is_read():
     assert sum(c.kind == "vram" for c in CASES) == 5
-    assert sum(c.kind == "decode" for c in CASES) == 74
-    assert sum(c.kind == "prefill" for c in CASES) == 68
+    assert sum(c.kind == "decode" for c in CASES) == 76
+    assert sum(c.kind == "prefill" for c in CASES) == 69
 
 
 def test_a_prefill_row_after_a_cached_depth_starts_there():
@@ -65,7 +65,7 @@ def test_current_build_decode_rows_are_fitted():
     # Late-2025 llama.cpp (JohannesGaessler's PRs) at microbatch size 1: the decode kernels, logits only for the
     # last token of each prompt, so the output layer is left out of their prediction.
     current = [c for c in CASES if c.set == "fit" and c.kind == "decode" and c.engine == "llama.cpp"]
-    assert len(current) == 4 and all(c.last_logits_only for c in current)
+    assert len(current) == 5 and all(c.last_logits_only for c in current)
     assert all(abs(c.error) < 0.10 for c in current)
     tg = [c for c in CASES if c.kind == "decode" and "tg" in c.unit]
     assert tg and not any(c.last_logits_only for c in tg)
@@ -95,8 +95,8 @@ def test_vram_within_5_percent(case):
 @pytest.mark.parametrize("subset", ["fit", "held-out"])
 def test_speed_median_error(kind, subset):
     # Regression bounds at today's fit (benchmarks/fit_accuracy.py prints the tables): the issue's goal is
-    # 10 %; held-out prefill has five rows, three of them outside 10 % (PREFILL_OUTLIERS: median 12 %).
-    bound = 0.15 if (kind, subset) == ("prefill", "held-out") else 0.10
+    # 10 %; held-out prefill has six rows, four of them outside 10 % (PREFILL_OUTLIERS: median 15.6 %).
+    bound = 0.16 if (kind, subset) == ("prefill", "held-out") else 0.10
     errors = [abs(c.error) for c in CASES if c.kind == kind and c.set == subset]
     assert statistics.median(errors) < bound
 
@@ -125,6 +125,13 @@ DECODE_OUTLIERS = {
     # separate bytes-in-flight value and latency for the 2023 build fit its four rows to 5 % rms (4.5 KiB, 140 us):
     # two constants on four rows, so not taken. Why the 2023 build sees no difference between the cards is not known.
     "fit llama3.1:70b q4_0 a100-80gb-pcie ctx 4096 fa off": 0.20,
+    # RTX 5090, Qwen3-30B-A3B (mixture of experts) tg128, llama.cpp build 8322 on Windows (llama.cpp#20835, held out):
+    # predicted 25 % fast (56 % before a MoE layer's routing kernels were counted: engines.tsv moe_layer_kcycles,
+    # fitted on the one MoE fit row, an RTX 4090 on Linux in Aug 2025, now within 1 %). The row's own numbers say
+    # latency: 4.56 ms per token where the active weights take 1.1 ms at the 5090's bandwidth, i.e. 72 us per layer
+    # against the model's 52. Windows' driver model (WDDM) lengthens every kernel launch, which a chain of small
+    # kernels feels most; no MoE row on Linux and a 5090, or on Windows and any dense model, tells the two apart.
+    "held-out qwen3-coder:30b q4_K_M rtx-5090 ctx 256 fa off": 0.30,
 }
 
 
@@ -195,6 +202,14 @@ PREFILL_OUTLIERS = {
     # more on a small model. The rest (the 7B's per-FLOP rate ~4 % below an RTX 5090's despite 20 % more SMs x clock)
     # is not explained; no fit row has this card or this build on Blackwell.
     "held-out deepseek-coder:6.7b q4_0 rtx-pro-6000 ctx 512 fa on": 0.25,
+    # RTX 5090, Qwen3-30B-A3B pp512, build 8322 on Windows (llama.cpp#20835, held out): predicted 2.2x fast (5.7x before
+    # the experts' padded MMQ tiles were counted: fit.expert_column_share). 1.92 ms per layer and 512-token ubatch,
+    # where the padded expert tiles at MMQ's fitted rate take 0.8 ms and reading every expert's weights 0.2 ms. An
+    # NVIDIA author's sweep (llama.cpp#26977, Aug 2026; the card is not named in the stored copy, its dense Qwen2.5 7B
+    # Q4_K_M pp512 of 11641 tok/s matches an RTX 4090's) runs this model at 3604 tok/s at ubatch 128 and 5994 at
+    # 256, within 22 % of what the model gives an RTX 4090 there, so the RTX 5090's 5544 at 512 looks slow for its
+    # card rather than the physics missing 2x; not a calibration row (no card), and not fitted.
+    "held-out qwen3-coder:30b q4_K_M rtx-5090 ctx 512 fa off": 1.30,
 }
 
 

@@ -445,3 +445,45 @@ def test_older_builds_fp16_copy_streams_at_the_bytes_in_flight_ceiling():
     mmq = dataclasses.replace(req, engine=load_catalog().engine("llama.cpp"))
     mmq_free = dataclasses.replace(mmq, devices=no_ceiling.devices)
     assert per_token(mmq) == pytest.approx(per_token(mmq_free))
+
+
+def test_moe_expert_tiles_are_as_wide_as_the_ubatch_needs_and_mostly_padding():
+    # mul_mat_q_case sizes the column tile from the ubatch's tokens (ncols_max), not from an expert's share of them:
+    # 512 tokens -> 128-wide tiles, of which an expert with 8 of 128 experts routed fills 32 columns.
+    arch = load_catalog().model("qwen3-coder:30b").model.architecture()
+    assert fit.expert_column_share(arch, 512) == pytest.approx(32 / 128)
+    assert fit.expert_column_share(arch, 200) == pytest.approx(12.5 / 104)  # two tiles of 104 cover 200 tokens
+    assert fit.expert_column_share(arch, 2048) == pytest.approx(1.0)  # 128 tokens per expert fill the tile
+    dense = load_catalog().model("qwen2.5-coder:32b").model.architecture()
+    assert fit.expert_column_share(dense, 512) == 1.0 and fit.expert_params(dense) == 0.0
+    assert fit.expert_params(arch) == 8 * 3 * 768 * 2048
+
+
+def test_moe_prefill_pays_for_the_padded_expert_tiles_on_the_mmq_path_only():
+    req = _prefill_request(True, tag="qwen3-coder:30b-a3b-q4_K_M")
+    dev = req.devices[0]
+    padded = fit.fit(dataclasses.replace(req, ctx=512, depth=256)).prefill_tok_s
+    with_full_tiles = fit.fit(dataclasses.replace(req, ctx=512, depth=256, arch=dataclasses.replace(
+        req.arch, experts=req.arch.experts_used))).prefill_tok_s  # every expert used: no padding, same active work
+    assert fit._runs_mmq(req, dev)
+    assert with_full_tiles > 2 * padded
+    # A dense model's prefill is untouched by the expert terms.
+    dense = _prefill_request(True)
+    assert fit.expert_params(dense.arch) == 0.0
+    # FP16 weights run cuBLAS GEMMs, where no MMQ tile is padded.
+    f16 = dataclasses.replace(req, quant=dataclasses.replace(req.quant, name="F16"))
+    assert not fit._runs_mmq(f16, dev)
+
+
+def test_a_moe_layer_adds_routing_latency_in_current_builds_only():
+    cat = load_catalog()
+    current, old = cat.engine("llama.cpp"), cat.engine("llama.cpp-2024-05")
+    dev = cat.device("rtx-4090")
+    assert current.moe_layer_kcycles > 0
+    assert fit.layer_latency_s(current, dev, moe=True) == pytest.approx(
+        (current.layer_latency_kcycles + current.moe_layer_kcycles) * 1e3 / (dev.clock_mhz * 1e6))
+    assert fit.layer_latency_s(current, dev, moe=True) > fit.layer_latency_s(current, dev)
+    assert fit.layer_latency_s(old, dev, moe=True) == fit.layer_latency_s(old, dev)  # flat microseconds
+    moe = _prefill_request(True, tag="qwen3-coder:30b-a3b-q4_K_M")
+    no_routing = dataclasses.replace(moe, engine=dataclasses.replace(moe.engine, moe_layer_kcycles=0.0))
+    assert fit.fit(no_routing).decode_tok_s > fit.fit(moe).decode_tok_s
