@@ -52,12 +52,18 @@ class GpuSpec(_Row):
     sm_count: int
     boost_clock_mhz: float
     pci_device_id: str
+    more_pci_device_ids: str = Field("", description="The card's other PCI device ids, space-separated")
     architecture: str
     fp32_acc_share: float = Field(gt=0, le=1, description="FP32-accumulate tensor rate / FP16-accumulate rate")
     board_power_w: float = Field(gt=0, description="Board power limit (TGP / max TDP), W")
     source: str = ""
     l2_mib: float = Field(0.0, description="L2 cache (gpu_cache.tsv); 0: unknown")
     memory_latency_ns: float = Field(0.0, description="device-memory latency (gpu_memory_latency.tsv); 0: unknown")
+
+    @property
+    def pci_device_ids(self) -> tuple[str, ...]:
+        """Every PCI device id (vendor 10de) this card comes with, lower case; the first is the primary one."""
+        return tuple(i.lower() for i in (self.pci_device_id, *self.more_pci_device_ids.split()) if i)
 
     @property
     def vram_mib(self) -> int:

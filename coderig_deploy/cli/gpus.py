@@ -20,7 +20,8 @@ def gpus_cmd(json_out: JsonOpt = False) -> None:
     """Every GPU slug `--gpu` and profiles accept, with its memory and bandwidth."""
     rows = [{"slug": g.slug, "name": g.name, "vram_mib": g.vram_mib, "bandwidth_gbs": g.bandwidth_gbs,
              "architecture": g.architecture, "compute_capability": g.compute_capability, "sm_count": g.sm_count,
-             "boost_clock_mhz": g.boost_clock_mhz, "pci_device_id": g.pci_device_id, "source": g.source}
+             "boost_clock_mhz": g.boost_clock_mhz, "pci_device_id": g.pci_device_id,
+             "pci_device_ids": list(g.pci_device_ids), "source": g.source}
             for g in sorted(load_catalog().gpus.values(), key=lambda g: (g.vram_mib, g.slug))]
 
     def render(console: Console) -> None:

@@ -2,8 +2,8 @@
 
 GPUs come from nvidia-smi when a driver answers; the PCI bus (lspci -n, else sysfs)
 adds the cards the driver does not see (a dead or unpowered card) and, without a
-driver, is the only source. PCI ids map to the catalog (data/gpus.tsv
-pci_device_id); an id the catalog does not know is reported as unknown, not guessed.
+driver, is the only source. PCI ids map to the catalog (data/gpus.tsv pci_device_id and
+more_pci_device_ids); an id the catalog does not know is reported as unknown, not guessed.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ class HostFacts(_Strict):
 
 
 def by_pci_id(catalog: Catalog, device_id: str) -> GpuSpec | None:
-    return next((g for g in catalog.gpus.values() if g.pci_device_id.lower() == device_id.lower()), None)
+    return next((g for g in catalog.gpus.values() if device_id.lower() in g.pci_device_ids), None)
 
 
 def gpus_from(found: dict[str, str], catalog: Catalog) -> tuple[list[DetectedGpu], str | None]:

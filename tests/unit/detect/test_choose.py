@@ -60,6 +60,13 @@ def test_without_a_driver_pci_ids_map_through_the_catalog_and_unknown_ids_are_no
     assert choice.profile == "budget-4070" and "unknown PCI id 10de:ffff" in choice.reason
 
 
+def test_a_cards_other_pci_ids_map_to_it_too() -> None:
+    # A fresh host has no driver yet: lspci's ids are all detection has. An RTX 3070 Lite Hash Rate (2488) and an
+    # RTX 3060 Ti on GA103 (2414) are the same cards as their first ids.
+    found = facts(lspci="01:00.0 0300: 10de:2488 (rev a1)\n02:00.0 0300: 10de:2414 (rev a1)\n")
+    assert [g.slug for g in found.gpus] == ["rtx-3070", "rtx-3060-ti"] and not found.unknown_pci_ids
+
+
 def test_sysfs_is_read_when_lspci_is_missing() -> None:
     found = host_facts("ws1", {"sysfs": "0000:01:00.0 0x10de 0x2684 0x030000\n", "meminfo": MEMINFO})
     assert [(g.slug, g.source) for g in found.gpus] == [("rtx-4090", "sysfs")]
