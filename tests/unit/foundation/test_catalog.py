@@ -115,28 +115,28 @@ def test_an_engine_row_with_an_unknown_kernel_choice_is_refused(field, value):
 def _pci_names() -> dict[str, str]:
     from coderig_deploy.catalog import DATA_DIR
 
-    rows = (line.split("\t") for line in (DATA_DIR / "sandbox-pci-names.tsv").read_text().splitlines()
+    rows = (line.split("\t") for line in (DATA_DIR / "gpu_pci_names.tsv").read_text().splitlines()
             if line and not line.startswith(("#", "pci_device_id")))
     return {device: name for device, name in rows}
 
 
-def test_every_pci_id_names_its_card_in_the_pci_id_repository_snapshot():
+def test_every_pci_id_names_its_card_in_the_pci_id_repository():
     # Each id of gpus.tsv (first and other ids) is listed with the name pci.ids gives it, and that name is the card's:
     # an id copied onto the wrong row would make detection on a host without a driver pick the wrong card.
     def words(text: str) -> set[str]:
         return set(re.findall(r"[a-z0-9]+", text.lower()))
 
     # nvidia-smi's name and pci.ids' differ in form only ("A100-PCIE-40GB" / "GA100 [A100 PCIe 40GB]"), except here:
-    other_name = {"h100-sxm": "H100 SXM5 80GB"}  # nvidia-smi: "NVIDIA H100 80GB HBM3"
+    other_name = {"h100-sxm": "H100 SXM5 80GB",  # nvidia-smi: "NVIDIA H100 80GB HBM3"
+                  "h100-nvl": "H100L 94GB"}  # nvidia-smi: "NVIDIA H100 NVL"
     names, owner = _pci_names(), {}
     for gpu in load_catalog().gpus.values():
         model = other_name.get(gpu.slug, gpu.name.removeprefix("NVIDIA ").removeprefix("GeForce "))
         for device in gpu.pci_device_ids:
             assert device not in owner, f"{device} is both {owner[device]} and {gpu.slug}"
             owner[device] = gpu.slug
-            if device in names:  # ids newer than the snapshot (RTX 50, L40S, ...) come from captures
-                assert words(model) <= words(names[device]), (gpu.slug, device, names[device])
-    filled = {"rtx-3060-ti", "rtx-3070", "rtx-3070-ti", "rtx-3080-12gb", "rtx-3080-ti", "rtx-4060-ti-8gb", "rtx-a4000",
-              "rtx-a4500", "rtx-a5000", "rtx-a5500", "rtx-4000-sff-ada", "l4", "a10", "a40", "l40"}
-    assert all(load_catalog().gpu(slug).pci_device_ids[0] in names for slug in filled)
-    assert load_catalog().gpu("rtx-3060-ti").pci_device_ids == ("2486", "2489", "2414", "24c9")
+            assert words(model) <= words(names[device]), (gpu.slug, device, names[device])
+    assert set(names) == set(owner)  # no name kept for an id no card has
+    blank = {g.slug for g in load_catalog().gpus.values() if not g.pci_device_ids}
+    assert blank == {"rtx-5060-ti-16gb"}  # shares 2d04 with the 8 GB card, which gets it (the smaller memory)
+    assert load_catalog().gpu("rtx-3060-ti").pci_device_ids == ("2486", "2489", "2414", "24c9", "248e")
