@@ -618,7 +618,8 @@ def expert_column_share(arch: Architecture, tokens: int) -> float:
     mean tokens per expert instead; on NVIDIA cards that gained only 2-14 % at ubatches of 64-256, so what a tile
     costs is mostly loading and dequantizing its weights, which a narrower tile does not save. Either way a padded
     tile is as wide as a dense product's and is counted like one, at MMQ's fitted rate. The June 2024 build
-    multiplied one expert at a time (no padding); no MoE row measures it. 1 for a dense model."""
+    multiplied one expert at a time, without padding, but is counted like current builds: no MoE row measures it
+    (that engine only replays its dense calibration rows). 1 for a dense model."""
     if not (arch.experts and arch.experts_used):
         return 1.0
     tiles = -(-tokens // MMQ_MAX_COLUMN_TILE)
