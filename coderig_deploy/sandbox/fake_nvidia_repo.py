@@ -133,6 +133,15 @@ def _key(gnupg: Path) -> tuple[dict[str, str], str]:
     return env, fingerprint
 
 
+def stop_agent(env: dict[str, str]) -> None:
+    """Stop the gpg-agent that signing started for env's GNUPGHOME: gpg leaves it running after the last
+    command, one daemon per key directory, for as long as the machine runs."""
+    try:
+        subprocess.run(["gpgconf", "--kill", "gpg-agent"], env=env, capture_output=True, check=False)
+    except FileNotFoundError:  # no gpgconf: no gpg-agent was started by it either
+        pass
+
+
 def _sign(release: Path, env: dict[str, str], fingerprint: str) -> None:
     for argv in (["--clearsign", "-o", str(release.with_name("InRelease"))],
                  ["--detach-sign", "--armor", "-o", str(release.with_name("Release.gpg"))]):
@@ -142,6 +151,13 @@ def _sign(release: Path, env: dict[str, str], fingerprint: str) -> None:
 def build(served: Path, gnupg: Path, kernel: str | None = None) -> FakeRepos:
     """Write both repositories under `served` (the artifact server's root)/apt, signed."""
     env, fingerprint = _key(gnupg)
+    try:
+        return _build(served, env, fingerprint, kernel)
+    finally:
+        stop_agent(env)
+
+
+def _build(served: Path, env: dict[str, str], fingerprint: str, kernel: str | None) -> FakeRepos:
     nvidia, debian = served / "apt/nvidia", served / "apt/debian"
     nvidia.mkdir(parents=True, exist_ok=True)
     stanzas = [_stanza(deb, f"./{deb.name}") for deb in (_deb(p, nvidia) for p in nvidia_packages())]

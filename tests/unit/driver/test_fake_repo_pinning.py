@@ -83,3 +83,28 @@ def test_590_comes_as_branchless_names_with_a_pinning_package(apt: tuple[Path, l
         (base / "prefs.d" / "coderig-nvidia-driver.pref").unlink()
     assert plan["nvidia-open"] == plan["nvidia-driver"] == "590.44.01-1"
     assert pinning == {"nvidia-driver-pinning-590": "590.44.01-1"}
+
+
+def _agents(homedir: Path) -> list[int]:
+    """Live gpg-agent processes started for `homedir` (their command line names it)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"gpg-agent") and str(homedir).encode() in b" ".join(argv):
+            found.append(int(proc.name))
+    return found
+
+
+def test_signing_leaves_no_gpg_agent_running(tmp_path: Path) -> None:
+    # gpg starts an agent per key directory and leaves it running; build() stops it, so labs and test runs do not
+    # leave one daemon behind each.
+    import time
+
+    build(tmp_path / "srv", tmp_path / "gnupg", kernel="6.1.0-99-amd64")
+    deadline = time.monotonic() + 10
+    while _agents(tmp_path / "gnupg") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _agents(tmp_path / "gnupg")
