@@ -22,7 +22,7 @@ from pathlib import Path
 
 from coderig_deploy.errors import EnvironmentProblem
 from coderig_deploy.sandbox import rootfs
-from coderig_deploy.sandbox.fake_nvidia_repo import _key, _release, _run, _sign, _stanza, stop_agent
+from coderig_deploy.sandbox.fake_nvidia_repo import _release, _run, _sign, _stanza, signing_key
 
 ENGINE_PACKAGE = "docker.io"
 TOOLKIT_PACKAGE = "nvidia-container-toolkit"
@@ -84,14 +84,11 @@ def build_toolkit(out: Path) -> Path:
 
 def build(served: Path, gnupg: Path, root: Path) -> ContainerRepo:
     """Write apt/containers under `served` (the artifact server's root), signed."""
-    env, fingerprint = _key(gnupg)
-    try:
-        return _build(served, env, fingerprint, root)
-    finally:
-        stop_agent(env)
+    with signing_key(gnupg) as (env, fingerprint):
+        return _write(served, env, fingerprint, root)
 
 
-def _build(served: Path, env: dict[str, str], fingerprint: str, root: Path) -> ContainerRepo:
+def _write(served: Path, env: dict[str, str], fingerprint: str, root: Path) -> ContainerRepo:
     repo = served / "apt/containers"
     repo.mkdir(parents=True, exist_ok=True)
     debs = []

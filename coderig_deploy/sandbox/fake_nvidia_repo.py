@@ -22,6 +22,8 @@ import hashlib
 import os
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,25 +123,25 @@ def _run(argv: list[str], env: dict[str, str] | None = None) -> str:
     return proc.stdout
 
 
-def _key(gnupg: Path) -> tuple[dict[str, str], str]:
-    """A signing key of this lab (made once): the gpg environment and its fingerprint."""
+@contextmanager
+def signing_key(gnupg: Path) -> Iterator[tuple[dict[str, str], str]]:
+    """A signing key of this lab (made once): the gpg environment and its fingerprint, for the `with` block.
+
+    gpg starts an agent for the key directory and leaves it running after its last command, one daemon per
+    directory for as long as the machine runs; leaving the block stops it, whatever happened inside."""
     gnupg.mkdir(mode=0o700, parents=True, exist_ok=True)
     env = {**os.environ, "GNUPGHOME": str(gnupg)}
-    listing = _run(["gpg", "--batch", "--with-colons", "--list-secret-keys"], env)
-    if "fpr:" not in listing:
-        _run(["gpg", "--batch", "--passphrase", "", "--quick-gen-key", KEY_NAME, "ed25519", "sign", "never"], env)
-        listing = _run(["gpg", "--batch", "--with-colons", "--list-secret-keys"], env)
-    fingerprint = next(line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr:"))
-    return env, fingerprint
-
-
-def stop_agent(env: dict[str, str]) -> None:
-    """Stop the gpg-agent that signing started for env's GNUPGHOME: gpg leaves it running after the last
-    command, one daemon per key directory, for as long as the machine runs."""
     try:
-        subprocess.run(["gpgconf", "--kill", "gpg-agent"], env=env, capture_output=True, check=False)
-    except FileNotFoundError:  # no gpgconf: no gpg-agent was started by it either
-        pass
+        listing = _run(["gpg", "--batch", "--with-colons", "--list-secret-keys"], env)
+        if "fpr:" not in listing:
+            _run(["gpg", "--batch", "--passphrase", "", "--quick-gen-key", KEY_NAME, "ed25519", "sign", "never"], env)
+            listing = _run(["gpg", "--batch", "--with-colons", "--list-secret-keys"], env)
+        yield env, next(line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr:"))
+    finally:
+        try:
+            subprocess.run(["gpgconf", "--kill", "gpg-agent"], env=env, capture_output=True, check=False)
+        except FileNotFoundError:  # no gpgconf: the gpg commands above failed before any agent started
+            pass
 
 
 def _sign(release: Path, env: dict[str, str], fingerprint: str) -> None:
@@ -150,14 +152,11 @@ def _sign(release: Path, env: dict[str, str], fingerprint: str) -> None:
 
 def build(served: Path, gnupg: Path, kernel: str | None = None) -> FakeRepos:
     """Write both repositories under `served` (the artifact server's root)/apt, signed."""
-    env, fingerprint = _key(gnupg)
-    try:
-        return _build(served, env, fingerprint, kernel)
-    finally:
-        stop_agent(env)
+    with signing_key(gnupg) as (env, fingerprint):
+        return _write(served, env, fingerprint, kernel)
 
 
-def _build(served: Path, env: dict[str, str], fingerprint: str, kernel: str | None) -> FakeRepos:
+def _write(served: Path, env: dict[str, str], fingerprint: str, kernel: str | None) -> FakeRepos:
     nvidia, debian = served / "apt/nvidia", served / "apt/debian"
     nvidia.mkdir(parents=True, exist_ok=True)
     stanzas = [_stanza(deb, f"./{deb.name}") for deb in (_deb(p, nvidia) for p in nvidia_packages())]
