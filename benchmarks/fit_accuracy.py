@@ -8,6 +8,7 @@ for the seed guide's rounded estimates (set=seed: not measurements, counted in n
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import sys
 from pathlib import Path
@@ -38,5 +39,15 @@ def main(path: Path) -> int:
     return 0
 
 
+def _args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("calibration", nargs="?", type=Path, default=DEFAULT,
+                        help=f"calibration table (default: {DEFAULT.name} beside this script)")
+    args = parser.parse_args()
+    if not args.calibration.is_file():
+        parser.error(f"no such file: {args.calibration}")
+    return args
+
+
 if __name__ == "__main__":
-    sys.exit(main(Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT))
+    sys.exit(main(_args().calibration))

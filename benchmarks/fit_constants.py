@@ -12,6 +12,7 @@ gpu_architectures.tsv); copy them into coderig_deploy/data/{engines,quants,gpu_a
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import math
 import sys
@@ -118,8 +119,12 @@ def _best_hbm_share(grid: Iterable[dict[str, float]]) -> tuple[str, dict[str, fl
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--prefill-only", action="store_true",
+                        help="fit prefill only, with the decode constants the data files hold")
+    args = parser.parse_args()
     cases = [c for c in load_cases(CALIBRATION) if c.set == "fit"]
-    if "--prefill-only" not in sys.argv[1:]:
+    if not args.prefill_only:
         _fit_decode(cases)
     _fit_prefill(cases)
     return 0

@@ -6,12 +6,15 @@ file size in coderig_deploy/data/gguf_sizes.tsv.
 
 from __future__ import annotations
 
+import argparse
+
 from coderig_deploy.catalog import load_catalog
 from coderig_deploy.probe import gguf
 from coderig_deploy.probe.remote import probe_name, shape_of
 
 
 def main() -> int:
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()
     catalog = load_catalog()
     print(f"{'model':<22} {'quant':<7} {'probe GB':>9} {'published':>9} {'diff':>7}")
     worst = 0.0
