@@ -21,9 +21,9 @@ UNITS = {"vram": "MiB", "decode": "tok/s", "prefill": "tok/s"}
 
 def _table(name: str, cases: list[Case]) -> None:
     print(f"== {name} rows ==")
-    print(f"{'kind':7} {'case':50} {'measured':>9} {'predicted':>9} {'error':>7}")
+    print(f"{'kind':7} {'case':58} {'measured':>9} {'predicted':>9} {'error':>7}")
     for c in cases:
-        print(f"{c.kind:7} {c.label[:50]:50} {c.measured:9.1f} {c.predicted():9.1f} {c.error:+7.1%}  {UNITS[c.kind]}")
+        print(f"{c.kind:7} {c.label[:58]:58} {c.measured:9.1f} {c.predicted():9.1f} {c.error:+7.1%}  {UNITS[c.kind]}")
     for kind in UNITS:
         errors = [abs(c.error) for c in cases if c.kind == kind]
         if errors:

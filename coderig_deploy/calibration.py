@@ -20,6 +20,7 @@ from coderig_deploy.planner import Plan, make_plan
 KINDS = ("vram", "decode", "prefill")
 SETS = ("fit", "held-out", "seed", "excluded")
 UBATCH_1 = "at ubatch 1"  # in a decode row's unit: "tok/s (pp512 at ubatch 1 = 512 decode steps)"
+UBATCH = re.compile(r"\bat ubatch (\d+)\b")  # a prefill row's unit may name llama-bench's -ub: "(pp4096 at ubatch 64)"
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,12 @@ class Case:
         return self.kind == "decode" and UBATCH_1 in self.unit
 
     @property
+    def ubatch(self) -> int | None:
+        """The microbatch size the row states (llama-bench -ub), None for the runtime's default."""
+        m = UBATCH.search(self.unit)
+        return int(m.group(1)) if m else None
+
+    @property
     def prompt_start(self) -> int:
         """Tokens in the cache before a prefill row's prompt: `depth` averages the test, so a prompt
         from `start` to `ctx` has depth (start + ctx) / 2 (llama-bench pp512@d32768: ctx 33280, depth
@@ -57,7 +64,8 @@ class Case:
         return make_plan(self.model_tag, list(self.gpus), self.ctx, "f16", self.flash_attention,
                          depth=self.depth or None, file_bytes=self.file_bytes, engine=self.engine,
                          prompt_tokens=self.ctx - self.prompt_start, prompt_start=self.prompt_start,
-                         logits_every_token=not self.last_logits_only)
+                         logits_every_token=not self.last_logits_only,
+                         ubatch=self.ubatch if self.kind == "prefill" else None)
 
     def predicted(self) -> float:
         p = self.plan()
@@ -84,6 +92,9 @@ def _case(row: dict[str, str]) -> Case:
     file_bytes = None if row["file_gib"] in ("", "-") else int(float(row["file_gib"]) * GIB)
     label = f"{row['model'].split(':')[0]}:{row['model'].split(':')[1].split('-')[0]} {row['model'].rsplit('-', 1)[1]} " \
             f"{row['gpus']} ctx {row['ctx']} fa {'on' if fa else 'off'}"
+    ubatch = UBATCH.search(row["unit"])
+    if row["kind"] == "prefill" and ubatch:
+        label += f" ub {ubatch.group(1)}"
     return Case(row["set"], row["kind"], label, row["model"], _gpus(row["gpus"]), int(row["ctx"]), int(row["depth"]),
                 fa, float(row["value"]), file_bytes, row["engine"], row["source"], row["unit"])
 

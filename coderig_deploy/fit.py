@@ -614,18 +614,36 @@ def expert_column_share(arch: Architecture, tokens: int) -> float:
     the narrowest multiple of 8 that covers the ubatch in the fewest tiles of at most MMQ_MAX_COLUMN_TILE). Each expert
     sees only tokens x experts_used / experts of them (32 of a 512-token ubatch for 8 of 128 experts), but a
     tile's int8 MMAs run over its full width, so most of the work of a part-filled tile is padding. Tiles with no
-    token at all are skipped. llama.cpp#26977 (Aug 2026, open) and the RDNA3 change it follows size the tile from the
-    mean tokens per expert instead; on NVIDIA cards that gained only 2-14 % at ubatches of 64-256, so what a tile
-    costs is mostly loading and dequantizing its weights, which a narrower tile does not save. Either way a padded
-    tile is as wide as a dense product's and is counted like one, at MMQ's fitted rate. The June 2024 build
-    multiplied one expert at a time, without padding, but is counted like current builds: no MoE row measures it
-    (that engine only replays its dense calibration rows). 1 for a dense model."""
+    token at all are skipped: at small ubatches whole experts get none (experts_hit_share), and the tokens of those
+    that do fill their tiles a little more. llama.cpp#26977 (Aug 2026, open) and the RDNA3 change it follows size
+    the tile from the mean tokens per expert instead; on NVIDIA cards that gained only 2-14 % at ubatches of 64-256,
+    so what a tile costs is mostly loading and dequantizing its weights, which a narrower tile does not save. Either
+    way a padded tile is as wide as a dense product's and is counted like one, at MMQ's fitted rate. The June 2024
+    build multiplied one expert at a time, without padding, but is counted like current builds: no MoE row measures
+    it (that engine only replays its dense calibration rows). 1 for a dense model."""
     if not (arch.experts and arch.experts_used):
         return 1.0
     tiles = -(-tokens // MMQ_MAX_COLUMN_TILE)
     width = -(-tokens // (8 * tiles)) * 8  # the narrowest multiple of 8 that covers the ubatch in `tiles` tiles
-    per_expert = max(tokens * arch.experts_used / arch.experts, 1.0)
-    return per_expert / (-(-per_expert // width) * width)
+    per_expert = tokens * arch.experts_used / arch.experts
+    hit = experts_hit_share(arch, tokens)
+    per_hit = per_expert / hit  # tokens of an expert that has any
+    return per_expert / (hit * -(-per_hit // width) * width)
+
+
+def _weights_read_share(arch: Architecture, tokens: int) -> float:
+    """Share of a layer's weights a ubatch of `tokens` reads: an expert no token is routed to is not read."""
+    if not (arch.experts and arch.experts_used):
+        return 1.0
+    experts_share = min(expert_params(arch) * arch.experts / arch.experts_used / layer_params(arch), 1.0)
+    return 1.0 - experts_share * (1.0 - experts_hit_share(arch, tokens))
+
+
+def experts_hit_share(arch: Architecture, tokens: int) -> float:
+    """Expected share of the experts that a ubatch of `tokens` routes at least one token to, each token choosing
+    experts_used distinct experts of `experts`, uniformly (real routers favour some experts, which leaves more idle):
+    64 % of 128 experts for 16 tokens at 8 each, 87 % for 32, 98 % for 64. Only their tiles run."""
+    return 1.0 - (1.0 - arch.experts_used / arch.experts) ** max(tokens, 1)
 
 
 def _attention_seconds(req: FitRequest, dev: Device, cells: int, chunk: int) -> float:
@@ -682,7 +700,10 @@ def prefill_seconds_per_token(
     (2 FLOPs per active weight) on the tensor cores, at least the time to read the weights once
     per ubatch; the attention products and, without flash attention, the score matrix's traffic;
     on the FP16 path of older builds the dequantized copy of every weight written per ubatch (at decode_bandwidth)
-    and the conversions of every product's input and output (prefill_layer_s).
+    and the conversions of every product's input and output (prefill_layer_s). Once per ubatch and layer, current
+    builds also run the chain of small dependent kernels decode waits on (layer_latency_s, a MoE's routing included):
+    what makes a 16-token ubatch cost far more per token than a 512-token one. An expert no token of the ubatch is
+    routed to is neither multiplied nor read (experts_hit_share).
     Layers left in system RAM have their weights streamed over PCIe once per ubatch.
     Returns 0 when the engine has no prefill constants.
     """
@@ -705,13 +726,15 @@ def prefill_seconds_per_token(
         if _runs_mmq(req, dev):
             flops += 2 * expert_params(arch) * (1 / expert_column_share(arch, chunk) - 1)
         compute_s = use.layers * flops / sustained_rate(dev, rate, fill, ops_per_clk)
-        memory_s = use.weights_mib * MIB / bandwidth / chunk
+        memory_s = use.weights_mib * MIB * _weights_read_share(arch, chunk) / bandwidth / chunk
         # The FP16 copy: the quantized weights read, two bytes per weight written, by a streaming kernel that keeps
         # only so many bytes in flight per SM, like decode's (decode_bandwidth).
         copy = per_layer + 2 * layer_params(arch)
         dequant_s = use.layers * copy / decode_bandwidth(eng, dev) / chunk if dequantize else 0.0
         attention_s = use.layers * _attention_seconds(req, dev, cells, chunk)
-        seconds += max(compute_s, memory_s) + dequant_s + attention_s + use.layers * prefill_layer_s(eng, dev) / chunk
+        chain = layer_latency_s(eng, dev, bool(arch.experts)) if eng.layer_latency_kcycles else 0.0
+        seconds += (max(compute_s, memory_s) + dequant_s + attention_s + use.layers * prefill_layer_s(eng, dev) / chunk
+                    + use.layers * chain / chunk)
     if cpu_layers:
         if any(u.layers for u in uses):
             seconds += cpu_layers * per_layer / (eng.pcie_gbs * 1e9) / chunk
@@ -773,8 +796,8 @@ def fit(req: FitRequest) -> FitResult:
     if req.kv_cache != "f16" and not req.flash_attention:
         notes.append(f"a {req.kv_cache} KV cache needs flash attention; Ollama falls back to f16 without it")
     if arch.experts:
-        notes.append("mixture of experts: its speeds rest on one measured card (benchmarks/calibration.tsv); "
-                     "read them as upper bounds")
+        notes.append("mixture of experts: measured prompt speeds at 512-token batches were about half of this "
+                     "model's and decode 14-41 % lower (benchmarks/calibration.tsv): read them as upper bounds")
     return FitResult(
         fits=gpu_slots == n_slots,
         layers_total=n_slots,

@@ -8,6 +8,7 @@ outside the test suite read `fits`, `vram_mib`, `per_gpu`, `weights_mib`,
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -84,6 +85,7 @@ def make_plan(
     file_bytes: int | None = None,
     logits_every_token: bool = True,
     prompt_start: int = 0,
+    ubatch: int | None = None,
 ) -> Plan:
     """Plan `model_tag` with a `ctx`-token context on the GPUs named by `gpu_slugs`.
 
@@ -91,6 +93,7 @@ def make_plan(
     check; `file_bytes` overrides the catalog's size (a measured or generated file);
     `logits_every_token=False` predicts tokens whose logits nobody reads (a prompt run one token per ubatch).
     `prompt_start` tokens already in the cache precede the prompt (llama-bench's ppN@dSTART).
+    `ubatch` overrides the runtime's microbatch size (llama-bench -ub), which sets prefill's tile shapes.
     """
     if ctx < 256:
         raise UserInputError(f"--ctx {ctx} is too small: use at least 256 tokens")
@@ -100,7 +103,12 @@ def make_plan(
         raise UserInputError(f"--prompt-tokens {prompt_tokens} must not be negative")
     if kv_cache not in fit.KV_BYTES_PER_ELEMENT:
         raise UserInputError(f"unknown KV cache type {kv_cache!r}: use f16, q8_0 or q4_0")
+    if ubatch is not None and ubatch < 1:
+        raise UserInputError(f"ubatch {ubatch} must be at least 1")
     catalog = load_catalog()
+    engine_constants = catalog.engine(engine)
+    if ubatch is not None:
+        engine_constants = dataclasses.replace(engine_constants, batch_size=ubatch)
     choice = catalog.model(model_tag)
     gpus = [catalog.gpu(slug) for slug in gpu_slugs]
     runtime = catalog.runtime
@@ -109,7 +117,7 @@ def make_plan(
         quant=choice.quant.quant_type(),
         file_bytes=file_bytes or choice.file_bytes,
         devices=tuple(catalog.device(g.slug) for g in gpus),
-        engine=catalog.engine(engine),
+        engine=engine_constants,
         ctx=ctx,
         kv_cache=kv_cache,
         flash_attention=flash_attention,

@@ -6,6 +6,7 @@ import pytest
 
 from coderig_deploy import fit
 from coderig_deploy.catalog import load_catalog
+from coderig_deploy.errors import UserInputError
 from coderig_deploy.planner import make_plan
 
 
@@ -411,16 +412,17 @@ def test_2024_cublas_ran_hopper_at_the_mma_sync_rate_in_sm80_tiles():
     assert fit._cublas_kernel(a100_old, a100_old.devices[0]) == (1.0, (256, 128))
 
 
-def test_cublas_path_layer_time_counts_gpu_clock_cycles_and_mmq_has_none():
+def test_prefill_layer_time_counts_gpu_clock_cycles_and_the_cublas_path_pays_more():
     # The 2024 builds' f16/f32 conversions and dequantize launches per layer and ubatch: small kernels over
-    # activations the L2 holds, so a faster clock shortens them, like current builds' decode latency.
+    # activations the L2 holds, so a faster clock shortens them, like current builds' decode latency. MMQ quantizes
+    # the input to q8_1 and writes f32 itself: fewer of them (engines.tsv prefill_layer_kcycles).
     cat = load_catalog()
     old, mmq = cat.engine("llama.cpp-2024-05"), cat.engine("llama.cpp")
     fast, slow = cat.device("rtx-4090"), cat.device("a100-80gb-pcie")
-    assert old.prefill_layer_kcycles > 0 and mmq.prefill_layer_kcycles == 0
+    assert old.prefill_layer_kcycles > mmq.prefill_layer_kcycles > 0
     assert fit.prefill_layer_s(old, fast) == pytest.approx(old.prefill_layer_kcycles * 1e3 / 2520e6)
     assert fit.prefill_layer_s(old, fast) / fit.prefill_layer_s(old, slow) == pytest.approx(1410 / 2520)
-    assert fit.prefill_layer_s(mmq, fast) == 0.0
+    assert fit.prefill_layer_s(mmq, fast) == pytest.approx(mmq.prefill_layer_kcycles * 1e3 / 2520e6)
     assert fit.prefill_layer_s(old, dataclasses.replace(fast, clock_mhz=0.0)) == 0.0
 
 
@@ -452,7 +454,7 @@ def test_moe_expert_tiles_are_as_wide_as_the_ubatch_needs_and_mostly_padding():
     # 512 tokens -> 128-wide tiles, of which an expert with 8 of 128 experts routed fills 32 columns.
     arch = load_catalog().model("qwen3-coder:30b").model.architecture()
     assert fit.expert_column_share(arch, 512) == pytest.approx(32 / 128)
-    assert fit.expert_column_share(arch, 200) == pytest.approx(12.5 / 104)  # two tiles of 104 cover 200 tokens
+    assert fit.expert_column_share(arch, 200) == pytest.approx(12.5 / 104, rel=1e-4)  # two tiles of 104: 200 tokens
     assert fit.expert_column_share(arch, 2048) == pytest.approx(1.0)  # 128 tokens per expert fill the tile
     dense = load_catalog().model("qwen2.5-coder:32b").model.architecture()
     assert fit.expert_column_share(dense, 512) == 1.0 and fit.expert_params(dense) == 0.0
@@ -487,3 +489,40 @@ def test_a_moe_layer_adds_routing_latency_in_current_builds_only():
     moe = _prefill_request(True, tag="qwen3-coder:30b-a3b-q4_K_M")
     no_routing = dataclasses.replace(moe, engine=dataclasses.replace(moe.engine, moe_layer_kcycles=0.0))
     assert fit.fit(no_routing).decode_tok_s > fit.fit(moe).decode_tok_s
+
+
+def test_experts_no_token_is_routed_to_are_neither_read_nor_multiplied():
+    # 16 tokens choosing 8 of 128 experts each leave (120/128)^16 = 36 % of the experts without a token: MMQ skips
+    # their tiles and nothing reads their weights. At 512 tokens every expert has some.
+    arch = load_catalog().model("qwen3-coder:30b").model.architecture()
+    assert fit.experts_hit_share(arch, 16) == pytest.approx(1 - (120 / 128) ** 16)
+    assert fit.experts_hit_share(arch, 512) > 0.999
+    assert fit._weights_read_share(arch, 16) < 0.7 and fit._weights_read_share(arch, 512) > 0.999
+    # An expert that has tokens gets one tile of the ubatch's width: 16 tokens -> 16-wide tiles, 1.55 tokens in each.
+    assert fit.expert_column_share(arch, 16) == pytest.approx(1.0 / (fit.experts_hit_share(arch, 16) * 16))
+    dense = load_catalog().model("qwen2.5-coder:32b").model.architecture()
+    assert fit._weights_read_share(dense, 16) == 1.0
+
+
+def test_prefill_pays_a_layers_kernel_chain_once_per_ubatch_in_current_builds():
+    # The small dependent kernels of a layer (decode's layer_latency_s) run once per ubatch in prefill too: a
+    # 16-token ubatch pays them on 16 tokens, a 512-token one on 512.
+    req = dataclasses.replace(_prefill_request(True), ctx=4096, depth=2048)
+    no_chain = dataclasses.replace(req, engine=dataclasses.replace(req.engine, layer_latency_kcycles=0.0))
+    dev = req.devices[0]
+
+    def per_token(r: fit.FitRequest, chunk: int) -> float:
+        return fit.prefill_seconds_per_token(r, fit.fit(r).devices, 0, 2048, chunk)
+
+    for chunk in (16, 512):
+        extra = per_token(req, chunk) - per_token(no_chain, chunk)
+        assert extra == pytest.approx(req.arch.layers * fit.layer_latency_s(req.engine, dev) / chunk, rel=1e-6)
+
+
+def test_plan_takes_a_microbatch_size():
+    default = make_plan("qwen3-coder:30b-a3b-q4_K_M", ["rtx-4090"], 4096)
+    small = make_plan("qwen3-coder:30b-a3b-q4_K_M", ["rtx-4090"], 4096, ubatch=64)
+    assert small.time_to_first_token_s > default.time_to_first_token_s
+    assert make_plan("qwen3-coder:30b-a3b-q4_K_M", ["rtx-4090"], 4096, ubatch=512) == default
+    with pytest.raises(UserInputError, match="ubatch 0"):
+        make_plan("qwen3-coder:30b-a3b-q4_K_M", ["rtx-4090"], 4096, ubatch=0)
