@@ -796,8 +796,8 @@ def fit(req: FitRequest) -> FitResult:
     if req.kv_cache != "f16" and not req.flash_attention:
         notes.append(f"a {req.kv_cache} KV cache needs flash attention; Ollama falls back to f16 without it")
     if arch.experts:
-        notes.append("mixture of experts: measured prompt speeds at 512-token batches were about half of this "
-                     "model's and decode 14-41 % lower (benchmarks/calibration.tsv): read them as upper bounds")
+        notes.append("mixture of experts: measured speeds differ by llama.cpp build by up to 2x "
+                     "(benchmarks/calibration.tsv): read these as estimates")
     return FitResult(
         fits=gpu_slots == n_slots,
         layers_total=n_slots,

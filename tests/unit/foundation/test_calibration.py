@@ -13,8 +13,8 @@ CASES = load_cases(Path(__file__).parents[3] / "benchmarks" / "calibration.tsv")
 
 def test_every_calibration_row_is_read():
     assert sum(c.kind == "vram" for c in CASES) == 5
-    assert sum(c.kind == "decode" for c in CASES) == 78
-    assert sum(c.kind == "prefill" for c in CASES) == 73
+    assert sum(c.kind == "decode" for c in CASES) == 79
+    assert sum(c.kind == "prefill" for c in CASES) == 76
 
 
 def test_a_prefill_row_after_a_cached_depth_starts_there():
@@ -45,10 +45,10 @@ def test_current_build_flash_attention_rows_are_fitted():
     assert any(c.ctx > 32768 for c in fa_on)
 
 
-def test_excluded_rows_are_the_prefill_series_that_get_faster_with_a_longer_prompt():
-    # The rule in calibration.tsv's header, checked on every single-GPU prefill series of one source: a longer
+def test_excluded_rows_are_broken_series_and_windows_runs():
+    # The rules in calibration.tsv's header. First, checked on every single-GPU prefill series of one source: a longer
     # prompt is never faster per token, so a series that is did not measure the kernels (set=excluded), and no
-    # scored series breaks the rule.
+    # scored series breaks the rule. Second: runs on Windows, a platform coderig-deploy does not provision.
     series: dict[tuple, dict[int, object]] = {}
     for c in CASES:
         if c.kind == "prefill" and len(c.gpus) == 1 and c.prompt_start == 0 and c.depth == c.ctx // 2:
@@ -58,8 +58,9 @@ def test_excluded_rows_are_the_prefill_series_that_get_faster_with_a_longer_prom
         ctxs = sorted(by_ctx)
         if any(by_ctx[b].measured > by_ctx[a].measured for a, b in zip(ctxs, ctxs[1:])):
             broken |= {id(c) for c in by_ctx.values()}
+    windows = {id(c) for c in CASES if "Windows" in c.source}
     excluded = {id(c) for c in CASES if c.set == "excluded"}
-    assert len(excluded) == 4 and excluded == broken
+    assert len(broken) == 4 and len(windows) == 6 and excluded == broken | windows
 
 
 def test_seed_estimates_are_neither_fit_nor_held_out():
@@ -109,7 +110,7 @@ def test_vram_within_5_percent(case):
 @pytest.mark.parametrize("subset", ["fit", "held-out"])
 def test_speed_median_error(kind, subset):
     # Regression bounds at today's fit (benchmarks/fit_accuracy.py prints the tables): the issue's goal is
-    # 10 %; held-out prefill has seven rows, six of them outside 10 % (PREFILL_OUTLIERS: median 15.6 %).
+    # 10 %; held-out prefill has six rows, five of them outside 10 % (PREFILL_OUTLIERS: median 13.9 %).
     bound = 0.16 if (kind, subset) == ("prefill", "held-out") else 0.10
     errors = [abs(c.error) for c in CASES if c.kind == kind and c.set == subset]
     assert statistics.median(errors) < bound
@@ -139,13 +140,6 @@ DECODE_OUTLIERS = {
     # separate bytes-in-flight value and latency for the 2023 build fit its four rows to 5 % rms (4.5 KiB, 140 us):
     # two constants on four rows, so not taken. Why the 2023 build sees no difference between the cards is not known.
     "fit llama3.1:70b q4_0 a100-80gb-pcie ctx 4096 fa off": 0.20,
-    # RTX 5090, Qwen3-30B-A3B (mixture of experts) tg128, llama.cpp build 8322 on Windows (llama.cpp#20835, held out):
-    # predicted 25 % fast (56 % before a MoE layer's routing kernels were counted: engines.tsv moe_layer_kcycles,
-    # fitted on the one MoE fit row, an RTX 4090 on Linux in Aug 2025, now within 1 %). The row's own numbers say
-    # latency: 4.56 ms per token where the active weights take 1.1 ms at the 5090's bandwidth, i.e. 72 us per layer
-    # against the model's 52. Windows' driver model (WDDM) lengthens every kernel launch, which a chain of small
-    # kernels feels most; no MoE row on Linux and a 5090, or on Windows and any dense model, tells the two apart.
-    "held-out qwen3-coder:30b q4_K_M rtx-5090 ctx 256 fa off": 0.30,
     # RTX 4090, Qwen3-30B-A3B Q4_0 tg128, Oct 2025 master (llama.cpp#16834, am17an, held out): predicted 41 % fast,
     # where the fit row of the same card, model and quant (llama.cpp#15631, Aug 2025, 4096 decode steps at depths 0 to
     # 4095 without flash attention) is within 1 %: this row measures 161.55 tok/s at depth 0-127, 17 % below that
@@ -156,7 +150,8 @@ DECODE_OUTLIERS = {
 }
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if c.kind == "decode"], ids=lambda c: f"{c.set} {c.label}")
+@pytest.mark.parametrize("case", [c for c in CASES if c.kind == "decode" and c.set != "excluded"],
+                         ids=lambda c: f"{c.set} {c.label}")
 def test_decode_within_15_percent(case):
     # The worst decode row outside DECODE_OUTLIERS is ~13 % off (A100 SXM 70B tg512: benchmarks/fit_accuracy.py).
     rel = DECODE_OUTLIERS.get(f"{case.set} {case.label}", 0.15)
@@ -223,16 +218,14 @@ PREFILL_OUTLIERS = {
     # more on a small model. The rest (the 7B's per-FLOP rate ~4 % below an RTX 5090's despite 20 % more SMs x clock)
     # is not explained; no fit row has this card or this build on Blackwell.
     "held-out deepseek-coder:6.7b q4_0 rtx-pro-6000 ctx 512 fa on": 0.25,
-    # Qwen3-30B-A3B (mixture of experts) at llama-bench's default 512-token ubatch, held out: predicted 2.1x fast on an
-    # RTX 5090 (build 8322, Windows, llama.cpp#20835) and 1.9x on an RTX PRO 6000 (build 6413, Linux, -fa 1), while
-    # the fit rows of the same model at microbatch 16, 32 and 64 (llama.cpp#15631, RTX 4090) are within 1 %. What the
-    # model gives at 512 tokens rests on the padded expert tiles (fit.expert_column_share: each expert fills 32 of a
-    # 128-wide tile) at MMQ's dense rate; the measurements say a 512-token ubatch costs 1.9-2.1x that on Blackwell.
-    # Two sources whose card is not named agree: llama.cpp#16130 (am17an, Sep 2025) pp512 6502 tok/s where the model
-    # gives an RTX 4090 9459, and #26977's sweep (Aug 2026), which rises from ubatch 128 to 256 by 1.66x where the
-    # model gives 1.9x. Not found: the mechanism. Tried and fitted to nothing: a fixed cost per MMQ tile in k-loop
-    # iterations, which would weigh on the experts' short inner dimensions (768 and 2048); the fit rows chose 0.
-    "held-out qwen3-coder:30b q4_K_M rtx-5090 ctx 512 fa off": 1.25,
+    # RTX PRO 6000 Blackwell, Qwen3-30B-A3B (mixture of experts) pp512, build 6413 (Sep 2025), held out: predicted
+    # 1.86x fast, while the fit rows of the same model at microbatch 16, 32 and 64 (llama.cpp#15631, RTX 4090, Aug
+    # 2025) are within 1 %. At 512 tokens the prediction rests on the padded expert tiles (fit.expert_column_share: each
+    # expert fills 32 of a 128-wide tile) at MMQ's dense rate. Builds differ here more than anywhere: llama.cpp#16130
+    # (am17an, Sep 2025, card not named) measured pp512 6502 tok/s where the model gives an RTX 4090 9459, but a Sep
+    # 2026 build on a Linux RTX 5090 (llama.cpp#28196, quant not stated, so no row) ran pp1024 at 12241 tok/s, about
+    # what the model gives that card. A build-era effect is the likelier reading; the mechanism is not known. Tried and
+    # fitted to nothing: a fixed cost per MMQ tile in k-loop iterations (the fit rows chose 0).
     "held-out qwen3-coder:30b q4_K_M rtx-pro-6000 ctx 512 fa on": 1.00,
 }
 
