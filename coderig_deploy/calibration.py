@@ -19,14 +19,21 @@ from coderig_deploy.planner import Plan, make_plan
 
 KINDS = ("vram", "decode", "prefill")
 SETS = ("fit", "held-out", "seed", "excluded")
-UBATCH_1 = "at ubatch 1"  # in a decode row's unit: "tok/s (pp512 at ubatch 1 = 512 decode steps)"
-UBATCH = re.compile(r"\bat ubatch (\d+)\b")  # a prefill row's unit may name llama-bench's -ub: "(pp4096 at ubatch 64)"
+# llama-bench's -ub in a row's unit: "tok/s (pp4096 at ubatch 64)"; a decode row's is 1: "(pp512 at ubatch 1 = ...)"
+UBATCH = re.compile(r"\bat ubatch (\d+)\b")
+
+
+def stated_ubatch(unit: str) -> int | None:
+    """The microbatch size a row's unit states (llama-bench -ub), None for the runtime's default."""
+    m = UBATCH.search(unit)
+    return int(m.group(1)) if m else None
 
 
 @dataclass(frozen=True)
 class Case:
     set: str  # "fit", "held-out", "seed" (the seed guide's estimates) or "excluded" (runs their own source shows
-    # as broken, by the rule in calibration.tsv's header): seed and excluded rows are printed, never fitted or scored
+    # as broken, or measured on Windows: the rules in calibration.tsv's header): seed and excluded rows are printed,
+    # never fitted or scored
     kind: str  # "vram", "decode" or "prefill"
     label: str
     model_tag: str
@@ -44,13 +51,12 @@ class Case:
     def last_logits_only(self) -> bool:
         """A decode row measured as a prompt run one token per ubatch (llama-bench -ub 1): decode kernels,
         but only the last token's logits are computed, so the output layer is skipped for the others."""
-        return self.kind == "decode" and UBATCH_1 in self.unit
+        return self.kind == "decode" and self.ubatch == 1
 
     @property
     def ubatch(self) -> int | None:
-        """The microbatch size the row states (llama-bench -ub), None for the runtime's default."""
-        m = UBATCH.search(self.unit)
-        return int(m.group(1)) if m else None
+        """The microbatch size the row states (stated_ubatch)."""
+        return stated_ubatch(self.unit)
 
     @property
     def prompt_start(self) -> int:
@@ -92,9 +98,9 @@ def _case(row: dict[str, str]) -> Case:
     file_bytes = None if row["file_gib"] in ("", "-") else int(float(row["file_gib"]) * GIB)
     label = f"{row['model'].split(':')[0]}:{row['model'].split(':')[1].split('-')[0]} {row['model'].rsplit('-', 1)[1]} " \
             f"{row['gpus']} ctx {row['ctx']} fa {'on' if fa else 'off'}"
-    ubatch = UBATCH.search(row["unit"])
+    ubatch = stated_ubatch(row["unit"])
     if row["kind"] == "prefill" and ubatch:
-        label += f" ub {ubatch.group(1)}"
+        label += f" ub {ubatch}"
     return Case(row["set"], row["kind"], label, row["model"], _gpus(row["gpus"]), int(row["ctx"]), int(row["depth"]),
                 fa, float(row["value"]), file_bytes, row["engine"], row["source"], row["unit"])
 
