@@ -5,8 +5,9 @@
 
 Prints the constants that minimise the root-mean-square log error over the fit rows of each kind
 (decode of the 2023-2024 builds, then the current builds' per-layer latency on their own decode rows with the rest
-fixed: flat microseconds, then thousands of GPU clock cycles; then prefill, with the per-architecture power figures of
-gpu_architectures.tsv); copy them into coderig_deploy/data/{engines,quants,gpu_architectures}.tsv by hand.
+fixed: flat microseconds, then thousands of GPU clock cycles; their bytes in flight on their data-center rows; then
+prefill, with the score matrix's SM time and the per-architecture power figures of gpu_architectures.tsv); copy them
+into coderig_deploy/data/{engines,quants,gpu_architectures}.tsv by hand.
 --prefill-only skips the decode searches and fits prefill with the decode constants the data files hold.
 """
 
@@ -30,9 +31,10 @@ OLD_BUILD = "llama.cpp-2023-12"  # its own per-layer latency (no CUDA graphs), e
 # latency, fitted on their own decode rows after the 2024 builds' constants (kernel fusion shortened a layer's steps).
 CURRENT = ("llama.cpp", "ollama")
 # FlashAttention's efficiency is fitted for the current builds only: the fit rows measured with flash
-# attention on are all current builds (llama.cpp#24127, #17505, #20586); the 2024 engines keep 0
-# (their FA kernels predate the mma ones and no fit row of theirs has FA on).
-CURRENT_ONLY = ("fa_efficiency", "moe_layer_kcycles")
+# attention on are all current builds (llama.cpp#24127, #17505, #20586, the scoreboard's A100 and H100); the 2024
+# engines keep 0 (their FA kernels predate the mma ones and no fit row of theirs has FA on). So is the score matrix's
+# SM time without it (score_sm_cycles): only current builds' rows measure the same prompt with and without.
+CURRENT_ONLY = ("fa_efficiency", "moe_layer_kcycles", "score_sm_cycles")
 # Architectures whose board energy per SM clock of tensor work (gpu_architectures.tsv tensor_nj_per_sm_cycle) is
 # fitted: those with prefill fit rows on cards that can reach their power limit. The grid: 0 (no limit) and 1-12 nJ.
 POWER_FITTED = ("nj_ampere", "nj_ampere-dc", "nj_ada", "nj_hopper")
@@ -93,7 +95,7 @@ def _best(grid: Iterable[dict[str, float]], cases: list, kind: str) -> tuple[flo
 
 H200_MODELS = ("qwen2.5-coder:7b-instruct-q4_K_M", "llama3.1:8b-instruct-q4_K_M", "qwen2.5-coder:32b-instruct-q4_K_M",
                "llama3.1:70b-instruct-q4_K_M")
-H200_SHARE = math.sqrt(0.25 * 0.40)  # the centre, in log terms, of real-gpu-notes.md's 25-40 % of the roofline
+HBM_ARCHITECTURES = ("ampere-dc", "hopper", "blackwell-dc")  # data-center GPUs: HBM behind a long latency
 
 
 def _h200_shares() -> list[float]:
@@ -104,18 +106,6 @@ def _h200_shares() -> list[float]:
         plan = make_plan(tag, ["h200"], 4096)
         shares.append(plan.decode_tok_s * plan.weights_mib * (1 << 20) / 4800e9)
     return shares
-
-
-def _h200_miss() -> float:
-    """How far (in log terms) the geometric mean of the H200 shares is from H200_SHARE."""
-    shares = _h200_shares()
-    return abs(sum(math.log(s) for s in shares) / len(shares) - math.log(H200_SHARE))
-
-
-def _best_hbm_share(grid: Iterable[dict[str, float]]) -> tuple[str, dict[str, float]]:
-    """The value of `grid` whose H200 shares have their geometric mean closest to H200_SHARE, left set."""
-    best = _search(grid, _h200_miss)
-    return " ".join(f"{s:.0%}" for s in _h200_shares()), best[1]
 
 
 def main() -> int:
@@ -137,14 +127,19 @@ def _is_moe(case) -> bool:
 def _fit_decode(cases: list) -> None:
     older = [c for c in cases if c.engine not in CURRENT]
     current_all = [c for c in cases if c.engine in CURRENT]
-    current = [c for c in current_all if not _is_moe(c)]
+    dense = [c for c in current_all if not _is_moe(c)]
+    # The current builds' dense rows on data-center GPUs fit their bytes in flight (below); the others, on GDDR cards
+    # where that ceiling does not bind, their per-layer latency. (Refitted jointly, the cycles stay 88.)
+    gpus = load_catalog().gpus
+    hbm_rows = [c for c in dense if all(gpus[g].architecture in HBM_ARCHITECTURES for g in c.gpus)]
+    current = [c for c in dense if c not in hbm_rows]
     # Decode of the 2023-2024 builds. bandwidth_efficiency is not searched here: prefill shares it (the weights' read
     # per ubatch, the FP16 copy, the score matrix's traffic), and decode rows do not resolve it once the bytes-in-flight
     # ceiling exists (0.94 gives 5.81 % against 5.85 % at 0.92 with a flat KV factor). q4_ops is the integer-compute
     # ceiling's work per weight: every value from 0 to 5 gives the same error (the ceiling binds on no fit row once
     # inflight_kib_per_sm does), so the first of the grid, 0 (not modelled), is kept; 6 and more make it worse.
     # inflight_kib_per_sm (fit.decode_bandwidth) and kv_l2_pass_share (fit.kv_read_factor) are shared by every build
-    # (the current builds' fit rows are GDDR cards with flash attention, where neither binds).
+    # (until the current builds' own value is fitted on their data-center rows, below).
     best = _best((dict(bandwidth_efficiency=0.92, per_layer_latency_us=lat, old_latency_us=old, kv_l2_pass_share=kvp,
                        q4_ops=ops, inflight_kib_per_sm=kib)
                   for lat, old, kvp, ops, kib in itertools.product((80, 85, 90, 95, 100), (80, 100, 120, 140, 160),
@@ -170,17 +165,19 @@ def _fit_decode(cases: list) -> None:
     moe = _best(({**now[1], "moe_layer_kcycles": k} for k in range(0, 302, 2)), moe_rows, "decode")
     print(f"decode, current builds, mixture of experts ({len(moe_rows)} rows): rms log error {moe[0]:.1%} "
           f"with {moe[1]}")
-    # Current builds' bytes in flight: no fit row measures them (their decode rows are GDDR cards, where the ceiling
-    # does not bind). The one observation of a current build on HBM, reference/real-gpu-notes.md (H200: Q4_K_M decode
-    # at about 25-40 % of the 4.8 TB/s roofline; no model, context or build named), is met at its centre: the value
-    # whose geometric-mean share over the catalog's Q4_K_M models of 7-70B on an H200 (ctx 4096) is 31.6 %.
-    hbm = _best_hbm_share((dict(current_inflight_kib=k / 8) for k in range(28, 81)))
-    print(f"decode, current builds on HBM: H200 Q4_K_M shares {hbm[0]} with {hbm[1]}")
+    # Current builds' bytes in flight: fitted on their decode rows of data-center (HBM) GPUs, the only ones where the
+    # ceiling binds (fit.decode_bandwidth), with the dense layer's cycles above; then checked against the one
+    # observation of a current build on an H200, reference/real-gpu-notes.md (Q4_K_M decode at about 25-40 % of the
+    # 4.8 TB/s roofline; no model, context or build named): the catalog's Q4_K_M models of 7-70B at ctx 4096.
+    hbm = _best(({**now[1], "current_inflight_kib": k / 8} for k in range(28, 81)), hbm_rows, "decode")
+    print(f"decode, current builds on HBM ({sum(c.kind == 'decode' for c in hbm_rows)} rows): rms log error {hbm[0]:.1%} with {hbm[1]}; "
+          f"H200 Q4_K_M shares {' '.join(f'{s:.0%}' for s in _h200_shares())} (real-gpu-notes.md: about 25-40 %)")
 
 
 def _fit_prefill(cases: list) -> None:
     catalog = load_catalog()
     fa = {"fa_efficiency": float(catalog.engines[CURRENT[0]].fa_efficiency)}
+    score = {"score_sm_cycles": float(catalog.engines[CURRENT[0]].score_sm_cycles)}
     power = {f"nj_{a}": float(spec.tensor_nj_per_sm_cycle) for a, spec in catalog.architectures.items()}
     # The board energy per SM clock of tensor work (fit.power_limited_rate) of each architecture that has fit
     # rows: each one moves only its own architecture's rows, so it is searched alone, 0 (no power limit) included.
@@ -194,20 +191,23 @@ def _fit_prefill(cases: list) -> None:
     now = {"mmq_prefill_layer_kcycles": float(catalog.engines[CURRENT[0]].prefill_layer_kcycles)}
     for _ in range(5):  # coordinate descent: GEMM constants, FlashAttention's, the power figures, the MMQ
         #                 builds' per-layer time, until all settle
-        gemm = _best((dict(prefill_efficiency=eff, mmq_efficiency=mmq, prefill_layer_kcycles=k, **fa, **power, **now)
+        gemm = _best((dict(prefill_efficiency=eff, mmq_efficiency=mmq, prefill_layer_kcycles=k, **fa, **score, **power,
+                            **now)
                       for eff, mmq, k in itertools.product([x / 100 for x in range(40, 92, 2)],
                                                            [x / 100 for x in range(16, 42, 2)], LAYER_KCYCLES_GRID)),
                      cases, "prefill")
         best_pp = _best(({**gemm[1], "fa_efficiency": x / 100} for x in range(10, 92, 2)), cases, "prefill")
+        best_pp = _best(({**best_pp[1], "score_sm_cycles": x / 2} for x in range(0, 33)), cases, "prefill")
         for arch in fitted_power:
             best_pp = _best(({**best_pp[1], arch: nj} for nj in POWER_GRID), cases, "prefill")
         best_pp = _best(({**best_pp[1], "mmq_prefill_layer_kcycles": lat} for lat in range(0, 740, 20)), current,
                         "prefill")
-        previous = (fa, power, now)
+        previous = (fa, score, power, now)
         fa = {"fa_efficiency": best_pp[1]["fa_efficiency"]}
+        score = {"score_sm_cycles": best_pp[1]["score_sm_cycles"]}
         power = {a: best_pp[1][a] for a in power}
         now = {"mmq_prefill_layer_kcycles": best_pp[1]["mmq_prefill_layer_kcycles"]}
-        if (fa, power, now) == previous:
+        if (fa, score, power, now) == previous:
             break
     print(f"prefill: rms log error {_worst(cases, 'prefill'):.1%} with {best_pp[1]} (the MMQ builds' rows: "
           f"{_worst(current, 'prefill'):.1%})")

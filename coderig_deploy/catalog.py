@@ -145,6 +145,7 @@ class EngineSpec(_Row):
     prefill_layer_kcycles: float
     prefill_path: Literal["mmq", "cublas"]
     mmq_efficiency: float
+    mmq_sm_ops_per_clk: float = 0.0  # fit.Engine.mmq_sm_ops_per_clk
     mmq_tile: str = "-"
     kq_precision: Literal["f16", "f32"] = "f16"  # the keys of fit.SCORE_BYTES_FA_OFF
     fa_efficiency: float = 0.0
@@ -152,6 +153,7 @@ class EngineSpec(_Row):
     inflight_kib_per_sm: float = 0.0
     cublas_sm90: Literal["wgmma", "mma_sync"] = "wgmma"  # fit.Engine.cublas_sm90
     moe_layer_kcycles: float = 0.0  # fit.Engine.moe_layer_kcycles
+    score_sm_cycles: float = 0.0  # fit.Engine.score_sm_cycles
 
 
 class ModelChoice(BaseModel):
@@ -243,6 +245,7 @@ class Catalog(BaseModel):
             prefill_layer_kcycles=spec.prefill_layer_kcycles,
             prefill_mmq=spec.prefill_path == "mmq",
             mmq_efficiency=spec.mmq_efficiency,
+            mmq_sm_ops_per_clk=spec.mmq_sm_ops_per_clk,
             mmq_tile=_tile(spec.mmq_tile),
             kq_precision=spec.kq_precision,
             fa_efficiency=spec.fa_efficiency,
@@ -252,6 +255,7 @@ class Catalog(BaseModel):
             inflight_kib_per_sm=spec.inflight_kib_per_sm,
             cublas_sm90=spec.cublas_sm90,
             moe_layer_kcycles=spec.moe_layer_kcycles,
+            score_sm_cycles=spec.score_sm_cycles,
         )
 
     def model(self, tag: str) -> ModelChoice:

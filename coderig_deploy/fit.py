@@ -141,6 +141,8 @@ class Engine:
     prefill_mmq: bool = True  # quantized weights: int8 tensor-core MMQ (llama.cpp since mid-2024), else
     #                           dequantize to FP16 for every ubatch and run an FP16 GEMM (older builds)
     mmq_efficiency: float = 0.0  # share of the int8 tensor throughput MMQ reaches
+    mmq_sm_ops_per_clk: float = 0.0  # the most int8 tensor ops per SM per clock MMQ's instruction stream feeds
+    #                                  (0: no bound); see mmq_ops_per_clk
     mmq_tile: tuple[int, int] = (0, 0)  # MMQ output tile run in waves (wave_fill); (0, 0): stream-k (llama.cpp#8018)
     kq_precision: str = "f16"  # accumulator of KQ without flash attention (f32: FP32-accumulate rate, 20 bytes/score)
     fa_efficiency: float = 0.0  # share of the tensor rate FlashAttention's kernels reach (0: prefill_efficiency)
@@ -153,6 +155,8 @@ class Engine:
     cublas_sm90: str = "wgmma"  # what cuBLAS's FP16 GEMMs reach on Hopper-class GPUs (mma_sync_share < 1):
     #                             "wgmma": the full tensor rate, no waves modelled; "mma_sync": the sm_80 kernels'
     #                             rate (mma_sync_share) and their 256x128 tile waves (see _cublas_kernel)
+    score_sm_cycles: float = 0.0  # without flash attention: SM clock cycles per score element of the kernels
+    #                               between KQ and KQV where the score matrix stays in L2 (see _score_seconds)
     moe_layer_kcycles: float = 0.0  # a mixture of experts' layer: the routing kernels' latency on top of
     #                                 layer_latency_kcycles, thousands of core clocks (see layer_latency_s)
 
@@ -533,8 +537,22 @@ def _matrix_path(req: FitRequest, dev: Device) -> tuple[float, bool, tuple[int, 
         share, tile = _cublas_kernel(req, dev)
         rate = eng.prefill_efficiency * dev.tensor_flops_per_s * share
         return rate, req.quant.name != "F16", tile, dev.tensor_flops_per_clk * share
-    rate = eng.mmq_efficiency * dev.int8_ops_per_s * dev.mma_sync_share
-    return rate, False, eng.mmq_tile, dev.int8_ops_per_clk * dev.mma_sync_share
+    full_rate = dev.int8_ops_per_clk * dev.mma_sync_share
+    rate = eng.mmq_efficiency * mmq_ops_per_clk(eng, dev) * dev.sm_count * dev.clock_mhz * 1e6
+    return rate, False, eng.mmq_tile, full_rate
+
+
+def mmq_ops_per_clk(eng: Engine, dev: Device) -> float:
+    """Int8 tensor operations per SM per clock that MMQ's products are issued at: the rate of the tensor
+    instruction it uses (mma.sync: int8_ops_per_clk x mma_sync_share), but no more than its instruction stream
+    feeds (Engine.mmq_sm_ops_per_clk). Besides the MMA, every tile loads its quantized weights to shared memory,
+    unpacks them to int8 and applies a scale per block of 32 values; that work takes the same issue slots on every
+    SM whatever the width of its tensor cores. MMQ was written and tuned on SMs of 2048 int8 ops per clock (GA10x,
+    AD10x, GB20x), where it reaches mmq_efficiency of the tensor rate; an A100's SM (4096) or an H100's mma.sync
+    (4096) runs the same tile no faster per clock: the llama.cpp CUDA scoreboard's A100 and H100 pp512 rows
+    (benchmarks/calibration.tsv) run at an RTX 3090's and 4090's rate per SM and clock, not twice it."""
+    full_rate = dev.int8_ops_per_clk * dev.mma_sync_share
+    return min(full_rate, eng.mmq_sm_ops_per_clk) if eng.mmq_sm_ops_per_clk else full_rate
 
 
 def power_limited_rate(dev: Device, ops_per_clk: float) -> float:
@@ -674,13 +692,19 @@ def _attention_seconds(req: FitRequest, dev: Device, cells: int, chunk: int) -> 
 
 
 def _score_seconds(req: FitRequest, dev: Device, cells: int, chunk: int) -> float:
-    """Memory time of the score matrix's traffic without flash attention (0 with it)."""
+    """Time of the score matrix's kernels without flash attention (0 with it), per prompt token and layer: the
+    kernels between KQ and KQV (softmax with its scale and mask, the conversions) stream heads x cells scores for
+    every token, and take the slower of their memory traffic (what of the matrix the L2 cache cannot hold goes to
+    device memory: score_dram_share) and their own work on the SMs (Engine.score_sm_cycles per score over all SMs),
+    which is what is left when the matrix stays in L2: a 512-token prompt on an A100, H100 or RTX 4090."""
     if req.flash_attention or not dev.bandwidth_gbs:
         return 0.0
     eng = req.engine
-    share = score_dram_share(req.arch, dev, cells, chunk)
-    scores = req.arch.heads * cells * SCORE_BYTES_FA_OFF[eng.kq_precision] * share
-    return scores / (eng.bandwidth_efficiency * dev.bandwidth_gbs * 1e9)
+    scores = req.arch.heads * cells
+    memory_s = scores * SCORE_BYTES_FA_OFF[eng.kq_precision] * score_dram_share(req.arch, dev, cells, chunk) / (
+        eng.bandwidth_efficiency * dev.bandwidth_gbs * 1e9)
+    sm_s = scores * eng.score_sm_cycles / (dev.sm_count * dev.clock_mhz * 1e6) if dev.sm_count and dev.clock_mhz else 0.0
+    return max(memory_s, sm_s)
 
 
 def score_dram_share(arch: Architecture, dev: Device, cells: int, chunk: int) -> float:
