@@ -14,7 +14,8 @@ and SSH control sockets live in a private directory removed after the run
 (controldir.py). Host keys are always checked (hostkeys.py).
 Ctrl-C during a run asks runner to cancel (it stops ansible-playbook's process
 group); the outcome then has status "canceled". A run past its `timeout` is
-stopped the same way, with status "timeout". A rerun converges because every
+stopped the same way, with status "timeout". Either way the host workers Ansible
+started in sessions of their own are then stopped too (stop_leftover_workers). A rerun converges because every
 role is idempotent.
 """
 
@@ -149,9 +150,39 @@ def _run(request: RunRequest, envvars: dict[str, str], on_event: EventHandler | 
         result = ansible_runner.Runner(config, event_handler=handle, cancel_callback=interrupted.is_set)
         result.run()
     status = "canceled" if interrupted.is_set() else str(result.status)
+    if status in ("canceled", "timeout"):
+        stop_leftover_workers(request.run_dir)
     return RunOutcome(status=status, rc=int(result.rc if result.rc is not None else -1),
                       stats=_stats(result.stats), events=events,
                       artifacts=request.run_dir / "artifacts" / IDENT)
+
+
+def stop_leftover_workers(run_dir: Path) -> list[int]:
+    """Kill what is left of a stopped run's ansible-playbook; returns the PIDs signalled.
+
+    runner stops a canceled or timed-out run by killing ansible-playbook's process group, but Ansible runs each
+    host's task in a worker process that starts a session of its own (os.setsid in its WorkerProcess), outside
+    that group: the worker would go on with its task (a download, a package install) after the run has ended.
+    Every process whose command line names this run's inventory is the playbook or one of its workers; each is
+    killed with its process group (its connection and module processes). Linux /proc; elsewhere nothing to do."""
+    marker = os.fsencode(run_dir / "inventory")
+    own_group = os.getpgrp()
+    signalled = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            if marker not in argv:
+                continue
+            pid = int(proc.name)
+            group = os.getpgid(pid)
+            if group == own_group:
+                os.kill(pid, signal.SIGKILL)
+            else:
+                os.killpg(group, signal.SIGKILL)
+            signalled.append(pid)
+        except (OSError, ValueError):  # gone meanwhile, or not ours to read
+            continue
+    return signalled
 
 
 def _remove_partials(job_events: Path) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -39,10 +42,43 @@ def test_a_run_past_its_timeout_is_stopped_and_its_host_ends_as_timeout(tmp_path
     outcome = runner.run(request)
     took = time.monotonic() - started
     assert outcome.status == "timeout" and LIMIT <= took < 110  # stopped long before the 120 s task ends
+    # Nothing of the run goes on: not ansible-playbook, and not the host's worker, which Ansible starts in a session
+    # of its own (out of the process group runner kills) and which would otherwise sleep on for the full 120 s.
+    assert _processes_naming(request.run_dir / "inventory") == []
     results = host_results(["local1"], outcome.stats, outcome.events, timeout=LIMIT)
     assert [(r.host, r.status) for r in results] == [("local1", "timeout")]
     assert results[0].ok >= 1 and results[0].reason == f"the run's time limit ({LIMIT} s) ended before this host finished"
     assert exit_code(results) == 1
+
+
+def _processes_naming(path: Path) -> list[str]:
+    """Command lines of the live processes that have `path` as an argument (zombies have none)."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if os.fsencode(path) in argv:
+            found.append(b" ".join(argv).decode(errors="replace"))
+    return found
+
+
+def test_leftover_workers_of_a_stopped_run_are_killed_and_nothing_else(tmp_path: Path) -> None:
+    # A stand-in for a worker that outlived its playbook: its own session, the run's inventory on its command line.
+    run_dir = tmp_path / "run"
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "-i", str(run_dir / "inventory")],
+                              start_new_session=True)
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "-i",
+                                  str(tmp_path / "other" / "inventory")], start_new_session=True)
+    try:
+        assert runner.stop_leftover_workers(run_dir) == [worker.pid]
+        assert worker.wait(timeout=10) == -signal.SIGKILL
+        assert bystander.poll() is None  # another run's process is left alone
+    finally:
+        for proc in (worker, bystander):
+            proc.kill()
+            proc.wait()
 
 
 def test_timeout_marks_every_unfinished_host_and_keeps_real_failures() -> None:
