@@ -109,16 +109,26 @@ class Device:
     tensor_nj_per_sm_cycle: float = 0.0  # board energy per SM clock of full-rate tensor work (0: not modelled)
 
     @property
+    def sm_clocks_per_s(self) -> float:
+        """SM clock cycles per second over the whole GPU: SMs x boost clock."""
+        return self.sm_count * self.clock_mhz * 1e6
+
+    @property
     def int_ops_per_s(self) -> float:
-        return self.sm_count * self.int_lanes_per_sm * self.clock_mhz * 1e6
+        return self.int_lanes_per_sm * self.sm_clocks_per_s
 
     @property
     def tensor_flops_per_s(self) -> float:
-        return self.sm_count * self.tensor_flops_per_clk * self.clock_mhz * 1e6
+        return self.tensor_flops_per_clk * self.sm_clocks_per_s
 
     @property
     def int8_ops_per_s(self) -> float:
-        return self.sm_count * self.int8_ops_per_clk * self.clock_mhz * 1e6
+        return self.int8_ops_per_clk * self.sm_clocks_per_s
+
+    @property
+    def mma_sync_int8_ops_per_clk(self) -> float:
+        """Int8 tensor ops per SM per clock of the mma.sync instruction llama.cpp's own kernels issue."""
+        return self.int8_ops_per_clk * self.mma_sync_share
 
     @property
     def usable_mib(self) -> float:
@@ -537,9 +547,8 @@ def _matrix_path(req: FitRequest, dev: Device) -> tuple[float, bool, tuple[int, 
         share, tile = _cublas_kernel(req, dev)
         rate = eng.prefill_efficiency * dev.tensor_flops_per_s * share
         return rate, req.quant.name != "F16", tile, dev.tensor_flops_per_clk * share
-    full_rate = dev.int8_ops_per_clk * dev.mma_sync_share
-    rate = eng.mmq_efficiency * mmq_ops_per_clk(eng, dev) * dev.sm_count * dev.clock_mhz * 1e6
-    return rate, False, eng.mmq_tile, full_rate
+    rate = eng.mmq_efficiency * mmq_ops_per_clk(eng, dev) * dev.sm_clocks_per_s
+    return rate, False, eng.mmq_tile, dev.mma_sync_int8_ops_per_clk
 
 
 def mmq_ops_per_clk(eng: Engine, dev: Device) -> float:
@@ -551,7 +560,7 @@ def mmq_ops_per_clk(eng: Engine, dev: Device) -> float:
     AD10x, GB20x), where it reaches mmq_efficiency of the tensor rate; an A100's SM (4096) or an H100's mma.sync
     (4096) runs the same tile no faster per clock: the llama.cpp CUDA scoreboard's A100 and H100 pp512 rows
     (benchmarks/calibration.tsv) run at an RTX 3090's and 4090's rate per SM and clock, not twice it."""
-    full_rate = dev.int8_ops_per_clk * dev.mma_sync_share
+    full_rate = dev.mma_sync_int8_ops_per_clk
     return min(full_rate, eng.mmq_sm_ops_per_clk) if eng.mmq_sm_ops_per_clk else full_rate
 
 
@@ -703,7 +712,7 @@ def _score_seconds(req: FitRequest, dev: Device, cells: int, chunk: int) -> floa
     scores = req.arch.heads * cells
     memory_s = scores * SCORE_BYTES_FA_OFF[eng.kq_precision] * score_dram_share(req.arch, dev, cells, chunk) / (
         eng.bandwidth_efficiency * dev.bandwidth_gbs * 1e9)
-    sm_s = scores * eng.score_sm_cycles / (dev.sm_count * dev.clock_mhz * 1e6) if dev.sm_count and dev.clock_mhz else 0.0
+    sm_s = scores * eng.score_sm_cycles / dev.sm_clocks_per_s if dev.sm_clocks_per_s else 0.0
     return max(memory_s, sm_s)
 
 

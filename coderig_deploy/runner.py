@@ -14,9 +14,9 @@ and SSH control sockets live in a private directory removed after the run
 (controldir.py). Host keys are always checked (hostkeys.py).
 Ctrl-C during a run asks runner to cancel (it stops ansible-playbook's process
 group); the outcome then has status "canceled". A run past its `timeout` is
-stopped the same way, with status "timeout". Either way the host workers Ansible
-started in sessions of their own are then stopped too (stop_leftover_workers). A rerun converges because every
-role is idempotent.
+stopped the same way, with status "timeout". Either way the host workers
+Ansible started in sessions of their own are then stopped too
+(stop_leftover_workers). A rerun converges because every role is idempotent.
 """
 
 from __future__ import annotations
@@ -165,24 +165,32 @@ def stop_leftover_workers(run_dir: Path) -> list[int]:
     that group: the worker would go on with its task (a download, a package install) after the run has ended.
     Every process whose command line names this run's inventory is the playbook or one of its workers; each is
     killed with its process group (its connection and module processes). Linux /proc; elsewhere nothing to do."""
-    marker = os.fsencode(run_dir / "inventory")
     own_group = os.getpgrp()
     signalled = []
-    for proc in Path("/proc").glob("[0-9]*"):
+    for pid in pids_naming(run_dir / "inventory"):
         try:
-            argv = (proc / "cmdline").read_bytes().split(b"\0")
-            if marker not in argv:
-                continue
-            pid = int(proc.name)
             group = os.getpgid(pid)
             if group == own_group:
                 os.kill(pid, signal.SIGKILL)
             else:
                 os.killpg(group, signal.SIGKILL)
             signalled.append(pid)
-        except (OSError, ValueError):  # gone meanwhile, or not ours to read
+        except OSError:  # gone meanwhile
             continue
     return signalled
+
+
+def pids_naming(path: Path) -> list[int]:
+    """PIDs of the live processes that have `path` as one of their arguments (Linux /proc; zombies have none)."""
+    marker = os.fsencode(path)
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if marker in (proc / "cmdline").read_bytes().split(b"\0"):
+                found.append(int(proc.name))
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    return found
 
 
 def _remove_partials(job_events: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -44,24 +43,11 @@ def test_a_run_past_its_timeout_is_stopped_and_its_host_ends_as_timeout(tmp_path
     assert outcome.status == "timeout" and LIMIT <= took < 110  # stopped long before the 120 s task ends
     # Nothing of the run goes on: not ansible-playbook, and not the host's worker, which Ansible starts in a session
     # of its own (out of the process group runner kills) and which would otherwise sleep on for the full 120 s.
-    assert _processes_naming(request.run_dir / "inventory") == []
+    assert runner.pids_naming(request.run_dir / "inventory") == []
     results = host_results(["local1"], outcome.stats, outcome.events, timeout=LIMIT)
     assert [(r.host, r.status) for r in results] == [("local1", "timeout")]
     assert results[0].ok >= 1 and results[0].reason == f"the run's time limit ({LIMIT} s) ended before this host finished"
     assert exit_code(results) == 1
-
-
-def _processes_naming(path: Path) -> list[str]:
-    """Command lines of the live processes that have `path` as an argument (zombies have none)."""
-    found = []
-    for proc in Path("/proc").glob("[0-9]*"):
-        try:
-            argv = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if os.fsencode(path) in argv:
-            found.append(b" ".join(argv).decode(errors="replace"))
-    return found
 
 
 def test_leftover_workers_of_a_stopped_run_are_killed_and_nothing_else(tmp_path: Path) -> None:
