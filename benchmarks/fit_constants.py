@@ -169,7 +169,7 @@ def _fit_decode(cases: list) -> None:
     # ceiling binds (fit.decode_bandwidth), with the dense layer's cycles above, among the values that keep the one
     # first-hand observation of a current build on an H200, reference/real-gpu-notes.md (Q4_K_M decode at about
     # 25-40 % of the 4.8 TB/s roofline; no model, context or build named), for every catalog Q4_K_M model of 7-70B
-    # at ctx 4096 (shares rounded to the percent). The rows alone would take 4.375 KiB and put the 7B and 8B at 23 %.
+    # at ctx 4096 (shares rounded to the percent). The rows alone would take 4.625 KiB and put the 7B and 8B at 23-24 %.
     hbm = _search(({**now[1], "current_inflight_kib": k / 8} for k in range(28, 81)),
                   lambda: _worst(hbm_rows, "decode") if _meets_h200_observation() else math.inf)
     print(f"decode, current builds on HBM ({sum(c.kind == 'decode' for c in hbm_rows)} rows): rms log error "

@@ -71,11 +71,24 @@ class GpuSpec(_Row):
         # unless a capture of the real card says otherwise.
         return self.memory_total_mib or self.vram_gb * 1024
 
-    def device(self, arch: ArchitectureSpec | None = None, reserved_fraction: float = 0.0) -> fit.Device:
+    @property
+    def geforce(self) -> bool:
+        """A GeForce card (consumer segment), by the name nvidia-smi prints."""
+        return "GeForce" in self.name
+
+    def load_clock_mhz(self, geforce_clock_headroom: float = 1.0) -> float:
+        """The SM clock the card runs at under load while below its power limit: GeForce cards' GPU Boost
+        takes them past the rated boost clock (runtime.tsv geforce_clock_headroom); other cards are counted
+        at their rated boost clock."""
+        return self.boost_clock_mhz * (geforce_clock_headroom if self.geforce else 1.0)
+
+    def device(self, arch: ArchitectureSpec | None = None, reserved_fraction: float = 0.0,
+               geforce_clock_headroom: float = 1.0) -> fit.Device:
         if arch is None:
             return fit.Device(self.slug, self.vram_mib, self.bandwidth_gbs)
         return fit.Device(
-            self.slug, self.vram_mib, self.bandwidth_gbs, sm_count=self.sm_count, clock_mhz=self.boost_clock_mhz,
+            self.slug, self.vram_mib, self.bandwidth_gbs, sm_count=self.sm_count,
+            clock_mhz=self.load_clock_mhz(geforce_clock_headroom),
             int_lanes_per_sm=arch.int_lanes_per_sm, tensor_flops_per_clk=arch.fp16_tensor_flops_per_clk,
             int8_ops_per_clk=arch.int8_tensor_ops_per_clk,
             max_threads_per_sm=arch.max_threads_per_sm, reserved_mib=round(self.vram_mib * reserved_fraction),
@@ -209,7 +222,8 @@ class Catalog(BaseModel):
     def device(self, slug: str) -> fit.Device:
         """The fit model's view of a catalog GPU: memory, bandwidth, compute and the driver's reservation."""
         spec = self.gpu(slug)
-        return spec.device(self.architectures[spec.architecture], self.runtime["driver_reserved_fraction"])
+        return spec.device(self.architectures[spec.architecture], self.runtime["driver_reserved_fraction"],
+                           self.runtime["geforce_clock_headroom"])
 
     def gpu_by_name(self, name: str, memory_mib: int | None = None) -> GpuSpec | None:
         """The catalog GPU whose nvidia-smi name is `name` (older drivers omit the NVIDIA prefix). Some cards share a

@@ -110,7 +110,7 @@ class Device:
 
     @property
     def sm_clocks_per_s(self) -> float:
-        """SM clock cycles per second over the whole GPU: SMs x boost clock."""
+        """SM clock cycles per second over the whole GPU: SMs x clock under load (catalog.GpuSpec.load_clock_mhz)."""
         return self.sm_count * self.clock_mhz * 1e6
 
     @property

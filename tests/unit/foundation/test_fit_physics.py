@@ -438,9 +438,10 @@ def test_prefill_layer_time_counts_gpu_clock_cycles_and_the_cublas_path_pays_mor
     old, mmq = cat.engine("llama.cpp-2024-05"), cat.engine("llama.cpp")
     fast, slow = cat.device("rtx-4090"), cat.device("a100-80gb-pcie")
     assert old.prefill_layer_kcycles > mmq.prefill_layer_kcycles > 0
-    assert fit.prefill_layer_s(old, fast) == pytest.approx(old.prefill_layer_kcycles * 1e3 / 2520e6)
-    assert fit.prefill_layer_s(old, fast) / fit.prefill_layer_s(old, slow) == pytest.approx(1410 / 2520)
-    assert fit.prefill_layer_s(mmq, fast) == pytest.approx(mmq.prefill_layer_kcycles * 1e3 / 2520e6)
+    clock = 2520e6 * cat.runtime["geforce_clock_headroom"]  # the RTX 4090's clock under load
+    assert fit.prefill_layer_s(old, fast) == pytest.approx(old.prefill_layer_kcycles * 1e3 / clock)
+    assert fit.prefill_layer_s(old, fast) / fit.prefill_layer_s(old, slow) == pytest.approx(1410e6 / clock)
+    assert fit.prefill_layer_s(mmq, fast) == pytest.approx(mmq.prefill_layer_kcycles * 1e3 / clock)
     assert fit.prefill_layer_s(old, dataclasses.replace(fast, clock_mhz=0.0)) == 0.0
 
 
@@ -570,3 +571,25 @@ def test_mmq_runs_no_faster_per_sm_clock_on_wider_tensor_cores():
     unbound = dataclasses.replace(eng, mmq_sm_ops_per_clk=0.0)
     assert prefill("h100-sxm", unbound) > 1.5 * prefill("h100-sxm")
     assert prefill("rtx-4090", unbound) == pytest.approx(prefill("rtx-4090"))
+
+
+def test_geforce_cards_run_above_their_rated_boost_clock_and_other_cards_at_it():
+    # runtime.tsv geforce_clock_headroom: GPU Boost takes GeForce cards past the rated boost clock under load
+    # (reported stock clocks 1.05-1.18x it); professional and data-center cards are counted at theirs.
+    cat = load_catalog()
+    headroom = cat.runtime["geforce_clock_headroom"]
+    assert 1.0 < headroom <= 1.2
+    for slug in ("rtx-3090", "rtx-4090", "rtx-5090"):
+        assert cat.gpus[slug].geforce
+        assert cat.device(slug).clock_mhz == pytest.approx(cat.gpus[slug].boost_clock_mhz * headroom)
+    for slug in ("rtx-a6000", "rtx-6000-ada", "rtx-pro-6000", "l40s", "a100-80gb-sxm", "h200"):
+        assert not cat.gpus[slug].geforce
+        assert cat.device(slug).clock_mhz == cat.gpus[slug].boost_clock_mhz
+    # The clock reaches the speed model: at its rated clock the RTX 4090's current-build prompt would be slower,
+    # and its per-layer decode latency (in clock cycles) longer.
+    req = _prefill_request(False)
+    rated = dataclasses.replace(req, devices=(dataclasses.replace(req.devices[0],
+                                                                  clock_mhz=cat.gpus["rtx-4090"].boost_clock_mhz),))
+    assert fit.fit(rated).prefill_tok_s < 0.95 * fit.fit(req).prefill_tok_s
+    assert fit.layer_latency_s(req.engine, rated.devices[0], False) == pytest.approx(
+        headroom * fit.layer_latency_s(req.engine, req.devices[0], False))
