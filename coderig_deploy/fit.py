@@ -527,6 +527,14 @@ def _cublas_kernel(req: FitRequest, dev: Device) -> tuple[float, tuple[int, int]
     return 1.0, dev.cublas_tile
 
 
+# Board power per SM below which a card's MMQ prompt processing is known to fall well short of the model: the
+# llama.cpp scoreboard's RTX 6000 Ada and L40 (2.1 W per SM), RTX PRO 4000 Blackwell (2.0) and PRO 6000 Max-Q (1.6)
+# posts measured 14-27 % below it (held out, benchmarks/calibration.tsv), while every GeForce card (3.4 W and up)
+# is within 12 %. Not modelled (an energy per busy SM clock fitted on such cards overshot the others), so plans
+# on these cards say so.
+LOW_POWER_W_PER_SM = 2.5
+
+
 def _runs_mmq(req: FitRequest, dev: Device) -> bool:
     """Whether the weight products of a prompt run llama.cpp's int8 MMQ kernels on `dev` (quantized weights, an
     engine with MMQ, a GPU with int8 tensor cores); otherwise FP16 GEMMs (cuBLAS) or the CPU."""
@@ -831,6 +839,12 @@ def fit(req: FitRequest) -> FitResult:
     if arch.experts:
         notes.append("mixture of experts: measured speeds differ by llama.cpp build by up to 2x "
                      "(benchmarks/calibration.tsv): read these as estimates")
+    starved = sorted({d.name for d in req.devices if _runs_mmq(req, d) and d.sm_count
+                      and d.board_power_w / d.sm_count < LOW_POWER_W_PER_SM})
+    if starved:
+        notes.append(f"prompt speed: on cards with under {LOW_POWER_W_PER_SM:g} W of board power per SM "
+                     f"({', '.join(starved)}) llama.cpp's quantized prompt kernels measured 14-27 % below this "
+                     "estimate (benchmarks/calibration.tsv): read it as an upper bound")
     return FitResult(
         fits=gpu_slots == n_slots,
         layers_total=n_slots,

@@ -593,3 +593,16 @@ def test_geforce_cards_run_above_their_rated_boost_clock_and_other_cards_at_it()
     assert fit.fit(rated).prefill_tok_s < 0.95 * fit.fit(req).prefill_tok_s
     assert fit.layer_latency_s(req.engine, rated.devices[0], False) == pytest.approx(
         headroom * fit.layer_latency_s(req.engine, req.devices[0], False))
+
+
+def test_plans_on_cards_starved_of_power_per_sm_say_their_prompt_estimate_is_an_upper_bound():
+    # The scoreboard's RTX 6000 Ada, L40, RTX PRO 4000 and PRO 6000 Max-Q posts (held out) prefill 14-27 % below
+    # the model; it does not model why, so the plan says so. GeForce cards and F16 weights (cuBLAS) get no note.
+    def notes(gpu: str, tag: str = "qwen2.5-coder:7b") -> list[str]:
+        return [n for n in make_plan(tag, [gpu], 4096, "f16", True).notes if n.startswith("prompt speed")]
+
+    for gpu in ("rtx-6000-ada", "l40", "rtx-pro-4000", "rtx-pro-6000-maxq", "l4"):
+        assert len(notes(gpu)) == 1 and gpu in notes(gpu)[0]
+    for gpu in ("rtx-4090", "rtx-5090", "rtx-3060-12gb", "rtx-pro-6000", "h200"):
+        assert notes(gpu) == []
+    assert notes("rtx-6000-ada", "llama3.1:8b-instruct-fp16") == []
