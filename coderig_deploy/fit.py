@@ -839,7 +839,7 @@ def fit(req: FitRequest) -> FitResult:
     if arch.experts:
         notes.append("mixture of experts: measured speeds differ by llama.cpp build by up to 2x "
                      "(benchmarks/calibration.tsv): read these as estimates")
-    starved = sorted({d.name for d in req.devices if _runs_mmq(req, d) and d.sm_count
+    starved = sorted({d.name for d in req.devices if _runs_mmq(req, d) and d.sm_count and d.board_power_w
                       and d.board_power_w / d.sm_count < LOW_POWER_W_PER_SM})
     if starved:
         notes.append(f"prompt speed: on cards with under {LOW_POWER_W_PER_SM:g} W of board power per SM "

@@ -606,3 +606,8 @@ def test_plans_on_cards_starved_of_power_per_sm_say_their_prompt_estimate_is_an_
     for gpu in ("rtx-4090", "rtx-5090", "rtx-3060-12gb", "rtx-pro-6000", "h200"):
         assert notes(gpu) == []
     assert notes("rtx-6000-ada", "llama3.1:8b-instruct-fp16") == []
+    # A device of unknown board power (0) is not taken for a starved one.
+    req = _prefill_request(False, gpu="rtx-6000-ada")
+    unknown = dataclasses.replace(req, devices=(dataclasses.replace(req.devices[0], board_power_w=0.0),))
+    assert not any(n.startswith("prompt speed") for n in fit.fit(unknown).notes)
+    assert any(n.startswith("prompt speed") for n in fit.fit(req).notes)
