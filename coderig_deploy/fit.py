@@ -49,7 +49,10 @@ MIB = 1 << 20
 KV_BYTES_PER_ELEMENT: dict[str, float] = {"f16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32}
 
 F32 = 4  # activations and logits are f32 in llama.cpp's compute graph
-HIDDEN_STATE_BUFFERS = 3  # residual stream, normed input, attention output live at once
+HIDDEN_STATE_BUFFERS = 4  # hidden-size f32 tensors live beside a layer's largest intermediate (compute_buffer_bytes)
+# The attention mask (one value per ubatch token and KV cell): built in f32; with flash attention llama.cpp also
+# keeps an f16 copy of it (llama-graph.cpp casts the mask for the FlashAttention kernels).
+KQ_MASK_BYTES: dict[bool, int] = {False: 4, True: 4 + 2}
 # Prompt processing without flash attention: bytes moved per attention score (one head, one cell) by
 # llama.cpp's CUDA graph, by the precision KQ is computed in (Engine.kq_precision):
 #   f16 (builds of 2024): KQ written in f16 (2) and read back (2), converted to f32 (4), softmax reads and
@@ -285,11 +288,17 @@ def compute_buffer_bytes(
 ) -> float:
     """Peak of llama.cpp's graph allocator for one ubatch on one device.
 
-    Without flash attention the KQ score matrix (ubatch x cells x heads, f32) is
-    materialised and grows with the context; with it, attention is tiled and
-    only its output is. The FFN intermediates (gate and up) compete with it for
-    the same reused memory; hidden-state buffers and, on the device with the
-    output layer, the logits of the ubatch come on top.
+    The allocator reuses a tensor's memory once its last reader has run, so the buffer is the
+    larger of two peaks, not their sum. Inside a layer: without flash attention the KQ score
+    matrix (ubatch x cells x heads, f32) is materialised and grows with the context; with it,
+    attention is tiled and only its output is; the FFN intermediates (gate and up) compete
+    with it for the same memory, and hidden-state buffers come on top. At the output layer,
+    on the device that has it: the logits of every ubatch token (llama.cpp reserves its
+    prompt graph with n_outputs = n_tokens) and the normed hidden state they are computed
+    from, by which time the layers' buffers are free. llama.cpp's own logs show the output
+    peak exactly: Llama 3 8B at ctx 512 without flash attention, compute buffer 258.50 MiB
+    = 512 x 128256 logits + 512 x 4096 hidden, in f32; Qwen2.5 7B at ctx 4096 with it,
+    304.00 MiB = 512 x (152064 + 3584) x 4 bytes (benchmarks/calibration.tsv, the compute-buffer note).
     """
     if layers == 0 and not with_output:
         return 0.0
@@ -300,9 +309,11 @@ def compute_buffer_bytes(
         attention = ubatch * ctx_cells * arch.heads * F32
     ffn_width = arch.ffn * max(arch.experts_used, 1)
     ffn = ubatch * ffn_width * 2 * F32
-    hidden = ubatch * arch.hidden * F32 * HIDDEN_STATE_BUFFERS
-    logits = ubatch * arch.vocab * F32 if with_output else 0.0
-    return hidden + max(attention, ffn) + logits
+    hidden = ubatch * arch.hidden * F32
+    mask = ubatch * ctx_cells * KQ_MASK_BYTES[flash_attention]
+    layer_peak = hidden * HIDDEN_STATE_BUFFERS + mask + max(attention, ffn) if layers else 0.0
+    output_peak = ubatch * (arch.vocab + arch.hidden) * F32 if with_output else 0.0
+    return max(layer_peak, output_peak)
 
 
 def kv_cells(ctx: int, parallel: int) -> int:

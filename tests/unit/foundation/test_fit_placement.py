@@ -3,6 +3,7 @@
 import pytest
 
 from coderig_deploy import fit
+from coderig_deploy.catalog import load_catalog
 from coderig_deploy.planner import make_plan
 
 
@@ -73,10 +74,42 @@ def test_flash_attention_off_grows_compute_with_context():
     on_large = make_plan("qwen2.5-coder:14b", ["rtx-4090"], 16384, flash_attention=True)
     off_small = make_plan("qwen2.5-coder:14b", ["rtx-4090"], 4096, flash_attention=False)
     off_large = make_plan("qwen2.5-coder:14b", ["rtx-4090"], 16384, flash_attention=False)
-    assert on_large.compute_mib == on_small.compute_mib  # tiled: independent of context
-    # KQ scores: 512 x ctx x 40 heads x 4 B -> 320 MiB at 4096, 1280 MiB at 16384
-    assert off_large.compute_mib - off_small.compute_mib == pytest.approx(1280 - 320, abs=2)
+    # Tiled: the layers' peak stays below the output layer's (512 x (152064 + 5120) x 4 B = 307 MiB) at both.
+    assert on_large.compute_mib == on_small.compute_mib == 307
+    # KQ scores: 512 x ctx x 40 heads x 4 B -> 320 MiB at 4096, 1280 MiB at 16384; the f32 mask 8 -> 32 MiB
+    assert off_large.compute_mib - off_small.compute_mib == pytest.approx(1280 - 320 + 32 - 8, abs=2)
     assert off_small.compute_mib > on_small.compute_mib
+
+
+MODELS = load_catalog().models
+
+
+@pytest.mark.parametrize(
+    "model, cells, flash_attention, logged_mib",
+    [
+        # Public llama.cpp load logs, "CUDA0 compute buffer size", one ubatch of 512, every layer on the GPU:
+        ("llama3.1-8b", 512, False, 258.50),  # llama-cpp-python, Llama 3 8B Q4_K_M, n_ctx 512 (README of
+        #                                       developer0hye/llama-3-korean-bllossom-8b-q4-docker)
+        ("qwen2.5-coder-7b", 4096, True, 304.00),  # Ollama, Qwen2.5-Coder 7B Q4_K_M, n_ctx 4096 (a WSL2 log)
+        ("llama3.1-8b", 8192, False, 560.00),  # Ollama (June 2025), DeepSeek R1 Distill Llama 8B, 4 x 2048 cells
+        #                                        (deipss/blog, "ollama 生成中断")
+    ],
+)
+def test_compute_buffer_matches_llama_cpp_logs(model, cells, flash_attention, logged_mib):
+    """The graph allocator's peak is the larger of a layer's and the output layer's, not their sum: the first
+    two logs are the logits of 512 tokens plus one hidden state exactly, the third the KQ scores plus the mask
+    and four hidden states."""
+    arch = MODELS[model].architecture()
+    got = fit.compute_buffer_bytes(arch, cells, 512, flash_attention, with_output=True, layers=arch.layers) / fit.MIB
+    assert got == pytest.approx(logged_mib, abs=0.01)
+
+
+def test_compute_buffer_of_a_layer_only_device_has_no_logits():
+    arch = MODELS["qwen2.5-coder-7b"].architecture()
+    first = fit.compute_buffer_bytes(arch, 4096, 512, True, with_output=False, layers=14)
+    last = fit.compute_buffer_bytes(arch, 4096, 512, True, with_output=True, layers=14)
+    assert first < 0.5 * last  # the logits (297 MiB) dominate the device with the output layer
+    assert fit.compute_buffer_bytes(arch, 4096, 512, True, with_output=False, layers=0) == 0
 
 
 def test_speed_scales_with_bandwidth_and_size():

@@ -77,10 +77,18 @@ def test_table_fits_80_columns():
     assert rows and max(len(line.rstrip()) for line in rows) <= 80
 
 
-def test_the_top_choice_says_why_its_context_is_not_longer():
-    # The seed puts 32B Q4_K_M on a 4090 at 32K; the plan keeps 16K and says what 32K lacks.
+def test_the_seeds_context_on_a_4090_fits_and_nothing_longer_is_offered():
+    # The seed puts 32B Q4_K_M on a 4090 at 32K: it fits with a q8_0 cache (the compute buffer is the larger of a
+    # layer's peak and the logits', not their sum), and 32K is the model's trained context, so no longer one is tried.
     r = recommend(["rtx-4090"], "chat")
-    assert r.choices[0].ctx == 16384
+    assert (r.choices[0].ctx, r.choices[0].kv_cache) == (32768, "q8_0") and r.choices[0].headroom_mib >= 0
+    assert r.not_fitting == []
+
+
+def test_the_top_choice_says_why_its_context_is_not_longer():
+    # A 12 GB RTX 4070 holds 14B Q4_K_M at 16K; the next step, 32K, is short by hundreds of MiB, and the output says so.
+    r = recommend(["rtx-4070"], "chat")
+    assert r.choices[0].tag.startswith("qwen2.5-coder:14b") and r.choices[0].ctx == 16384
     assert "32768" in r.not_fitting[0] and "MiB short" in r.not_fitting[0]
 
 
