@@ -104,6 +104,17 @@ def test_compute_buffer_matches_llama_cpp_logs(model, cells, flash_attention, lo
     assert got == pytest.approx(logged_mib, abs=0.01)
 
 
+@pytest.mark.parametrize("cells, logged_mib", [(2048, 164.00), (32768, 2144.00)])
+def test_compute_buffer_grows_with_the_score_matrix_as_logged(cells, logged_mib):
+    """A llama-server log of one model at two contexts without flash attention (fedora-copr/logdetective PR #106,
+    Jan 2025; the model is not named, its KV buffer and rope base are Mistral 7B's): the layer peak, KQ scores +
+    the f32 mask + four hidden states, is 164.00 and 2144.00 MiB to the digit."""
+    mistral_7b = fit.Architecture(layers=32, heads=32, kv_heads=8, hidden=4096, head_dim=128, ffn=14336,
+                                  vocab=32768, params_b=7.25, active_params_b=7.25)
+    got = fit.compute_buffer_bytes(mistral_7b, cells, 512, False, with_output=True, layers=32) / fit.MIB
+    assert got == pytest.approx(logged_mib, abs=0.01)
+
+
 def test_compute_buffer_of_a_layer_only_device_has_no_logits():
     arch = MODELS["qwen2.5-coder-7b"].architecture()
     first = fit.compute_buffer_bytes(arch, 4096, 512, True, with_output=False, layers=14)
