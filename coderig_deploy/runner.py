@@ -27,6 +27,7 @@ import shutil
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -157,26 +158,32 @@ def _run(request: RunRequest, envvars: dict[str, str], on_event: EventHandler | 
                       artifacts=request.run_dir / "artifacts" / IDENT)
 
 
-def stop_leftover_workers(run_dir: Path) -> list[int]:
+def stop_leftover_workers(run_dir: Path, wait_s: float = 5.0) -> list[int]:
     """Kill what is left of a stopped run's ansible-playbook; returns the PIDs signalled.
 
     runner stops a canceled or timed-out run by killing ansible-playbook's process group, but Ansible runs each
     host's task in a worker process that starts a session of its own (os.setsid in its WorkerProcess), outside
     that group: the worker would go on with its task (a download, a package install) after the run has ended.
     Every process whose command line names this run's inventory is the playbook or one of its workers; each is
-    killed with its process group (its connection and module processes). Linux /proc; elsewhere nothing to do."""
+    killed with its process group (its connection and module processes). A killed process lingers until the kernel
+    has torn it down, and a worker may fork meanwhile, so the scan repeats until nothing names the inventory (or
+    `wait_s` has passed). Linux /proc; elsewhere nothing to do."""
     own_group = os.getpgrp()
-    signalled = []
-    for pid in pids_naming(run_dir / "inventory"):
-        try:
-            group = os.getpgid(pid)
-            if group == own_group:
-                os.kill(pid, signal.SIGKILL)
-            else:
-                os.killpg(group, signal.SIGKILL)
-            signalled.append(pid)
-        except OSError:  # gone meanwhile
-            continue
+    signalled: list[int] = []
+    deadline = time.monotonic() + wait_s
+    while (pids := pids_naming(run_dir / "inventory")) and time.monotonic() < deadline:
+        for pid in pids:
+            try:
+                group = os.getpgid(pid)
+                if group == own_group:
+                    os.kill(pid, signal.SIGKILL)
+                else:
+                    os.killpg(group, signal.SIGKILL)
+                if pid not in signalled:
+                    signalled.append(pid)
+            except OSError:  # gone meanwhile
+                continue
+        time.sleep(0.05)
     return signalled
 
 
