@@ -104,6 +104,20 @@ def test_the_blackwell_workstation_line_is_in_the_catalog():
                     "rtx-pro-6000-maxq": (188, 1792, 300), "rtx-pro-6000": (188, 1792, 600)}
 
 
+def test_cards_added_from_the_scoreboard_and_the_70_w_class_are_in_the_catalog():
+    # (SMs, GB/s, W, nvidia-smi memory.total where a capture was found): gpus.tsv names each source.
+    cards = {s: (CAT.gpu(s).sm_count, CAT.gpu(s).bandwidth_gbs, CAT.gpu(s).board_power_w, CAT.gpu(s).vram_mib)
+             for s in ("rtx-4090-d", "a30", "rtx-5050", "rtx-a2000", "rtx-a2000-12gb", "rtx-pro-2000",
+                       "rtx-pro-4000-sff")}
+    assert cards == {"rtx-4090-d": (114, 1008, 425, 24564), "a30": (56, 933, 165, 24576),
+                     "rtx-5050": (20, 320, 130, 8151), "rtx-a2000": (26, 288, 70, 6144),
+                     "rtx-a2000-12gb": (26, 288, 70, 12282), "rtx-pro-2000": (34, 288, 70, 16384),
+                     "rtx-pro-4000-sff": (70, 432, 70, 24576)}
+    # The A2000's two sizes have names of their own; the 4090 D is not the 4090.
+    assert CAT.gpu_by_name("NVIDIA RTX A2000 12GB").slug == "rtx-a2000-12gb"
+    assert CAT.gpu_by_name("NVIDIA GeForce RTX 4090 D").slug == "rtx-4090-d"
+
+
 @pytest.mark.parametrize("field, value", [("kq_precision", "f8"), ("prefill_path", "cutlass")])
 def test_an_engine_row_with_an_unknown_kernel_choice_is_refused(field, value):
     # fit.py looks these up (SCORE_BYTES_FA_OFF, the MMQ path): a typo in engines.tsv fails at load, by name.
