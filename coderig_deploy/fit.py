@@ -110,6 +110,7 @@ class Device:
     memory_latency_ns: float = 0.0  # load-to-use latency of device memory (pointer chase); 0: unknown
     board_power_w: float = 0.0  # board power limit (TGP / max TDP); 0: unknown, no power limit modelled
     tensor_nj_per_sm_cycle: float = 0.0  # board energy per SM clock of full-rate tensor work (0: not modelled)
+    host_shared_mib: float = 0.0  # unified memory: what the host's idle OS holds of the pool (within reserved_mib)
 
     @property
     def sm_clocks_per_s(self) -> float:
@@ -856,6 +857,12 @@ def fit(req: FitRequest) -> FitResult:
         notes.append(f"prompt speed: on cards with under {LOW_POWER_W_PER_SM:g} W of board power per SM "
                      f"({', '.join(starved)}) llama.cpp's quantized prompt kernels measured 14-27 % below this "
                      "estimate (benchmarks/calibration.tsv): read it as an upper bound")
+    shared = [d for d in req.devices if d.host_shared_mib]
+    if shared:
+        notes.append(f"unified memory ({', '.join(sorted({d.name for d in shared}))}): the CPU shares the GPU's "
+                     f"pool; usable memory leaves {shared[0].host_shared_mib:.0f} MiB to an idle OS, and every other "
+                     "program on the host takes its memory from the same pool. Measured on a DGX Spark (held out, "
+                     "benchmarks/calibration.tsv): decode up to 13 % and prompts up to 2.2x slower than estimated here")
     return FitResult(
         fits=gpu_slots == n_slots,
         layers_total=n_slots,

@@ -13,8 +13,8 @@ CASES = load_cases(Path(__file__).parents[3] / "benchmarks" / "calibration.tsv")
 
 def test_every_calibration_row_is_read():
     assert sum(c.kind == "vram" for c in CASES) == 5
-    assert sum(c.kind == "decode" for c in CASES) == 109
-    assert sum(c.kind == "prefill" for c in CASES) == 106
+    assert sum(c.kind == "decode" for c in CASES) == 120
+    assert sum(c.kind == "prefill" for c in CASES) == 117
 
 
 def test_a_prefill_row_after_a_cached_depth_starts_there():
@@ -22,7 +22,11 @@ def test_a_prefill_row_after_a_cached_depth_starts_there():
     # tokens after 32768 cached ones; rows of a prompt into an empty cache start at 0.
     deep = [c for c in CASES if c.kind == "prefill" and c.source.startswith("ggml-org/llama.cpp#17505")]
     assert len(deep) == 1 and deep[0].prompt_start == 32768 and deep[0].plan().prompt_tokens == 512
-    assert all(c.prompt_start == 0 for c in CASES if c.kind == "prefill" and c is not deep[0])
+    # llama.cpp's DGX Spark notes: pp2048 @ d0..d32768 (ctx d + 2048, depth d + 1024).
+    spark = [c for c in CASES if c.kind == "prefill" and c.source.startswith("ggml-org/llama.cpp benches/")]
+    assert sorted({c.prompt_start for c in spark}) == [0, 4096, 8192, 16384, 32768]
+    assert all(c.plan().prompt_tokens == 2048 for c in spark)
+    assert all(c.prompt_start == 0 for c in CASES if c.kind == "prefill" and c is not deep[0] and c not in spark)
 
 
 def test_a_prefill_row_at_a_stated_microbatch_is_predicted_at_it():
@@ -119,9 +123,13 @@ def test_speed_median_error(kind, subset):
     # Regression bounds at today's fit (benchmarks/fit_accuracy.py prints the tables): the issue's goal is 10 %.
     # Held-out prefill's median is 7.8 % over 30 rows (12 of them outside 10 %: PREFILL_OUTLIERS), 12.2 % before
     # GeForce cards' clock under load was counted.
-    bound = 0.10
+    # The DGX Spark's rows (Dec 2026, held out: unified LPDDR5x memory, a class no fit row has) put held-out
+    # prefill's median above the goal: 10.2 % over 43 rows, 7.4 % over the other 32 (PREFILL_OUTLIERS says why).
+    bound = 0.11 if (kind, subset) == ("prefill", "held-out") else 0.10
     errors = [abs(c.error) for c in CASES if c.kind == kind and c.set == subset]
     assert statistics.median(errors) < bound
+    discrete = [abs(c.error) for c in CASES if c.kind == kind and c.set == subset and c.gpus[0] != "dgx-spark"]
+    assert statistics.median(discrete) < 0.10
 
 
 # Decode rows the model misses by more than 15 %, each with why. (The held-out llama.cpp#19053 row, Feb 2026 master,
@@ -261,6 +269,28 @@ PREFILL_OUTLIERS = {
     "held-out deepseek-coder:6.7b q4_0 rtx-pro-4000 ctx 512 fa off": 0.40,
     "held-out deepseek-coder:6.7b q4_0 rtx-pro-6000-maxq ctx 512 fa off": 0.25,
     "held-out deepseek-coder:6.7b q4_0 a40 ctx 512 fa off": 0.20,
+    # DGX Spark (GB10: 48 SMs of the RTX 50 class at 2418 MHz, 273 GB/s of unified LPDDR5x), held out and predicted
+    # with the model unchanged: prompts 1.4-2.2x slower than predicted. The scoreboard's llama 7B Q4_0 pp512 (+37 %)
+    # runs at 0.59x an RTX 5070's (48 SMs too) where the model gives 0.88x (their clocks' ratio). llama.cpp's own
+    # DGX Spark notes (Qwen2.5-Coder 7B Q8_0, pp2048 at ubatch 2048 with flash attention, depth 0 to 32768) take a
+    # near-constant 0.42-0.45 s more per 2048-token ubatch than predicted at every depth: the attention's growth
+    # with depth is predicted within 5 % (0.67 s predicted, 0.70 s measured from d0 to d32768), the weight products
+    # are ~1.9x slower. So not the clock (attention would slow too). What fits both dense rows, not adopted: the
+    # weights read again for every 128-token column tile of MMQ once a matrix outgrows the 24 MiB L2 (0.48 s for the
+    # Q8_0 ubatch, 29-46 ms for the pp512) and that time added to, not hidden under, the tensor time; counted that
+    # way on every card it would slow the GA10x cards (4-6 MiB L2) by 13-15 %, whose rows it does not fit. The
+    # mixture of experts (+115 % at depth 0, -1 % at 32768) also measures less attention growth than predicted. plan
+    # says so.
+    "held-out deepseek-coder:6.7b q4_0 dgx-spark ctx 512 fa off": 0.45,
+    "held-out qwen2.5-coder:7b q8_0 dgx-spark ctx 2048 fa on ub 2048": 1.00,
+    "held-out qwen2.5-coder:7b q8_0 dgx-spark ctx 6144 fa on ub 2048": 0.85,
+    "held-out qwen2.5-coder:7b q8_0 dgx-spark ctx 10240 fa on ub 2048": 0.75,
+    "held-out qwen2.5-coder:7b q8_0 dgx-spark ctx 18432 fa on ub 2048": 0.60,
+    "held-out qwen2.5-coder:7b q8_0 dgx-spark ctx 34816 fa on ub 2048": 0.45,
+    "held-out qwen3-coder:30b q8_0 dgx-spark ctx 2048 fa on ub 2048": 1.25,
+    "held-out qwen3-coder:30b q8_0 dgx-spark ctx 6144 fa on ub 2048": 0.70,
+    "held-out qwen3-coder:30b q8_0 dgx-spark ctx 10240 fa on ub 2048": 0.45,
+    "held-out qwen3-coder:30b q8_0 dgx-spark ctx 18432 fa on ub 2048": 0.20,
 }
 
 
@@ -304,8 +334,11 @@ def test_held_out_decode_on_gpus_no_fit_row_measures():
     # fast: half an A100's SMs, so the bytes-in-flight ceiling binds harder, at the A100's memory latency (not
     # measured on the A30's slower HBM2); its 165 W limit may also hold its clock, and so the per-layer cycles, below
     # the rated 1440 MHz.
-    assert {g for c in unseen for g in c.gpus} >= {"rtx-pro-6000", "rtx-5080", "rtx-5060-ti-16gb", "l40", "a30"}
-    bound = {"a30": 0.15}
+    assert {g for c in unseen for g in c.gpus} >= {"rtx-pro-6000", "rtx-5080", "rtx-5060-ti-16gb", "l40", "a30",
+                                                   "dgx-spark"}
+    # The DGX Spark's dense decode is 7-14 % fast (PREFILL_OUTLIERS: its LPDDR5x delivers about 83 % of its rated
+    # bandwidth to the Q8_0 model where the model counts 92 %, as on GDDR and HBM; nothing measured sets a figure).
+    bound = {"a30": 0.15, "dgx-spark": 0.15}
     assert all(abs(c.error) < bound.get(c.gpus[0], 0.15 if "qwen3-coder" in c.model_tag else 0.10) for c in unseen)
     assert abs(next(c for c in unseen if c.gpus == ("a30",)).error) > 0.10  # drop it from `bound` when it fits
     assert any("qwen3-coder" in c.model_tag for c in unseen)

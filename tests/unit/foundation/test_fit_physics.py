@@ -611,3 +611,16 @@ def test_plans_on_cards_starved_of_power_per_sm_say_their_prompt_estimate_is_an_
     unknown = dataclasses.replace(req, devices=(dataclasses.replace(req.devices[0], board_power_w=0.0),))
     assert not any(n.startswith("prompt speed") for n in fit.fit(unknown).notes)
     assert any(n.startswith("prompt speed") for n in fit.fit(req).notes)
+
+
+def test_a_unified_memory_gpu_leaves_the_idle_os_its_share_and_says_so():
+    # DGX Spark: nvidia-smi prints no memory.total; the pool is the host's own (gpu_shared_memory.tsv: 3994 MiB held
+    # by an idle OS in Ollama's log), so usable memory leaves that too, and the plan says every program shares it.
+    cat = load_catalog()
+    spark = cat.gpu("dgx-spark")
+    plan = make_plan("qwen2.5-coder:7b", ["dgx-spark"], 4096)
+    driver = round(spark.vram_mib * cat.runtime["driver_reserved_fraction"])
+    assert spark.host_shared_mib == 3994 and plan.usable_mib == spark.vram_mib - driver - 3994
+    assert any(n.startswith("unified memory (dgx-spark)") for n in plan.notes)
+    discrete = make_plan("qwen2.5-coder:7b", ["rtx-4090"], 4096)
+    assert cat.gpu("rtx-4090").host_shared_mib == 0 and not any("unified memory" in n for n in discrete.notes)
