@@ -61,6 +61,8 @@ class GpuSpec(_Row):
     memory_latency_ns: float = Field(0.0, description="device-memory latency (gpu_memory_latency.tsv); 0: unknown")
     host_shared_mib: float = Field(0.0, ge=0, description="unified memory: MiB the host's idle OS holds of the pool "
                                    "(gpu_shared_memory.tsv); 0: the GPU's memory is its own")
+    read_gbs: float = Field(0.0, ge=0, description="a streaming read's measured bandwidth, GB/s "
+                            "(gpu_read_bandwidth.tsv); 0: unknown")
 
     @property
     def pci_device_ids(self) -> tuple[str, ...]:
@@ -98,7 +100,7 @@ class GpuSpec(_Row):
             l2_mib=self.l2_mib, cublas_tile=_tile(arch.cublas_tile), mma_sync_share=arch.mma_sync_share,
             fp32_acc_share=self.fp32_acc_share, memory_latency_ns=self.memory_latency_ns,
             board_power_w=self.board_power_w, tensor_nj_per_sm_cycle=arch.tensor_nj_per_sm_cycle,
-            host_shared_mib=self.host_shared_mib,
+            host_shared_mib=self.host_shared_mib, read_gbs=self.read_gbs,
         )
 
 
@@ -333,11 +335,13 @@ def load_catalog(data_dir: Path | None = None) -> Catalog:
     l2 = {r["slug"]: r["l2_mib"] for r in _read_tsv("gpu_cache.tsv")}
     latency = {r["slug"]: r["latency_ns"] for r in _read_tsv("gpu_memory_latency.tsv")}
     shared = {r["slug"]: r["host_mib"] for r in _read_tsv("gpu_shared_memory.tsv")}
+    read = {r["slug"]: r["read_gbs"] for r in _read_tsv("gpu_read_bandwidth.tsv")}
     for r in _read_tsv("gpus.tsv"):
         r["memory_total_mib"] = r["memory_total_mib"] or None  # type: ignore[assignment]
         r["l2_mib"] = l2.get(r["slug"], "0")
         r["memory_latency_ns"] = latency.get(r["slug"], "0")
         r["host_shared_mib"] = shared.get(r["slug"], "0")
+        r["read_gbs"] = read.get(r["slug"], "0")
         gpus[r["slug"]] = GpuSpec.model_validate(r)
     return Catalog(
         gpus=gpus,

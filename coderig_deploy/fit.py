@@ -111,6 +111,7 @@ class Device:
     board_power_w: float = 0.0  # board power limit (TGP / max TDP); 0: unknown, no power limit modelled
     tensor_nj_per_sm_cycle: float = 0.0  # board energy per SM clock of full-rate tensor work (0: not modelled)
     host_shared_mib: float = 0.0  # unified memory: what the host's idle OS holds of the pool (within reserved_mib)
+    read_gbs: float = 0.0  # a streaming read's measured bandwidth (GB/s) where published; 0: unknown
 
     @property
     def sm_clocks_per_s(self) -> float:
@@ -480,10 +481,19 @@ def decode_bandwidth(eng: Engine, dev: Device) -> float:
     On GDDR cards bandwidth per SM is low (RTX 4090: 7.9 GB/s per SM) and the first ceiling binds; HBM parts carry
     two to seven times as much per SM (A100 18, H200 36, B200 54 GB/s) behind a longer latency, so the kernels'
     bytes in flight, not the memory, set the pace there. 0 latency or in-flight bytes: the first ceiling alone."""
-    rate = eng.bandwidth_efficiency * dev.bandwidth_gbs * 1e9
+    rate = memory_bandwidth(eng, dev)
     if eng.inflight_kib_per_sm and dev.memory_latency_ns and dev.sm_count:
         rate = min(rate, dev.sm_count * eng.inflight_kib_per_sm * 1024 / (dev.memory_latency_ns * 1e-9))
     return rate
+
+
+def memory_bandwidth(eng: Engine, dev: Device) -> float:
+    """Bytes per second device memory delivers to a streaming kernel: bandwidth_efficiency x the spec bandwidth
+    (fitted on GDDR and HBM cards, where a streaming read reaches about that share), or less where a read
+    microbenchmark of the card measured less (Device.read_gbs, data/gpu_read_bandwidth.tsv: the DGX Spark's LPDDR5x
+    delivers 84-90 % of its 273 GB/s)."""
+    rate = eng.bandwidth_efficiency * dev.bandwidth_gbs * 1e9
+    return min(rate, dev.read_gbs * 1e9) if dev.read_gbs else rate
 
 
 def layer_latency_s(eng: Engine, dev: Device, moe: bool = False) -> float:
@@ -731,7 +741,7 @@ def _score_seconds(req: FitRequest, dev: Device, cells: int, chunk: int) -> floa
     eng = req.engine
     scores = req.arch.heads * cells
     memory_s = scores * SCORE_BYTES_FA_OFF[eng.kq_precision] * score_dram_share(req.arch, dev, cells, chunk) / (
-        eng.bandwidth_efficiency * dev.bandwidth_gbs * 1e9)
+        memory_bandwidth(eng, dev))
     sm_s = scores * eng.score_sm_cycles / dev.sm_clocks_per_s if dev.sm_clocks_per_s else 0.0
     return max(memory_s, sm_s)
 
@@ -772,7 +782,7 @@ def prefill_seconds_per_token(
     for use, dev in zip(uses, req.devices):
         if not use.layers:
             continue
-        bandwidth = eng.bandwidth_efficiency * dev.bandwidth_gbs * 1e9
+        bandwidth = memory_bandwidth(eng, dev)
         rate, dequantize, tile, ops_per_clk = _matrix_path(req, dev)
         fill = wave_fill(arch, dev, chunk, tile)
         flops = matrix_flops
@@ -862,7 +872,7 @@ def fit(req: FitRequest) -> FitResult:
         notes.append(f"unified memory ({', '.join(sorted({d.name for d in shared}))}): the CPU shares the GPU's "
                      f"pool; usable memory leaves {shared[0].host_shared_mib:.0f} MiB to an idle OS, and every other "
                      "program on the host takes its memory from the same pool. Measured on a DGX Spark (held out, "
-                     "benchmarks/calibration.tsv): decode up to 13 % and prompts up to 2.2x slower than estimated here")
+                     "benchmarks/calibration.tsv): prompts up to 2.2x slower than estimated here")
     return FitResult(
         fits=gpu_slots == n_slots,
         layers_total=n_slots,

@@ -336,9 +336,9 @@ def test_held_out_decode_on_gpus_no_fit_row_measures():
     # the rated 1440 MHz.
     assert {g for c in unseen for g in c.gpus} >= {"rtx-pro-6000", "rtx-5080", "rtx-5060-ti-16gb", "l40", "a30",
                                                    "dgx-spark"}
-    # The DGX Spark's dense decode is 7-14 % fast (PREFILL_OUTLIERS: its LPDDR5x delivers about 83 % of its rated
-    # bandwidth to the Q8_0 model where the model counts 92 %, as on GDDR and HBM; nothing measured sets a figure).
-    bound = {"a30": 0.15, "dgx-spark": 0.15}
+    # The DGX Spark's decode was 7-14 % fast at 92 % of its 273 GB/s; within 7 % since its LPDDR5x is counted at the
+    # 233 GB/s a published read microbenchmark measured (gpu_read_bandwidth.tsv), not fitted on these rows.
+    bound = {"a30": 0.15}
     assert all(abs(c.error) < bound.get(c.gpus[0], 0.15 if "qwen3-coder" in c.model_tag else 0.10) for c in unseen)
     assert abs(next(c for c in unseen if c.gpus == ("a30",)).error) > 0.10  # drop it from `bound` when it fits
     assert any("qwen3-coder" in c.model_tag for c in unseen)

@@ -624,3 +624,17 @@ def test_a_unified_memory_gpu_leaves_the_idle_os_its_share_and_says_so():
     assert any(n.startswith("unified memory (dgx-spark)") for n in plan.notes)
     discrete = make_plan("qwen2.5-coder:7b", ["rtx-4090"], 4096)
     assert cat.gpu("rtx-4090").host_shared_mib == 0 and not any("unified memory" in n for n in discrete.notes)
+
+
+def test_memory_a_read_benchmark_measured_below_the_fitted_share_is_taken_as_is():
+    # DGX Spark: LPDDR5x streams 233 GB/s of its 273 (gpu_read_bandwidth.tsv), below 0.92 x 273 = 251; cards without a
+    # measured figure keep engines.tsv's share of their spec.
+    cat = load_catalog()
+    eng = cat.engine("llama.cpp")
+    spark, rtx = cat.device("dgx-spark"), cat.device("rtx-4090")
+    assert fit.memory_bandwidth(eng, spark) == pytest.approx(233e9)
+    assert fit.memory_bandwidth(eng, rtx) == pytest.approx(eng.bandwidth_efficiency * 1008e9)
+    # Decode reads at the measured figure (its bytes-in-flight ceiling, 48 SMs at 416 ns, is far above it).
+    unmeasured = dataclasses.replace(spark, read_gbs=0.0)
+    assert fit.decode_bandwidth(eng, spark) == pytest.approx(233e9)
+    assert fit.decode_bandwidth(eng, unmeasured) == pytest.approx(eng.bandwidth_efficiency * 273e9)
