@@ -134,8 +134,10 @@ def read_pynvml() -> list[GpuMemory]:
         pynvml.nvmlShutdown()
 
 
-def nvml_memory(pynvml: Any, handle: Any) -> tuple[int, int, int | None]:
-    """(total, used, reserved) bytes: v2 where the driver has it, else v1 (reserved None)."""
+def nvml_memory(pynvml: Any, handle: Any) -> tuple[int | None, int | None, int | None]:
+    """(total, used, reserved) bytes: v2 where the driver has it, else v1 (reserved None). A GPU without memory of
+    its own (unified memory: the DGX Spark's GB10, where nvidia-smi prints [N/A]) answers NOT_SUPPORTED to both:
+    all three None, as nvidia-smi's [N/A], and the other GPUs are still read."""
     version = getattr(pynvml, "nvmlMemory_v2", None)
     if version is not None:
         try:
@@ -147,7 +149,12 @@ def nvml_memory(pynvml: Any, handle: Any) -> tuple[int, int, int | None]:
                 "NVML_ERROR_ARGUMENT_VERSION_MISMATCH")}
             if getattr(exc, "value", None) not in absent:
                 raise
-    mem = pynvml.nvmlDeviceGetMemoryInfo(handle)
+    try:
+        mem = pynvml.nvmlDeviceGetMemoryInfo(handle)
+    except pynvml.NVMLError as exc:
+        if getattr(exc, "value", None) != getattr(pynvml, "NVML_ERROR_NOT_SUPPORTED", None):
+            raise
+        return None, None, None
     return int(mem.total), int(mem.used), None
 
 
@@ -169,10 +176,12 @@ def _read_nvml_devices(pynvml: Any) -> list[GpuMemory]:
 
 
 def memory_api(source: str, gpus: list[GpuMemory]) -> str:
-    """Which figure "used" is: NVML v2 / nvidia-smi (reserved apart) or NVML v1 (included)."""
+    """Which figure "used" is: NVML v2 / nvidia-smi (reserved apart) or NVML v1 (included). GPUs that report no
+    memory at all (unified memory) say nothing about it and are left out of the question."""
     if source != "pynvml":
         return NVIDIA_SMI
-    return NVML_V1 if any(g.reserved_mib is None for g in gpus) else NVML_V2
+    reporting = [g for g in gpus if g.total_mib is not None]
+    return NVML_V1 if any(g.reserved_mib is None for g in reporting) else NVML_V2
 
 
 def probe(prefer: str = "auto") -> dict[str, Any]:

@@ -101,11 +101,13 @@ class _FakeNvml:
     nvmlMemory_v2 = pynvml.nvmlMemory_v2
     MIB = 2**20
 
-    def __init__(self, v2_error: int | None) -> None:
-        self.v2_error = v2_error
+    def __init__(self, v2_error: int | None, v1_error: int | None = None) -> None:
+        self.v2_error, self.v1_error = v2_error, v1_error
 
     def nvmlDeviceGetMemoryInfo(self, handle: object, version: int | None = None) -> object:
         if version is None:  # v1: reserved counted as used
+            if self.v1_error is not None:
+                raise pynvml.NVMLError(self.v1_error)
             return SimpleNamespace(total=143771 * self.MIB, used=615 * self.MIB)
         if self.v2_error is not None:
             raise pynvml.NVMLError(self.v2_error)
@@ -128,3 +130,15 @@ def test_nvml_without_v2_falls_back_to_v1_and_says_so(error: int) -> None:
 def test_other_nvml_errors_are_not_swallowed() -> None:
     with pytest.raises(pynvml.NVMLError):
         gpumem.nvml_memory(_FakeNvml(pynvml.NVML_ERROR_GPU_IS_LOST), object())
+
+
+def test_a_unified_memory_gpu_is_listed_with_its_memory_unknown() -> None:
+    # DGX Spark's GB10: NVML answers NOT_SUPPORTED to both memory calls (nvidia-smi prints [N/A]); the GPU is read
+    # as memory unknown, like nvidia-smi's [N/A], instead of failing the whole probe; other errors still raise.
+    spark = _FakeNvml(pynvml.NVML_ERROR_NOT_SUPPORTED, v1_error=pynvml.NVML_ERROR_NOT_SUPPORTED)
+    assert gpumem.nvml_memory(spark, object()) == (None, None, None)
+    with pytest.raises(pynvml.NVMLError):
+        gpumem.nvml_memory(_FakeNvml(pynvml.NVML_ERROR_NOT_SUPPORTED, v1_error=pynvml.NVML_ERROR_GPU_IS_LOST), object())
+    gb10 = gpumem.GpuMemory(0, "NVIDIA GB10", None, None, None, None)
+    h200 = gpumem.GpuMemory(1, "NVIDIA H200", None, 143771, 0, 615)
+    assert gpumem.memory_api("pynvml", [gb10, h200]) == "nvml-v2" and gb10.as_dict()["usable_mib"] is None
