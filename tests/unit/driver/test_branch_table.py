@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from coderig_deploy.catalog import load_catalog
 from coderig_deploy.cli import main
 from coderig_deploy.driver_branches import (
     SUPPORTED_OS, arch_rows, branch_problem, branch_rows, default_branch, offer, offers,
@@ -117,3 +118,11 @@ def test_rendered_variables_carry_each_os_offer_for_preflight_and_the_role(tmp_p
     assert not group_vars["nvidia_driver_offers"]["Debian 12"]["offered"]
     assert group_vars["preflight_secure_boot"] == "refuse" and group_vars["nvidia_driver_secure_boot"] == "refuse"
     assert offers(580, "distro", True)["Ubuntu 24.04"].model_dump() == noble
+
+
+def test_the_dgx_spark_needs_580() -> None:
+    # GB10 (cc 12.1) runs only on Ollama's CUDA 13 runner, and CUDA 13.0 needs driver 580 (driver_arch.tsv); the
+    # RTX Blackwell cards' 570 would pass validation and fail at the driver step.
+    assert load_catalog().gpu("dgx-spark").architecture == "blackwell-gb10"
+    assert "580 or newer" in str(branch_problem(570, "blackwell-gb10", "cuda-repo"))
+    assert branch_problem(580, "blackwell-gb10", "cuda-repo") is None
