@@ -322,6 +322,16 @@ def _sizes(rows: list[dict[str, str]]) -> dict[tuple[str, str], int]:
     return {(r["model"], r["quant"]): int(float(r["size"]) * unit[r["unit"]]) for r in rows}
 
 
+# Per-GPU facts kept beside gpus.tsv, a row only for the cards they are known for (0 elsewhere):
+# GpuSpec field -> (data file, its column).
+GPU_EXTRAS = {
+    "l2_mib": ("gpu_cache.tsv", "l2_mib"),
+    "memory_latency_ns": ("gpu_memory_latency.tsv", "latency_ns"),
+    "host_shared_mib": ("gpu_shared_memory.tsv", "host_mib"),
+    "read_gbs": ("gpu_read_bandwidth.tsv", "read_gbs"),
+}
+
+
 @cache
 def load_catalog(data_dir: Path | None = None) -> Catalog:
     """Load (once) every catalog data file."""
@@ -332,16 +342,11 @@ def load_catalog(data_dir: Path | None = None) -> Catalog:
         r["tied_embeddings"] = r["tied_embeddings"] == "1"  # type: ignore[assignment]
         models[r["key"]] = ModelSpec.model_validate(r)
     gpus = {}
-    l2 = {r["slug"]: r["l2_mib"] for r in _read_tsv("gpu_cache.tsv")}
-    latency = {r["slug"]: r["latency_ns"] for r in _read_tsv("gpu_memory_latency.tsv")}
-    shared = {r["slug"]: r["host_mib"] for r in _read_tsv("gpu_shared_memory.tsv")}
-    read = {r["slug"]: r["read_gbs"] for r in _read_tsv("gpu_read_bandwidth.tsv")}
+    extras = {field: {r["slug"]: r[column] for r in _read_tsv(name)} for field, (name, column) in GPU_EXTRAS.items()}
     for r in _read_tsv("gpus.tsv"):
         r["memory_total_mib"] = r["memory_total_mib"] or None  # type: ignore[assignment]
-        r["l2_mib"] = l2.get(r["slug"], "0")
-        r["memory_latency_ns"] = latency.get(r["slug"], "0")
-        r["host_shared_mib"] = shared.get(r["slug"], "0")
-        r["read_gbs"] = read.get(r["slug"], "0")
+        for field, by_slug in extras.items():
+            r[field] = by_slug.get(r["slug"], "0")
         gpus[r["slug"]] = GpuSpec.model_validate(r)
     return Catalog(
         gpus=gpus,

@@ -471,7 +471,7 @@ def decode_bandwidth(eng: Engine, dev: Device) -> float:
     two ceilings.
 
     - The memory's own: bandwidth_efficiency x the spec bandwidth (refresh, page misses, the share of a DRAM burst a
-      kernel cannot use).
+      kernel cannot use), or a card's measured read bandwidth where that is lower (memory_bandwidth).
     - Little's law: a memory system returns at most (bytes in flight) / (latency) per second. A mat-vec kernel has one
       token's worth of work per weight, so each thread issues a few loads and waits; what a streaming multiprocessor
       keeps in flight is set by the kernel (threads resident per SM x bytes each has outstanding), not by the GPU:
