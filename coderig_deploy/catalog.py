@@ -63,6 +63,8 @@ class GpuSpec(_Row):
                                    "(gpu_shared_memory.tsv); 0: the GPU's memory is its own")
     read_gbs: float = Field(0.0, ge=0, description="a streaming read's measured bandwidth, GB/s "
                             "(gpu_read_bandwidth.tsv); 0: unknown")
+    board_power_min_w: float = Field(0.0, ge=0, description="the lowest power limit the card ships with where its "
+                                     "makers choose it, as laptops' (gpu_power_range.tsv); 0: one limit")
 
     @property
     def pci_device_ids(self) -> tuple[str, ...]:
@@ -74,6 +76,11 @@ class GpuSpec(_Row):
         # Marketed "24 GB" cards carry 24 GiB of GDDR; nvidia-smi's memory.total is that figure
         # unless a capture of the real card says otherwise.
         return self.memory_total_mib or self.vram_gb * 1024
+
+    @property
+    def power_range(self) -> bool:
+        """Its power limit is its maker's choice within a range (a laptop GPU): board_power_min_w-board_power_w."""
+        return 0 < self.board_power_min_w < self.board_power_w
 
     @property
     def geforce(self) -> bool:
@@ -329,6 +336,7 @@ GPU_EXTRAS = {
     "memory_latency_ns": ("gpu_memory_latency.tsv", "latency_ns"),
     "host_shared_mib": ("gpu_shared_memory.tsv", "host_mib"),
     "read_gbs": ("gpu_read_bandwidth.tsv", "read_gbs"),
+    "board_power_min_w": ("gpu_power_range.tsv", "min_w"),
 }
 
 

@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from coderig_deploy import fit
-from coderig_deploy.catalog import load_catalog
+from coderig_deploy.catalog import GpuSpec, load_catalog
 from coderig_deploy.errors import UserInputError
 
 KvCache = Literal["f16", "q8_0", "q4_0"]
@@ -136,6 +136,7 @@ def make_plan(
     if prompt_tokens > ctx:
         notes.append(f"a {prompt_tokens}-token prompt does not fit a {ctx}-token context; Ollama truncates it")
     ttft = fit.time_to_first_token(request, result, min(prompt_tokens, ctx - prompt_start), prompt_start)
+    notes += _power_range_notes(request, gpus, min(prompt_tokens, ctx - prompt_start), prompt_start)
     shortfall = 0.0
     if not result.fits and request.devices:
         full = fit.place(request, request.devices, request.arch.layers + 1)
@@ -143,6 +144,23 @@ def make_plan(
     size_source = "given" if file_bytes else choice.size_source
     return _to_plan(model_tag, choice.canonical_tag, choice.quant.quant, request.file_bytes, size_source,
                     request, result, notes, min(prompt_tokens, ctx), ttft, shortfall)
+
+
+def _power_range_notes(request: fit.FitRequest, gpus: list[GpuSpec], prompt_tokens: int, prompt_start: int) -> list[str]:
+    """For cards whose makers set the power limit (laptops): the prompt speed at the lowest limit they ship with.
+    The plan is at the highest; the same card in a thin laptop may be allowed half of it."""
+    ranged = {g.slug: g for g in gpus if g.power_range}
+    if not ranged:
+        return []
+    low = dataclasses.replace(request, devices=tuple(
+        dataclasses.replace(d, board_power_w=ranged[d.name].board_power_min_w) if d.name in ranged else d
+        for d in request.devices))
+    result = fit.fit(low)
+    ttft = fit.time_to_first_token(low, result, prompt_tokens, prompt_start)
+    names = ", ".join(f"{g.slug} {g.board_power_min_w:.0f}-{g.board_power_w:.0f} W" for g in ranged.values())
+    return [f"power limit set by the laptop's maker ({names}): prompt speed here is at the highest limit; at the "
+            f"lowest, about {result.prefill_tok_s:.0f} tok/s and {ttft:.1f} s to the first token. "
+            "`nvidia-smi -q -d POWER` shows a host's limit"]
 
 
 def _to_plan(

@@ -52,6 +52,7 @@ class Recommendation(BaseModel):
     ranking: str = RANKING
     choices: list[Choice]
     not_fitting: list[str] = Field(description="Why nothing fits, or why the top choice stops at its context")
+    notes: list[str] = Field(default_factory=list, description="What the figures assume about the GPUs")
 
 
 def _purposes() -> dict[str, dict[str, str]]:
@@ -112,7 +113,17 @@ def recommend(gpus: list[str], purpose: Purpose = "chat", ram_gb: float | None =
     else:
         top = found[0][2]
         reasons = _longer_context(top, gpus, catalog.model(top.canonical_tag).model.trained_ctx)
-    return Recommendation(gpus=gpus, purpose=purpose, ram_gb=ram_gb, choices=choices, not_fitting=reasons)
+    return Recommendation(gpus=gpus, purpose=purpose, ram_gb=ram_gb, choices=choices, not_fitting=reasons,
+                          notes=_power_range(gpus))
+
+
+def _power_range(gpus: list[str]) -> list[str]:
+    """Laptop GPUs: the speeds are at the top of the power range their makers choose from."""
+    catalog = load_catalog()
+    ranged = [g for g in dict.fromkeys(catalog.gpu(s) for s in gpus) if g.power_range]
+    return [f"{g.slug}: speeds at {g.board_power_w:.0f} W, the top of the {g.board_power_min_w:.0f}-"
+            f"{g.board_power_w:.0f} W its laptop's maker chooses from; prompts run slower below it (`coderig-deploy "
+            f"plan` gives the speed at {g.board_power_min_w:.0f} W)" for g in ranged]
 
 
 def _longer_context(top: Plan, gpus: list[str], trained_ctx: int) -> list[str]:

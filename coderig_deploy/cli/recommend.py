@@ -68,7 +68,7 @@ def _render(console: Console, r: Recommendation) -> None:
     console.print(table)
     if any(c.measured for c in r.choices):
         console.print("* measured on a host (`coderig-deploy probe`), not predicted")
-    for reason in r.not_fitting:
+    for reason in [*r.not_fitting, *r.notes]:
         console.print(plain(textwrap.fill(f"note: {reason}", 80, subsequent_indent="  ")))
 
 

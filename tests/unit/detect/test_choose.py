@@ -100,3 +100,15 @@ def test_ram_short_excludes_when_refusing_and_warns_in_the_sandbox() -> None:
     assert candidates(small, PROFILES, "refuse") == []
     warned = choose(small, PROFILES, "warn")
     assert warned.profile == "dual-4090" and "warning: RAM 8 GiB <" in warned.reason
+
+
+def test_laptop_gpus_are_detected_by_name_and_by_pci_id() -> None:
+    # nvidia-smi names a laptop part "... Laptop GPU" (memory.total as real laptops print it); the RTX 3080 Laptop's
+    # 8 and 16 GB parts share name and ids, so memory.total decides. Without a driver, the id alone.
+    found = facts(smi(("NVIDIA GeForce RTX 4090 Laptop GPU", "16376", "2757"),
+                      ("NVIDIA GeForce RTX 3080 Laptop GPU", "16384", "249c")))
+    assert [(g.slug, g.vram_mib) for g in found.gpus] == [("rtx-4090-laptop", 16376), ("rtx-3080-laptop-16gb", 16384)]
+    found = facts(lspci="01:00.0 0300: 10de:2c58 (rev a1)\n")
+    assert [(g.slug, g.vram_mib) for g in found.gpus] == [("rtx-5090-laptop", 24463)]
+    # The desktop card of the same number is not the laptop one.
+    assert facts(smi(("NVIDIA GeForce RTX 4090", "24564", "2684"))).gpus[0].slug == "rtx-4090"

@@ -7,6 +7,7 @@ script calls), in-process, so the exit code is the one a user sees.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -261,11 +262,15 @@ def test_gpus_and_models_list_the_catalog(capsys, monkeypatch):
     gpus = {g["slug"]: g for g in json.loads(out)}
     assert code == 0 and gpus["rtx-4090"]["vram_mib"] == 24564 and gpus["rtx-4090"]["bandwidth_gbs"] > 900
     assert gpus["rtx-4070"]["name"] == "NVIDIA GeForce RTX 4070" and gpus["h200"]["sm_count"] == 132
+    # A laptop part's power limit is a range (its maker's choice); a desktop card's is one figure.
+    assert (gpus["rtx-4090-laptop"]["board_power_min_w"], gpus["rtx-4090-laptop"]["board_power_w"]) == (80, 175)
+    assert gpus["rtx-4090"]["board_power_min_w"] == gpus["rtx-4090"]["board_power_w"] == 450
     code, out, _ = cli(capsys, monkeypatch, "models", "--json")
     data = json.loads(out)
     assert code == 0 and "qwen2.5-coder:32b" in {m["tag"] for m in data["models"]} and "q4_K_M" in data["quantizations"]
     code, out, _ = cli(capsys, monkeypatch, "gpus")
     assert code == 0 and "rtx-4070" in out and max(len(line.rstrip()) for line in out.splitlines()) <= 80
+    assert re.search(r"^rtx-4090-laptop .* 80-175 ", out, re.MULTILINE)
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -146,11 +146,27 @@ def test_every_pci_id_names_its_card_in_the_pci_id_repository():
     names, owner = _pci_names(), {}
     for gpu in load_catalog().gpus.values():
         model = other_name.get(gpu.slug, gpu.name.removeprefix("NVIDIA ").removeprefix("GeForce "))
+        # A laptop part: nvidia-smi says "... Laptop GPU", pci.ids "... Laptop GPU" or "... Max-Q / Mobile".
+        laptop = model.endswith(" Laptop GPU")
         for device in gpu.pci_device_ids:
             assert device not in owner, f"{device} is both {owner[device]} and {gpu.slug}"
             owner[device] = gpu.slug
-            assert words(model) <= words(names[device]), (gpu.slug, device, names[device])
+            assert words(model.removesuffix(" Laptop GPU")) <= words(names[device]), (gpu.slug, device, names[device])
+            assert laptop == bool({"laptop", "mobile"} & words(names[device])), (gpu.slug, device, names[device])
     assert set(names) == set(owner)  # no name kept for an id no card has
     blank = {g.slug for g in load_catalog().gpus.values() if not g.pci_device_ids}
-    assert blank == {"rtx-5060-ti-16gb"}  # shares 2d04 with the 8 GB card, which gets it (the smaller memory)
+    # These share an id with a smaller card, which gets it (the smaller memory): 2d04, the RTX 3080 Laptop's 249c/24dc.
+    assert blank == {"rtx-5060-ti-16gb", "rtx-3080-laptop-16gb"}
     assert load_catalog().gpu("rtx-3060-ti").pci_device_ids == ("2486", "2489", "2414", "24c9", "248e")
+
+
+def test_laptop_gpus_carry_the_power_range_their_makers_choose_from():
+    # (SMs, GB/s, lowest and highest power limit, memory.total): gpus.tsv and gpu_power_range.tsv name the sources.
+    cards = {s: (CAT.gpu(s).sm_count, CAT.gpu(s).bandwidth_gbs, CAT.gpu(s).board_power_min_w, CAT.gpu(s).board_power_w,
+                 CAT.gpu(s).vram_mib) for s in ("rtx-4060-laptop", "rtx-4090-laptop", "rtx-5090-laptop")}
+    assert cards == {"rtx-4060-laptop": (24, 256, 35, 140, 8188), "rtx-4090-laptop": (76, 576, 80, 175, 16376),
+                     "rtx-5090-laptop": (82, 896, 95, 175, 24463)}
+    laptops = [g for g in CAT.gpus.values() if "Laptop GPU" in g.name]
+    assert len(laptops) == 20 and all(0 < g.board_power_min_w < g.board_power_w for g in laptops)
+    # Every other card has one limit.
+    assert all(g.board_power_min_w == 0 for g in CAT.gpus.values() if "Laptop GPU" not in g.name)

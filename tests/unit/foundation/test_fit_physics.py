@@ -1,6 +1,7 @@
 """The speed and memory model's physics: compute ceiling, prefill, time to first token, context size, usable memory."""
 
 import dataclasses
+import re
 import statistics
 
 import pytest
@@ -624,6 +625,23 @@ def test_a_unified_memory_gpu_leaves_the_idle_os_its_share_and_says_so():
     assert any(n.startswith("unified memory (dgx-spark)") for n in plan.notes)
     discrete = make_plan("qwen2.5-coder:7b", ["rtx-4090"], 4096)
     assert cat.gpu("rtx-4090").host_shared_mib == 0 and not any("unified memory" in n for n in discrete.notes)
+
+
+def test_a_laptop_plan_says_what_a_prompt_takes_at_the_lowest_power_its_makers_ship():
+    # The RTX 4090 Laptop GPU runs at 80-175 W as its laptop's maker set it (gpu_power_range.tsv): the plan is at
+    # 175 W and its note gives the prompt speed at 80 W, where the tensor work's power limit binds harder.
+    plan = make_plan("qwen2.5-coder:14b", ["rtx-4090-laptop"], 16384)
+    [note] = [n for n in plan.notes if n.startswith("power limit set by the laptop's maker")]
+    low, ttft = (float(x) for x in re.search(r"about (\d+) tok/s and ([\d.]+) s", note).groups())
+    assert "rtx-4090-laptop 80-175 W" in note
+    assert 0.4 * plan.prefill_tok_s < low < 0.9 * plan.prefill_tok_s and ttft > plan.time_to_first_token_s
+    # A lower ceiling is a slower prompt: the same card planned at its lowest limit agrees with the note.
+    cat = load_catalog()
+    req = _prefill_request(False, gpu="rtx-4090-laptop")
+    at_80 = dataclasses.replace(req, devices=(dataclasses.replace(req.devices[0], board_power_w=80.0),))
+    assert fit.fit(at_80).prefill_tok_s < fit.fit(req).prefill_tok_s
+    assert cat.gpu("rtx-4090").board_power_min_w == 0
+    assert not any(n.startswith("power limit") for n in make_plan("qwen2.5-coder:14b", ["rtx-4090"], 16384).notes)
 
 
 def test_memory_a_read_benchmark_measured_below_the_fitted_share_is_taken_as_is():

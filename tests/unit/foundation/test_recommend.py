@@ -23,10 +23,16 @@ def test_the_seeds_pick_comes_out_on_top(gpus, tag):
     assert _top(gpus).tag == tag
 
 
-@pytest.mark.parametrize("gpu", ["rtx-4060-ti-16gb", "rtx-5070-ti"])
+@pytest.mark.parametrize("gpu", ["rtx-4060-ti-16gb", "rtx-5070-ti", "rtx-4090-laptop", "rtx-5080-laptop"])
 def test_16_gb_gets_14b_with_a_long_context(gpu):
     top = _top([gpu])
     assert top.tag.startswith("qwen2.5-coder:14b") and top.ctx >= 32768
+
+
+def test_a_laptop_gpus_speeds_are_said_to_be_at_the_top_of_its_power_range():
+    [note] = recommend(["rtx-4090-laptop"]).notes
+    assert note.startswith("rtx-4090-laptop: speeds at 175 W, the top of the 80-175 W")
+    assert recommend(["rtx-4090"]).notes == []
 
 
 def test_autocomplete_prefers_the_fim_model():
