@@ -65,6 +65,8 @@ class GpuSpec(_Row):
                             "(gpu_read_bandwidth.tsv); 0: unknown")
     board_power_min_w: float = Field(0.0, ge=0, description="the lowest power limit the card ships with where its "
                                      "makers choose it, as laptops' (gpu_power_range.tsv); 0: one limit")
+    boost_clock_min_mhz: float = Field(0.0, ge=0, description="the boost clock at board_power_min_w "
+                                       "(gpu_power_range.tsv); 0: unknown")
 
     @property
     def pci_device_ids(self) -> tuple[str, ...]:
@@ -337,6 +339,7 @@ GPU_EXTRAS = {
     "host_shared_mib": ("gpu_shared_memory.tsv", "host_mib"),
     "read_gbs": ("gpu_read_bandwidth.tsv", "read_gbs"),
     "board_power_min_w": ("gpu_power_range.tsv", "min_w"),
+    "boost_clock_min_mhz": ("gpu_power_range.tsv", "min_boost_clock_mhz"),
 }
 
 

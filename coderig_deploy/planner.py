@@ -148,19 +148,24 @@ def make_plan(
 
 def _power_range_notes(request: fit.FitRequest, gpus: list[GpuSpec], prompt_tokens: int, prompt_start: int) -> list[str]:
     """For cards whose makers set the power limit (laptops): the prompt speed at the lowest limit they ship with.
-    The plan is at the highest; the same card in a thin laptop may be allowed half of it."""
+    The plan is at the highest; the same card in a thin laptop may be allowed half of it, and runs at the boost
+    clock NVIDIA gives for that limit."""
     ranged = {g.slug: g for g in gpus if g.power_range}
     if not ranged:
         return []
-    low = dataclasses.replace(request, devices=tuple(
-        dataclasses.replace(d, board_power_w=ranged[d.name].board_power_min_w) if d.name in ranged else d
-        for d in request.devices))
+    low = dataclasses.replace(request, devices=tuple(_at_lowest_power(d, ranged[d.name]) if d.name in ranged else d
+                                                     for d in request.devices))
     result = fit.fit(low)
     ttft = fit.time_to_first_token(low, result, prompt_tokens, prompt_start)
     names = ", ".join(f"{g.slug} {g.board_power_min_w:.0f}-{g.board_power_w:.0f} W" for g in ranged.values())
-    return [f"power limit set by the laptop's maker ({names}): prompt speed here is at the highest limit; at the "
-            f"lowest, about {result.prefill_tok_s:.0f} tok/s and {ttft:.1f} s to the first token. "
-            "`nvidia-smi -q -d POWER` shows a host's limit"]
+    return [f"power limit set by the laptop's maker ({names}): speeds here are at the highest limit; at the "
+            f"lowest, about {result.prefill_tok_s:.0f} tok/s prefill, {ttft:.1f} s to the first token and "
+            f"{result.decode_tok_s:.0f} tok/s decode. `nvidia-smi -q -d POWER` shows a host's limit"]
+
+
+def _at_lowest_power(dev: fit.Device, gpu: GpuSpec) -> fit.Device:
+    clock = dev.clock_mhz * gpu.boost_clock_min_mhz / gpu.boost_clock_mhz if gpu.boost_clock_min_mhz else dev.clock_mhz
+    return dataclasses.replace(dev, board_power_w=gpu.board_power_min_w, clock_mhz=clock)
 
 
 def _to_plan(

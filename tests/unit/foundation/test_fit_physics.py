@@ -632,9 +632,12 @@ def test_a_laptop_plan_says_what_a_prompt_takes_at_the_lowest_power_its_makers_s
     # 175 W and its note gives the prompt speed at 80 W, where the tensor work's power limit binds harder.
     plan = make_plan("qwen2.5-coder:14b", ["rtx-4090-laptop"], 16384)
     [note] = [n for n in plan.notes if n.startswith("power limit set by the laptop's maker")]
-    low, ttft = (float(x) for x in re.search(r"about (\d+) tok/s and ([\d.]+) s", note).groups())
+    low, ttft, decode = (float(x) for x in re.search(
+        r"about (\d+) tok/s prefill, ([\d.]+) s to the first token and (\d+) tok/s decode", note).groups())
     assert "rtx-4090-laptop 80-175 W" in note
     assert 0.4 * plan.prefill_tok_s < low < 0.9 * plan.prefill_tok_s and ttft > plan.time_to_first_token_s
+    # Decode reads memory, whose speed the power limit leaves alone: it slows far less than the prompt.
+    assert 0.85 * plan.decode_tok_s < decode <= plan.decode_tok_s
     # A lower ceiling is a slower prompt: the same card planned at its lowest limit agrees with the note.
     cat = load_catalog()
     req = _prefill_request(False, gpu="rtx-4090-laptop")
