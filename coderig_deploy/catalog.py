@@ -40,6 +40,7 @@ class ArchitectureSpec(_Row):
     cublas_tile: str = "-"
     mma_sync_share: float = 1.0
     tensor_nj_per_sm_cycle: float = Field(0.0, ge=0, description="board energy per SM clock of tensor work; 0: none")
+    plan_note: str = Field("", description="what plan says of this architecture's speeds; blank: nothing")
 
 
 class GpuSpec(_Row):

@@ -137,6 +137,8 @@ def make_plan(
         notes.append(f"a {prompt_tokens}-token prompt does not fit a {ctx}-token context; Ollama truncates it")
     ttft = fit.time_to_first_token(request, result, min(prompt_tokens, ctx - prompt_start), prompt_start)
     notes += _power_range_notes(request, gpus, min(prompt_tokens, ctx - prompt_start), prompt_start)
+    notes += [f"{arch} GPU: {catalog.architectures[arch].plan_note}" for arch in dict.fromkeys(g.architecture for g in gpus)
+              if catalog.architectures[arch].plan_note]
     shortfall = 0.0
     if not result.fits and request.devices:
         full = fit.place(request, request.devices, request.arch.layers + 1)

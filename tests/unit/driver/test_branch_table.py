@@ -126,3 +126,11 @@ def test_the_dgx_spark_needs_580() -> None:
     assert load_catalog().gpu("dgx-spark").architecture == "blackwell-gb10"
     assert "580 or newer" in str(branch_problem(570, "blackwell-gb10", "cuda-repo"))
     assert branch_problem(580, "blackwell-gb10", "cuda-repo") is None
+
+
+def test_turing_cards_take_the_ampere_branches() -> None:
+    # Turing (cc 7.5) is the oldest architecture NVIDIA's open kernel modules and CUDA 13 support: 550+ as for
+    # Ampere, 580 by default.
+    assert {load_catalog().gpu(s).architecture for s in ("t4", "rtx-2080-ti", "quadro-rtx-8000")} == {"turing"}
+    assert "550 or newer" in str(branch_problem(535, "turing", "cuda-repo"))
+    assert branch_problem(550, "turing", "cuda-repo") is None and default_branch("turing") == 580

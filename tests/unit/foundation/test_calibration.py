@@ -13,8 +13,8 @@ CASES = load_cases(Path(__file__).parents[3] / "benchmarks" / "calibration.tsv")
 
 def test_every_calibration_row_is_read():
     assert sum(c.kind == "vram" for c in CASES) == 5
-    assert sum(c.kind == "decode" for c in CASES) == 123
-    assert sum(c.kind == "prefill" for c in CASES) == 117
+    assert sum(c.kind == "decode" for c in CASES) == 125
+    assert sum(c.kind == "prefill" for c in CASES) == 119
 
 
 def test_a_prefill_row_after_a_cached_depth_starts_there():
@@ -166,6 +166,13 @@ DECODE_OUTLIERS = {
     # (llama.cpp#16130, GPU not named) has the larger Q4_K_M at 194.63 tg128. The rig or its settings, not the
     # physics, are the likelier difference; nothing in the stored copy says which.
     "held-out qwen3-coder:30b q4_0 rtx-4090 ctx 256 fa off": 0.45,
+    # Quadro RTX 6000 and 8000 (Turing, one build, held out): 24 % fast. llama.cpp ran pre-Ampere GPUs without CUDA
+    # graphs until ggml-org/llama.cpp#25749 (Jul 2026; looked up after these predictions), so each kernel paid the
+    # host's launch: with the no-graph builds' per-layer latency (engines.tsv llama.cpp-2023-12, 120 us, fitted on
+    # other rows) in place of the graph's 96 thousand cycles the prediction is 2 % slow. Whether the post's build
+    # (b8e09f0) predates #25749 is not known, so the current engine stays.
+    "held-out deepseek-coder:6.7b q4_0 quadro-rtx-6000 ctx 256 fa off": 0.30,
+    "held-out deepseek-coder:6.7b q4_0 quadro-rtx-8000 ctx 256 fa off": 0.30,
 }
 
 
@@ -294,6 +301,13 @@ PREFILL_OUTLIERS = {
     "held-out qwen3-coder:30b q8_0 dgx-spark ctx 6144 fa on ub 2048": 0.70,
     "held-out qwen3-coder:30b q8_0 dgx-spark ctx 10240 fa on ub 2048": 0.45,
     "held-out qwen3-coder:30b q8_0 dgx-spark ctx 18432 fa on ub 2048": 0.20,
+    # Turing (Quadro RTX 6000 and 8000, one build, held out and predicted with the model unchanged): prompts 1.7x
+    # slower than predicted, 0.56x the RTX A6000's post where SMs x clock give 0.84x. The model runs MMQ on Turing at
+    # the whitepaper's int8 rate per SM and clock, as on GA10x; llama.cpp's int8 mma there is Turing's smaller
+    # m8n8k16 shape and its MMQ tiles fit 64 KiB of shared memory per SM (GA10x: 100), but no source gives what that
+    # costs, and no fit row measures the architecture. plan says so on Turing cards.
+    "held-out deepseek-coder:6.7b q4_0 quadro-rtx-6000 ctx 512 fa off": 0.75,
+    "held-out deepseek-coder:6.7b q4_0 quadro-rtx-8000 ctx 512 fa off": 0.75,
 }
 
 
@@ -338,10 +352,10 @@ def test_held_out_decode_on_gpus_no_fit_row_measures():
     # measured on the A30's slower HBM2); its 165 W limit may also hold its clock, and so the per-layer cycles, below
     # the rated 1440 MHz.
     assert {g for c in unseen for g in c.gpus} >= {"rtx-pro-6000", "rtx-5080", "rtx-5060-ti-16gb", "l40", "a30",
-                                                   "dgx-spark"}
+                                                   "dgx-spark", "quadro-rtx-6000"}
     # The DGX Spark's decode was 7-14 % fast at 92 % of its 273 GB/s; within 7 % since its LPDDR5x is counted at the
     # 233 GB/s a published read microbenchmark measured (gpu_read_bandwidth.tsv), not fitted on these rows.
-    bound = {"a30": 0.15}
+    bound = {"a30": 0.15, "quadro-rtx-6000": 0.30, "quadro-rtx-8000": 0.30}  # Turing: DECODE_OUTLIERS says why
     assert all(abs(c.error) < bound.get(c.gpus[0], 0.15 if "qwen3-coder" in c.model_tag else 0.10) for c in unseen)
     assert abs(next(c for c in unseen if c.gpus == ("a30",)).error) > 0.10  # drop it from `bound` when it fits
     assert any("qwen3-coder" in c.model_tag for c in unseen)

@@ -77,7 +77,9 @@ def test_unknown_gpu_suggests():
 def test_gpu_by_nvidia_smi_name():
     assert CAT.gpu_by_name("NVIDIA GeForce RTX 4090").slug == "rtx-4090"
     assert CAT.gpu_by_name("GeForce RTX 4090").slug == "rtx-4090"  # older drivers: no prefix
-    assert CAT.gpu_by_name("Tesla T4") is None
+    # Tesla and Quadro cards keep their names without the prefix even on current drivers.
+    assert CAT.gpu_by_name("Tesla T4").slug == "t4" and CAT.gpu_by_name("Quadro RTX 8000", 49152).slug == "quadro-rtx-8000"
+    assert CAT.gpu_by_name("Tesla P40") is None  # Pascal: not in the catalog
 
 
 @pytest.mark.parametrize("name, memory_mib, slug", [
@@ -155,8 +157,9 @@ def test_every_pci_id_names_its_card_in_the_pci_id_repository():
             assert laptop == bool({"laptop", "mobile"} & words(names[device])), (gpu.slug, device, names[device])
     assert set(names) == set(owner)  # no name kept for an id no card has
     blank = {g.slug for g in load_catalog().gpus.values() if not g.pci_device_ids}
-    # These share an id with a smaller card, which gets it (the smaller memory): 2d04, the RTX 3080 Laptop's 249c/24dc.
-    assert blank == {"rtx-5060-ti-16gb", "rtx-3080-laptop-16gb"}
+    # These share an id with a smaller card, which gets it (the smaller memory): 2d04, the RTX 3080 Laptop's 249c/24dc,
+    # the Quadro RTX 6000/8000's 1e30/1e78.
+    assert blank == {"rtx-5060-ti-16gb", "rtx-3080-laptop-16gb", "quadro-rtx-8000"}
     assert load_catalog().gpu("rtx-3060-ti").pci_device_ids == ("2486", "2489", "2414", "24c9", "248e")
 
 

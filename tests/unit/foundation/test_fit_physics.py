@@ -647,6 +647,15 @@ def test_a_laptop_plan_says_what_a_prompt_takes_at_the_lowest_power_its_makers_s
     assert not any(n.startswith("power limit") for n in make_plan("qwen2.5-coder:14b", ["rtx-4090"], 16384).notes)
 
 
+def test_a_plan_on_turing_says_its_speeds_are_upper_bounds():
+    # No fit row measures Turing; its held-out rows (gpu_architectures.tsv plan_note) are far slower than predicted.
+    # Its memory is planned as any card's: a T4's 15360 MiB (ECC on) holds a 7B Q4_K_M at 16K.
+    t4 = make_plan("qwen2.5-coder:7b", ["t4"], 16384)
+    [note] = [n for n in t4.notes if n.startswith("turing GPU: ")]
+    assert "1.7x" in note and t4.fits and t4.usable_mib < 15360
+    assert not any(n.startswith("turing") for n in make_plan("qwen2.5-coder:7b", ["rtx-3090"], 16384).notes)
+
+
 def test_memory_a_read_benchmark_measured_below_the_fitted_share_is_taken_as_is():
     # DGX Spark: LPDDR5x streams 233 GB/s of its 273 (gpu_read_bandwidth.tsv), below 0.92 x 273 = 251; cards without a
     # measured figure keep engines.tsv's share of their spec.
