@@ -80,6 +80,9 @@ def test_gpu_by_nvidia_smi_name():
     # Tesla and Quadro cards keep their names without the prefix even on current drivers.
     assert CAT.gpu_by_name("Tesla T4").slug == "t4" and CAT.gpu_by_name("Quadro RTX 8000", 49152).slug == "quadro-rtx-8000"
     assert CAT.gpu_by_name("Tesla P40") is None  # Pascal: not in the catalog
+    # The H200's PCIe card is its own entry: 600 W and a lower clock than the 700 W SXM module.
+    nvl = CAT.gpu_by_name("NVIDIA H200 NVL")
+    assert nvl.slug == "h200-nvl" and (nvl.board_power_w, nvl.pci_device_id) == (600, "233b")
 
 
 @pytest.mark.parametrize("name, memory_mib, slug", [
