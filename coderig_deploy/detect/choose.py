@@ -93,6 +93,16 @@ def describe_gpus(facts: HostFacts) -> str:
     return usable + (f"; {'; '.join(notes)}" if notes else "")
 
 
+def _write_one(facts: HostFacts) -> str:
+    """The command that writes a profile for the host's cards: a profile names one GPU model, so only for a host
+    whose usable cards are all of one known model (none: nothing to suggest)."""
+    by_slug = facts.usable_by_slug()
+    if len(by_slug) != 1:
+        return ""
+    cards = [slug for slug, n in by_slug.items() for _ in range(n)]
+    return f" (`coderig-deploy recommend {' '.join(f'--gpu {s}' for s in cards)} --write-profile FILE` writes one)"
+
+
 def choose(facts: HostFacts, profiles: list[Profile], policy: Literal["refuse", "warn"] = "refuse") -> Choice:
     """The best profile for the host (or None) and the reason, in one line."""
     if not facts.reachable:
@@ -100,7 +110,7 @@ def choose(facts: HostFacts, profiles: list[Profile], policy: Literal["refuse", 
     ranked = candidates(facts, profiles, policy)
     found = describe_gpus(facts)
     if not ranked:
-        return Choice(facts.host, None, f"no profile fits this host: {found}", ranked)
+        return Choice(facts.host, None, f"no profile fits this host: {found}{_write_one(facts)}", ranked)
     best = ranked[0]
     reason = (f"auto: {found}; {best.profile} uses {best.gpus_used} GPU(s), plans {best.vram_mib} MiB, "
               f"expects {best.expected_tok_s:g} tok/s; best of {len(ranked)} fitting ({RULE})")

@@ -92,6 +92,13 @@ def test_the_reason_states_the_rule_and_the_dead_card() -> None:
 def test_no_profile_fits() -> None:
     choice = choose(facts(smi(("NVIDIA GeForce RTX 3060", "12288", "2504"))), PROFILES)
     assert choice.profile is None and choice.reason.startswith("no profile fits this host: ")
+    # The reason names the command that writes a profile for the host's cards (one GPU model per profile).
+    assert choice.reason.endswith("(`coderig-deploy recommend --gpu rtx-3060-12gb --write-profile FILE` writes one)")
+    laptop = choose(facts(smi(("NVIDIA GeForce RTX 4090 Laptop GPU", "16376", "2757"),
+                              ("NVIDIA GeForce RTX 4090 Laptop GPU", "16376", "2757"))), PROFILES)
+    assert "recommend --gpu rtx-4090-laptop --gpu rtx-4090-laptop --write-profile FILE" in laptop.reason
+    mixed = choose(facts(smi(("NVIDIA GeForce RTX 3060", "12288", "2504"), ("Tesla T4", "15360", "1eb8"))), PROFILES)
+    assert mixed.profile is None and "recommend" not in mixed.reason
     assert choose(unreachable("ws9", "cannot SSH"), PROFILES).reason == "not detected: cannot SSH"
 
 
