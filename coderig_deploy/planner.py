@@ -137,8 +137,7 @@ def make_plan(
         notes.append(f"a {prompt_tokens}-token prompt does not fit a {ctx}-token context; Ollama truncates it")
     ttft = fit.time_to_first_token(request, result, min(prompt_tokens, ctx - prompt_start), prompt_start)
     notes += _power_range_notes(request, gpus, min(prompt_tokens, ctx - prompt_start), prompt_start)
-    notes += [f"{arch} GPU: {catalog.architectures[arch].plan_note}" for arch in dict.fromkeys(g.architecture for g in gpus)
-              if catalog.architectures[arch].plan_note]
+    notes += architecture_notes(gpus)
     shortfall = 0.0
     if not result.fits and request.devices:
         full = fit.place(request, request.devices, request.arch.layers + 1)
@@ -149,9 +148,9 @@ def make_plan(
 
 
 def _power_range_notes(request: fit.FitRequest, gpus: list[GpuSpec], prompt_tokens: int, prompt_start: int) -> list[str]:
-    """For cards whose makers set the power limit (laptops): the prompt speed at the lowest limit they ship with.
-    The plan is at the highest; the same card in a thin laptop may be allowed half of it, and runs at the boost
-    clock NVIDIA gives for that limit."""
+    """For cards whose makers set the power limit (laptops): the speeds at the lowest limit they ship with. The plan
+    is at the highest; the same card in a thin laptop may be allowed half of it, and runs at the boost clock NVIDIA
+    gives for that limit."""
     ranged = {g.slug: g for g in gpus if g.power_range}
     if not ranged:
         return []
@@ -163,6 +162,13 @@ def _power_range_notes(request: fit.FitRequest, gpus: list[GpuSpec], prompt_toke
     return [f"power limit set by the laptop's maker ({names}): speeds here are at the highest limit; at the "
             f"lowest, about {result.prefill_tok_s:.0f} tok/s prefill, {ttft:.1f} s to the first token and "
             f"{result.decode_tok_s:.0f} tok/s decode. `nvidia-smi -q -d POWER` shows a host's limit"]
+
+
+def architecture_notes(gpus: list[GpuSpec]) -> list[str]:
+    """What the rows say of the speed model on these GPUs' architectures (gpu_architectures.tsv plan_note)."""
+    architectures = load_catalog().architectures
+    return [f"{arch} GPU: {architectures[arch].plan_note}" for arch in dict.fromkeys(g.architecture for g in gpus)
+            if architectures[arch].plan_note]
 
 
 def _at_lowest_power(dev: fit.Device, gpu: GpuSpec) -> fit.Device:

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from coderig_deploy.catalog import load_catalog
 from coderig_deploy.errors import UserInputError
-from coderig_deploy.planner import Plan, make_plan
+from coderig_deploy.planner import Plan, architecture_notes, make_plan
 from coderig_deploy.probe import measured
 from coderig_deploy.probe.measured import MeasuredRow
 from coderig_deploy.resources import DATA_DIR
@@ -114,16 +114,18 @@ def recommend(gpus: list[str], purpose: Purpose = "chat", ram_gb: float | None =
         top = found[0][2]
         reasons = _longer_context(top, gpus, catalog.model(top.canonical_tag).model.trained_ctx)
     return Recommendation(gpus=gpus, purpose=purpose, ram_gb=ram_gb, choices=choices, not_fitting=reasons,
-                          notes=_power_range(gpus))
+                          notes=_gpu_notes(gpus))
 
 
-def _power_range(gpus: list[str]) -> list[str]:
-    """Laptop GPUs: the speeds are at the top of the power range their makers choose from."""
+def _gpu_notes(gpus: list[str]) -> list[str]:
+    """What the speeds assume: laptop GPUs at the top of the power range their makers choose from; an
+    architecture the rows show the model overestimates (planner.architecture_notes)."""
     catalog = load_catalog()
-    ranged = [g for g in dict.fromkeys(catalog.gpu(s) for s in gpus) if g.power_range]
+    cards = list(dict.fromkeys(catalog.gpu(s) for s in gpus))
     return [f"{g.slug}: speeds at {g.board_power_w:.0f} W, the top of the {g.board_power_min_w:.0f}-"
             f"{g.board_power_w:.0f} W its laptop's maker chooses from; prompts run slower below it (`coderig-deploy "
-            f"plan` gives the speed at {g.board_power_min_w:.0f} W)" for g in ranged]
+            f"plan` gives the speed at {g.board_power_min_w:.0f} W)" for g in cards if g.power_range
+            ] + architecture_notes(cards)
 
 
 def _longer_context(top: Plan, gpus: list[str], trained_ctx: int) -> list[str]:

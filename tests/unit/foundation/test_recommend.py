@@ -33,6 +33,9 @@ def test_a_laptop_gpus_speeds_are_said_to_be_at_the_top_of_its_power_range():
     [note] = recommend(["rtx-4090-laptop"]).notes
     assert note.startswith("rtx-4090-laptop: speeds at 175 W, the top of the 80-175 W")
     assert recommend(["rtx-4090"]).notes == []
+    # Turing: the rows show the model overestimates its speeds, and recommend says so as plan does.
+    [turing] = recommend(["t4"]).notes
+    assert turing.startswith("turing GPU: no fit row measures this architecture")
 
 
 def test_autocomplete_prefers_the_fim_model():
