@@ -86,6 +86,12 @@ class GpuSpec(_Row):
         return 0 < self.board_power_min_w < self.board_power_w
 
     @property
+    def power_label(self) -> str:
+        """The power limit in W as people read it: `450`, or `80-175` where the maker chooses (power_range)."""
+        top = f"{self.board_power_w:.0f}"
+        return f"{self.board_power_min_w:.0f}-{top}" if self.power_range else top
+
+    @property
     def geforce(self) -> bool:
         """A GeForce card (consumer segment), by the name nvidia-smi prints."""
         return "GeForce" in self.name

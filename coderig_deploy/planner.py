@@ -158,7 +158,7 @@ def _power_range_notes(request: fit.FitRequest, gpus: list[GpuSpec], prompt_toke
                                                      for d in request.devices))
     result = fit.fit(low)
     ttft = fit.time_to_first_token(low, result, prompt_tokens, prompt_start)
-    names = ", ".join(f"{g.slug} {g.board_power_min_w:.0f}-{g.board_power_w:.0f} W" for g in ranged.values())
+    names = ", ".join(f"{g.slug} {g.power_label} W" for g in ranged.values())
     return [f"power limit set by the laptop's maker ({names}): speeds here are at the highest limit; at the "
             f"lowest, about {result.prefill_tok_s:.0f} tok/s prefill, {ttft:.1f} s to the first token and "
             f"{result.decode_tok_s:.0f} tok/s decode. `nvidia-smi -q -d POWER` shows a host's limit"]

@@ -122,10 +122,9 @@ def _gpu_notes(gpus: list[str]) -> list[str]:
     architecture the rows show the model overestimates (planner.architecture_notes)."""
     catalog = load_catalog()
     cards = list(dict.fromkeys(catalog.gpu(s) for s in gpus))
-    return [f"{g.slug}: speeds at {g.board_power_w:.0f} W, the top of the {g.board_power_min_w:.0f}-"
-            f"{g.board_power_w:.0f} W its laptop's maker chooses from; prompts run slower below it (`coderig-deploy "
-            f"plan` gives the speed at {g.board_power_min_w:.0f} W)" for g in cards if g.power_range
-            ] + architecture_notes(cards)
+    return [f"{g.slug}: speeds at {g.board_power_w:.0f} W, the top of the {g.power_label} W its laptop's maker "
+            f"chooses from; prompts run slower below it (`coderig-deploy plan` gives the speed at "
+            f"{g.board_power_min_w:.0f} W)" for g in cards if g.power_range] + architecture_notes(cards)
 
 
 def _longer_context(top: Plan, gpus: list[str], trained_ctx: int) -> list[str]:

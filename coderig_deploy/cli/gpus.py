@@ -21,8 +21,8 @@ def gpus_cmd(json_out: JsonOpt = False) -> None:
     rows = [{"slug": g.slug, "name": g.name, "vram_mib": g.vram_mib, "bandwidth_gbs": g.bandwidth_gbs,
              "architecture": g.architecture, "compute_capability": g.compute_capability, "sm_count": g.sm_count,
              "boost_clock_mhz": g.boost_clock_mhz, "board_power_w": g.board_power_w,
-             "board_power_min_w": g.board_power_min_w or g.board_power_w, "pci_device_id": g.pci_device_id,
-             "pci_device_ids": list(g.pci_device_ids), "source": g.source}
+             "board_power_min_w": g.board_power_min_w or g.board_power_w, "power_w": g.power_label,
+             "pci_device_id": g.pci_device_id, "pci_device_ids": list(g.pci_device_ids), "source": g.source}
             for g in sorted(load_catalog().gpus.values(), key=lambda g: (g.vram_mib, g.slug))]
 
     def render(console: Console) -> None:
@@ -31,16 +31,10 @@ def gpus_cmd(json_out: JsonOpt = False) -> None:
             table.add_column(col, justify="left" if col in ("slug", "arch") else "right")
         for r in rows:
             table.add_row(r["slug"], str(r["vram_mib"]), f"{r['bandwidth_gbs']:.0f}", str(r["sm_count"]),
-                          f"{r['boost_clock_mhz']:.0f}", _watts(r["board_power_min_w"], r["board_power_w"]),
-                          r["compute_capability"], r["architecture"])
+                          f"{r['boost_clock_mhz']:.0f}", r["power_w"], r["compute_capability"], r["architecture"])
         console.print(table)
 
     emit(rows, json_out, render)
-
-
-def _watts(low: float, high: float) -> str:
-    """The board's power limit, or the range its makers choose from (laptops)."""
-    return f"{low:.0f}-{high:.0f}" if low < high else f"{high:.0f}"
 
 
 @app.command(name="models")
