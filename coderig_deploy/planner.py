@@ -86,6 +86,7 @@ def make_plan(
     logits_every_token: bool = True,
     prompt_start: int = 0,
     ubatch: int | None = None,
+    low_power_note: bool = True,
 ) -> Plan:
     """Plan `model_tag` with a `ctx`-token context on the GPUs named by `gpu_slugs`.
 
@@ -94,6 +95,8 @@ def make_plan(
     `logits_every_token=False` predicts tokens whose logits nobody reads (a prompt run one token per ubatch).
     `prompt_start` tokens already in the cache precede the prompt (llama-bench's ppN@dSTART).
     `ubatch` overrides the runtime's microbatch size (llama-bench -ub), which sets prefill's tile shapes.
+    `low_power_note=False` leaves out the note on a laptop GPU's lowest power limit, which takes a second fit
+    (callers that plan many settings and show no notes: recommend).
     """
     if ctx < 256:
         raise UserInputError(f"--ctx {ctx} is too small: use at least 256 tokens")
@@ -136,7 +139,8 @@ def make_plan(
     if prompt_tokens > ctx:
         notes.append(f"a {prompt_tokens}-token prompt does not fit a {ctx}-token context; Ollama truncates it")
     ttft = fit.time_to_first_token(request, result, min(prompt_tokens, ctx - prompt_start), prompt_start)
-    notes += _power_range_notes(request, gpus, min(prompt_tokens, ctx - prompt_start), prompt_start)
+    if low_power_note:
+        notes += _power_range_notes(request, gpus, min(prompt_tokens, ctx - prompt_start), prompt_start)
     notes += architecture_notes(gpus)
     shortfall = 0.0
     if not result.fits and request.devices:

@@ -71,7 +71,7 @@ def _best_setting(tag: str, gpus: list[str], min_ctx: int, trained_ctx: int, ram
     row for the setup decides over the prediction (a measured partial offload does not fit)."""
     for ctx in (c for c in CONTEXTS if min_ctx <= c <= trained_ctx):
         for kv in KV_CACHES:
-            plan = make_plan(tag, gpus, ctx, kv, True, prompt_tokens=TTFT_PROMPT_TOKENS)
+            plan = make_plan(tag, gpus, ctx, kv, True, prompt_tokens=TTFT_PROMPT_TOKENS, low_power_note=False)
             if rows and measured.matching(rows, plan, model_key):
                 plan = measured.apply(plan, rows, model_key)
             in_ram = plan.cpu_weights_mib + plan.cpu_kv_cache_mib + OS_RAM_MIB
