@@ -66,6 +66,8 @@ class Plan(BaseModel):
     margin_mib: int = Field(description="Memory each GPU must keep free for `fits`")
     ps_size_mib: int = Field(description="Ollama /api/ps `size`: everything the loaded model occupies")
     ps_size_vram_mib: int = Field(description="Ollama /api/ps `size_vram`: the part of it on GPUs")
+    power_limit_w: float | None = Field(None, description="Power limit per GPU the speeds are for, W (None: each "
+                                                          "card's default; a laptop's at the top of its range)")
     notes: list[str]
 
 
@@ -87,6 +89,7 @@ def make_plan(
     prompt_start: int = 0,
     ubatch: int | None = None,
     low_power_note: bool = True,
+    power_limit_w: float | None = None,
 ) -> Plan:
     """Plan `model_tag` with a `ctx`-token context on the GPUs named by `gpu_slugs`.
 
@@ -97,6 +100,7 @@ def make_plan(
     `ubatch` overrides the runtime's microbatch size (llama-bench -ub), which sets prefill's tile shapes.
     `low_power_note=False` leaves out the note on a laptop GPU's lowest power limit, which takes a second fit
     (callers that plan many settings and show no notes: recommend).
+    `power_limit_w` is the power limit a laptop's maker set for its GPU (`at_power_limit`; laptop GPUs only).
     """
     if ctx < 256:
         raise UserInputError(f"--ctx {ctx} is too small: use at least 256 tokens")
@@ -114,12 +118,15 @@ def make_plan(
         engine_constants = dataclasses.replace(engine_constants, batch_size=ubatch)
     choice = catalog.model(model_tag)
     gpus = [catalog.gpu(slug) for slug in gpu_slugs]
+    if power_limit_w is not None:
+        check_power_limit(gpus, power_limit_w)
     runtime = catalog.runtime
     request = fit.FitRequest(
         arch=choice.model.architecture(),
         quant=choice.quant.quant_type(),
         file_bytes=file_bytes or choice.file_bytes,
-        devices=tuple(catalog.device(g.slug) for g in gpus),
+        devices=tuple(catalog.device(g.slug) if power_limit_w is None
+                      else at_power_limit(catalog.device(g.slug), g, power_limit_w) for g in gpus),
         engine=engine_constants,
         ctx=ctx,
         kv_cache=kv_cache,
@@ -139,7 +146,9 @@ def make_plan(
     if prompt_tokens > ctx:
         notes.append(f"a {prompt_tokens}-token prompt does not fit a {ctx}-token context; Ollama truncates it")
     ttft = fit.time_to_first_token(request, result, min(prompt_tokens, ctx - prompt_start), prompt_start)
-    if low_power_note:
+    if power_limit_w is not None:
+        notes += power_limit_notes(gpus, power_limit_w)
+    elif low_power_note:
         notes += _power_range_notes(request, gpus, min(prompt_tokens, ctx - prompt_start), prompt_start)
     notes += architecture_notes(gpus)
     shortfall = 0.0
@@ -147,8 +156,9 @@ def make_plan(
         full = fit.place(request, request.devices, request.arch.layers + 1)
         shortfall = max(u.used_mib - (u.usable_mib - result.margin_mib) for u in full)
     size_source = "given" if file_bytes else choice.size_source
-    return _to_plan(model_tag, choice.canonical_tag, choice.quant.quant, request.file_bytes, size_source,
+    plan = _to_plan(model_tag, choice.canonical_tag, choice.quant.quant, request.file_bytes, size_source,
                     request, result, notes, min(prompt_tokens, ctx), ttft, shortfall)
+    return plan.model_copy(update={"power_limit_w": power_limit_w})
 
 
 def _power_range_notes(request: fit.FitRequest, gpus: list[GpuSpec], prompt_tokens: int, prompt_start: int) -> list[str]:
@@ -158,8 +168,9 @@ def _power_range_notes(request: fit.FitRequest, gpus: list[GpuSpec], prompt_toke
     ranged = {g.slug: g for g in gpus if g.power_range}
     if not ranged:
         return []
-    low = dataclasses.replace(request, devices=tuple(_at_lowest_power(d, ranged[d.name]) if d.name in ranged else d
-                                                     for d in request.devices))
+    low = dataclasses.replace(request, devices=tuple(
+        at_power_limit(d, ranged[d.name], ranged[d.name].board_power_min_w) if d.name in ranged else d
+        for d in request.devices))
     result = fit.fit(low)
     ttft = fit.time_to_first_token(low, result, prompt_tokens, prompt_start)
     names = ", ".join(f"{g.slug} {g.power_label} W" for g in ranged.values())
@@ -175,9 +186,48 @@ def architecture_notes(gpus: list[GpuSpec]) -> list[str]:
             if architectures[arch].plan_note]
 
 
-def _at_lowest_power(dev: fit.Device, gpu: GpuSpec) -> fit.Device:
-    clock = dev.clock_mhz * gpu.boost_clock_min_mhz / gpu.boost_clock_mhz if gpu.boost_clock_min_mhz else dev.clock_mhz
-    return dataclasses.replace(dev, board_power_w=gpu.board_power_min_w, clock_mhz=clock)
+def at_power_limit(dev: fit.Device, gpu: GpuSpec, watts: float) -> fit.Device:
+    """`dev`, a laptop GPU, at the power limit `watts` its laptop's maker set. The limit caps the tensor work the
+    board sustains (fit.power_limited_rate, on architectures with a fitted energy per clock), and the part runs at a
+    lower boost clock: NVIDIA gives the clock at both ends of the range (gpu_power_range.tsv); between them it is taken
+    as linear in the limit (a clock rises more slowly than its power near the top, so this is the lower bound), and
+    held at the ends outside them."""
+    clock = dev.clock_mhz
+    if gpu.power_range and gpu.boost_clock_min_mhz:
+        share = min(max((watts - gpu.board_power_min_w) / (gpu.board_power_w - gpu.board_power_min_w), 0.0), 1.0)
+        boost = gpu.boost_clock_min_mhz + share * (gpu.boost_clock_mhz - gpu.boost_clock_min_mhz)
+        clock = dev.clock_mhz * boost / gpu.boost_clock_mhz
+    return dataclasses.replace(dev, board_power_w=watts, clock_mhz=clock)
+
+
+def check_power_limit(gpus: list[GpuSpec], watts: float) -> None:
+    """A power limit is planned only on laptop GPUs, whose clock NVIDIA publishes at both ends of the range their
+    makers choose from. A desktop card's speed under a lowered limit depends on the card's own voltage and memory
+    power, which no catalog figure gives (the public power-limit sweeps of an RTX 3090 and an RTX PRO 6000 in
+    benchmarks/calibration.tsv's notes do not share one curve)."""
+    if watts <= 0:
+        raise UserInputError(f"--power-limit {watts:g} must be a positive number of watts")
+    fixed = [g.slug for g in dict.fromkeys(gpus) if not g.power_range]
+    if fixed:
+        raise UserInputError(
+            f"--power-limit is for laptop GPUs, whose makers choose the limit; {', '.join(fixed)} "
+            "runs at its own default limit in plans. What a lowered desktop limit costs differs from card to card: "
+            "measure it (`coderig-deploy probe` on the host after `nvidia-smi -pl`)")
+
+
+def power_limit_notes(gpus: list[GpuSpec], watts: float) -> list[str]:
+    """What a plan at the laptop power limit `watts` models, and where the limit is outside a part's range."""
+    architectures = load_catalog().architectures
+    notes = [f"power limit {watts:g} W, as the laptop's maker set it: it lowers the boost clock and caps the "
+             "tensor work of a prompt; decode, bound by memory bandwidth, changes little"]
+    for gpu in dict.fromkeys(gpus):
+        if not (gpu.board_power_min_w <= watts <= gpu.board_power_w):
+            notes.append(f"{watts:g} W is outside the {gpu.power_label} W NVIDIA lists for {gpu.slug}: speeds are "
+                         "at the nearer end's clock")
+        if not architectures[gpu.architecture].tensor_nj_per_sm_cycle:
+            notes.append(f"{gpu.slug} ({gpu.architecture}): no measurement gives this architecture's energy per "
+                         "clock, so only the lower clock is modelled")
+    return notes
 
 
 def _to_plan(

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from coderig_deploy.catalog import load_catalog
 from coderig_deploy.errors import UserInputError
-from coderig_deploy.planner import Plan, architecture_notes, make_plan
+from coderig_deploy.planner import Plan, architecture_notes, check_power_limit, make_plan, power_limit_notes
 from coderig_deploy.probe import measured
 from coderig_deploy.probe.measured import MeasuredRow
 from coderig_deploy.resources import DATA_DIR
@@ -49,6 +49,7 @@ class Recommendation(BaseModel):
     gpus: list[str]
     purpose: Purpose
     ram_gb: float | None
+    power_limit_w: float | None = Field(None, description="Power limit per GPU the speeds are for, W (None: default)")
     ranking: str = RANKING
     choices: list[Choice]
     not_fitting: list[str] = Field(description="Why nothing fits, or why the top choice stops at its context")
@@ -66,12 +67,13 @@ def _size_class(params_b: float) -> int:
 
 
 def _best_setting(tag: str, gpus: list[str], min_ctx: int, trained_ctx: int, ram_mib: float | None,
-                  rows: list[MeasuredRow], model_key: str) -> Plan | None:
+                  rows: list[MeasuredRow], model_key: str, power_limit_w: float | None) -> Plan | None:
     """The longest context (f16 cache before q8_0) at which `tag` fits, or None; a measured
     row for the setup decides over the prediction (a measured partial offload does not fit)."""
     for ctx in (c for c in CONTEXTS if min_ctx <= c <= trained_ctx):
         for kv in KV_CACHES:
-            plan = make_plan(tag, gpus, ctx, kv, True, prompt_tokens=TTFT_PROMPT_TOKENS, low_power_note=False)
+            plan = make_plan(tag, gpus, ctx, kv, True, prompt_tokens=TTFT_PROMPT_TOKENS, low_power_note=False,
+                             power_limit_w=power_limit_w)
             if rows and measured.matching(rows, plan, model_key):
                 plan = measured.apply(plan, rows, model_key)
             in_ram = plan.cpu_weights_mib + plan.cpu_kv_cache_mib + OS_RAM_MIB
@@ -81,12 +83,13 @@ def _best_setting(tag: str, gpus: list[str], min_ctx: int, trained_ctx: int, ram
 
 
 def recommend(gpus: list[str], purpose: Purpose = "chat", ram_gb: float | None = None, limit: int = 10,
-              rows: list[MeasuredRow] | None = None) -> Recommendation:
+              rows: list[MeasuredRow] | None = None, power_limit_w: float | None = None) -> Recommendation:
     if not gpus:
         raise UserInputError("recommend needs at least one --gpu SLUG (`coderig-deploy gpus` lists them)")
     catalog = load_catalog()
-    for slug in gpus:
-        catalog.gpu(slug)
+    specs = [catalog.gpu(slug) for slug in gpus]
+    if power_limit_w is not None:
+        check_power_limit(specs, power_limit_w)
     rules = _purposes()[purpose]
     max_params = float(rules["max_params_b"]) or float("inf")
     ram_mib = ram_gb * 1024 if ram_gb else None
@@ -98,7 +101,8 @@ def recommend(gpus: list[str], purpose: Purpose = "chat", ram_gb: float | None =
         for q_index, quant in enumerate(QUANTS):
             tag = f"{spec.ollama_name}:{spec.ollama_size}" + (
                 "" if spec.tag_infix == "-" else f"-{spec.tag_infix}") + f"-{catalog.quants[quant].ollama_tag}"
-            plan = _best_setting(tag, gpus, int(rules["min_ctx"]), spec.trained_ctx, ram_mib, rows or [], spec.key)
+            plan = _best_setting(tag, gpus, int(rules["min_ctx"]), spec.trained_ctx, ram_mib, rows or [], spec.key,
+                                 power_limit_w)
             if plan is None:
                 continue
             size = _size_class(spec.params_b)
@@ -113,15 +117,17 @@ def recommend(gpus: list[str], purpose: Purpose = "chat", ram_gb: float | None =
     else:
         top = found[0][2]
         reasons = _longer_context(top, gpus, catalog.model(top.canonical_tag).model.trained_ctx)
-    return Recommendation(gpus=gpus, purpose=purpose, ram_gb=ram_gb, choices=choices, not_fitting=reasons,
-                          notes=_gpu_notes(gpus))
+    return Recommendation(gpus=gpus, purpose=purpose, ram_gb=ram_gb, power_limit_w=power_limit_w, choices=choices,
+                          not_fitting=reasons, notes=_gpu_notes(gpus, power_limit_w))
 
 
-def _gpu_notes(gpus: list[str]) -> list[str]:
-    """What the speeds assume: laptop GPUs at the top of the power range their makers choose from; an
-    architecture the rows show the model overestimates (planner.architecture_notes)."""
+def _gpu_notes(gpus: list[str], power_limit_w: float | None) -> list[str]:
+    """What the speeds assume: the power limit given, or laptop GPUs at the top of the power range their makers
+    choose from; an architecture the rows show the model overestimates (planner.architecture_notes)."""
     catalog = load_catalog()
     cards = list(dict.fromkeys(catalog.gpu(s) for s in gpus))
+    if power_limit_w is not None:
+        return power_limit_notes(cards, power_limit_w) + architecture_notes(cards)
     return [f"{g.slug}: speeds at {g.board_power_w:.0f} W, the top of the {g.power_label} W its laptop's maker "
             f"chooses from; prompts run slower below it (`coderig-deploy plan` gives the speed at "
             f"{g.board_power_min_w:.0f} W)" for g in cards if g.power_range] + architecture_notes(cards)

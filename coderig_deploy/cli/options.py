@@ -35,3 +35,7 @@ BundleOpt = Annotated[Path | None, typer.Option(
     "--bundle", help="Install from this offline bundle (verified on the controller first; nothing is downloaded)")]
 AllowedSignersOpt = Annotated[Path | None, typer.Option(
     "--allowed-signers", help="OpenSSH allowed_signers file: the bundle must carry a valid signature")]
+PowerLimitOpt = Annotated[float | None, typer.Option(
+    "--power-limit", metavar="W", min=5, max=2000,
+    help="A laptop GPU's power limit as its maker set it, W (`nvidia-smi -q -d POWER`) [default: the top of "
+         "its range]")]

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from coderig_deploy.catalog import load_catalog
 from coderig_deploy.cli import app
-from coderig_deploy.cli.options import ProfilesDirOpt
+from coderig_deploy.cli.options import PowerLimitOpt, ProfilesDirOpt
 from coderig_deploy.cli.output import emit
 from coderig_deploy.errors import UserInputError
 from coderig_deploy.planner import Plan, make_plan
@@ -53,12 +53,13 @@ def plan(
         metavar="FILE", help="Measured rows (`coderig-deploy probe`): a matching row replaces the prediction")] = None,
     prompt_tokens: Annotated[int, typer.Option(
         metavar="TOKENS", min=0, max=1_048_576, help="Prompt length for the time-to-first-token estimate")] = 4096,
+    power_limit: PowerLimitOpt = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> int:
     """Does a model fit on these GPUs, how is it split, and how fast will it generate?"""
     args = _resolve(model, gpu, ctx, kv_cache, flash_attention, parallel, profile, profiles_dir)
     result = make_plan(**args, spread=spread, ram_bandwidth_gbs=ram_bandwidth, depth=depth,
-                       prompt_tokens=prompt_tokens)
+                       prompt_tokens=prompt_tokens, power_limit_w=power_limit)
     if calibration:
         from coderig_deploy.probe import measured
 

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from coderig_deploy.cli import app
+from coderig_deploy.cli.options import PowerLimitOpt
 from coderig_deploy.cli.output import emit, plain
 from coderig_deploy.catalog import load_catalog
 from coderig_deploy.driver_branches import default_branch
@@ -41,11 +42,12 @@ def recommend_cmd(
         metavar="FILE", help="Write the top choice as a profile YAML")] = None,
     calibration: Annotated[Path | None, typer.Option(
         metavar="FILE", help="Measured rows (`coderig-deploy probe`): a matching row replaces the prediction")] = None,
+    power_limit: PowerLimitOpt = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> int:
     """Rank the catalog's models, quantizations, contexts and KV caches that fit these GPUs."""
     rows = measured.read_rows(calibration) if calibration else None
-    result = recommend(gpu or [], purpose.value, ram_gb, limit, rows)
+    result = recommend(gpu or [], purpose.value, ram_gb, limit, rows, power_limit)
     if write_profile is not None and result.choices:
         _write_profile(write_profile, result)
     emit(result.model_dump(mode="json"), json_out, lambda c: _render(c, result))

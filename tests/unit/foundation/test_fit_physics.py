@@ -6,7 +6,7 @@ import statistics
 
 import pytest
 
-from coderig_deploy import fit
+from coderig_deploy import fit, planner
 from coderig_deploy.catalog import load_catalog
 from coderig_deploy.errors import UserInputError
 from coderig_deploy.planner import make_plan
@@ -648,6 +648,49 @@ def test_a_laptop_plan_says_what_a_prompt_takes_at_the_lowest_power_its_makers_s
     quiet = make_plan("qwen2.5-coder:14b", ["rtx-4090-laptop"], 16384, low_power_note=False)
     assert not any(n.startswith("power limit") for n in quiet.notes) and quiet.prefill_tok_s == plan.prefill_tok_s
     assert not any(n.startswith("power limit") for n in make_plan("qwen2.5-coder:14b", ["rtx-4090"], 16384).notes)
+
+
+def test_a_laptop_plan_at_its_makers_power_limit_slows_the_prompt_not_the_memory():
+    # An RTX 4090 Laptop GPU in a laptop whose maker set 120 W (of NVIDIA's 80-175 W): a lower boost clock and a
+    # lower cap on tensor work slow the prompt; memory use and the fit are unchanged, and decode changes little.
+    cat = load_catalog()
+    laptop = cat.gpu("rtx-4090-laptop")
+    top = make_plan("qwen2.5-coder:14b", ["rtx-4090-laptop"], 16384)
+    at_120 = make_plan("qwen2.5-coder:14b", ["rtx-4090-laptop"], 16384, power_limit_w=120)
+    assert top.power_limit_w is None and at_120.power_limit_w == 120
+    assert at_120.prefill_tok_s < 0.95 * top.prefill_tok_s and at_120.time_to_first_token_s > top.time_to_first_token_s
+    assert at_120.vram_mib == top.vram_mib and at_120.fits and 0.9 * top.decode_tok_s < at_120.decode_tok_s
+    assert any(n.startswith("power limit 120 W, as the laptop's maker set it") for n in at_120.notes)
+    assert not any(n.startswith("power limit set by the laptop's maker") for n in at_120.notes)
+    # A lower limit is never faster; the lowest is the plan's own low-power note.
+    speeds = [make_plan("qwen2.5-coder:7b", ["rtx-4090-laptop"], 4096, power_limit_w=w).prefill_tok_s
+              for w in (80, 100, 140, 175)]
+    assert speeds == sorted(speeds) and speeds[0] < speeds[-1]
+    [note] = [n for n in top.notes if n.startswith("power limit set by the laptop's maker")]
+    low = make_plan("qwen2.5-coder:14b", ["rtx-4090-laptop"], 16384, power_limit_w=laptop.board_power_min_w)
+    assert f"about {low.prefill_tok_s:.0f} tok/s prefill" in note
+    # Between NVIDIA's two clocks the clock is linear in the limit; outside the range it stays at the nearer end.
+    device = cat.device("rtx-4090-laptop")
+    middle = planner.at_power_limit(device, laptop, (laptop.board_power_min_w + laptop.board_power_w) / 2)
+    ends = (laptop.boost_clock_min_mhz + laptop.boost_clock_mhz) / 2
+    assert middle.clock_mhz == pytest.approx(device.clock_mhz * ends / laptop.boost_clock_mhz)
+    below = planner.at_power_limit(device, laptop, 20)
+    assert below.clock_mhz == pytest.approx(device.clock_mhz * laptop.boost_clock_min_mhz / laptop.boost_clock_mhz)
+    assert any("outside the 80-175 W NVIDIA lists for rtx-4090-laptop" in n
+               for n in make_plan("qwen2.5-coder:7b", ["rtx-4090-laptop"], 4096, power_limit_w=20).notes)
+    # Blackwell has no fitted energy per clock: only the clock moves, and the plan says so.
+    blackwell = make_plan("qwen2.5-coder:7b", ["rtx-5090-laptop"], 4096, power_limit_w=100)
+    assert any(n.startswith("rtx-5090-laptop (blackwell): no measurement") for n in blackwell.notes)
+    assert blackwell.prefill_tok_s < make_plan("qwen2.5-coder:7b", ["rtx-5090-laptop"], 4096).prefill_tok_s
+
+
+def test_a_power_limit_on_a_desktop_card_is_refused_with_what_to_do_instead():
+    # A desktop card's speed under `nvidia-smi -pl` follows its own voltage and memory power: the RTX 3090 and RTX PRO
+    # 6000 sweeps in benchmarks/calibration.tsv share no curve, so the planner does not guess one.
+    with pytest.raises(UserInputError, match="laptop GPUs.*rtx-3090.*coderig-deploy probe"):
+        make_plan("qwen2.5-coder:32b", ["rtx-3090", "rtx-3090"], 16384, power_limit_w=250)
+    with pytest.raises(UserInputError, match="positive number of watts"):
+        make_plan("qwen2.5-coder:7b", ["rtx-4090-laptop"], 4096, power_limit_w=0)
 
 
 def test_a_plan_on_turing_says_its_speeds_are_upper_bounds():

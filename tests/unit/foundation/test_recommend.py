@@ -38,6 +38,25 @@ def test_a_laptop_gpus_speeds_are_said_to_be_at_the_top_of_its_power_range():
     assert turing.startswith("turing GPU: no fit row measures this architecture")
 
 
+def test_recommend_at_a_laptops_power_limit_ranks_the_same_choices_with_slower_prompts():
+    # A power limit moves prompt speed, not memory: the same choices in the same order, each prompt slower, and the
+    # note says what the speeds are for instead of the top-of-range one.
+    default, capped = recommend(["rtx-4080-laptop"]), recommend(["rtx-4080-laptop"], power_limit_w=80)
+    assert capped.power_limit_w == 80 and default.power_limit_w is None
+    assert [(c.tag, c.ctx, c.kv_cache) for c in capped.choices] == [(c.tag, c.ctx, c.kv_cache) for c in default.choices]
+    assert all(c.prefill_tok_s < d.prefill_tok_s and c.ttft_4k_s > d.ttft_4k_s
+               for c, d in zip(capped.choices, default.choices))
+    assert capped.notes[0].startswith("power limit 80 W") and not any("the top of the" in n for n in capped.notes)
+    cli = subprocess.run([sys.executable, "-m", "coderig_deploy", "recommend", "--gpu", "rtx-4080-laptop",
+                          "--power-limit", "80", "--json"], capture_output=True, text=True)
+    assert cli.returncode == 0 and json.loads(cli.stdout)["power_limit_w"] == 80
+    for args, says in ((["--gpu", "rtx-3090", "--power-limit", "250"], "for laptop GPUs"),
+                       (["--gpu", "rtx-4080-laptop", "--power-limit", "0"], "--power-limit")):
+        bad = subprocess.run([sys.executable, "-m", "coderig_deploy", "recommend", *args], capture_output=True,
+                             text=True)
+        assert bad.returncode == 2 and says in bad.stderr and "Traceback" not in bad.stderr
+
+
 def test_autocomplete_prefers_the_fim_model():
     assert _top(["rtx-4070"], "autocomplete").tag.startswith("starcoder2:3b")
 
