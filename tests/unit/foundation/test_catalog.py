@@ -7,6 +7,7 @@ from pydantic import ValidationError
 
 from coderig_deploy.catalog import GB, GIB, EngineSpec, load_catalog
 from coderig_deploy.errors import UnknownNameError
+from coderig_deploy.recommend import recommend
 
 CAT = load_catalog()
 
@@ -91,6 +92,10 @@ def test_gpu_by_nvidia_smi_name():
     ("NVIDIA GeForce RTX 5060 Ti", 8151, "rtx-5060-ti-8gb"),
     ("NVIDIA GeForce RTX 5060 Ti", 16311, "rtx-5060-ti-16gb"),
     ("NVIDIA GeForce RTX 4060 Ti", 16380, "rtx-4060-ti-16gb"),
+    ("NVIDIA GeForce RTX 3050", 6144, "rtx-3050-6gb"),
+    ("NVIDIA GeForce RTX 3050", 8192, "rtx-3050"),
+    ("NVIDIA GeForce RTX 3060", 8192, "rtx-3060-8gb"),
+    ("NVIDIA GeForce RTX 3060", 12288, "rtx-3060-12gb"),
 ])
 def test_cards_that_share_a_name_are_told_apart_by_memory(name, memory_mib, slug):
     assert CAT.gpu_by_name(name, memory_mib).slug == slug
@@ -121,6 +126,24 @@ def test_cards_added_from_the_scoreboard_and_the_70_w_class_are_in_the_catalog()
     # The A2000's two sizes have names of their own; the 4090 D is not the 4090.
     assert CAT.gpu_by_name("NVIDIA RTX A2000 12GB").slug == "rtx-a2000-12gb"
     assert CAT.gpu_by_name("NVIDIA GeForce RTX 4090 D").slug == "rtx-4090-d"
+
+
+def test_the_entry_ampere_cards_are_in_the_catalog():
+    # (SMs, GB/s, W, memory.total): the RTX 3050 family, the 8 GB RTX 3060, Ampere's 2024 workstation entry cards and
+    # the A2 (gpus.tsv names each source).
+    cards = {s: (CAT.gpu(s).sm_count, CAT.gpu(s).bandwidth_gbs, CAT.gpu(s).board_power_w, CAT.gpu(s).vram_mib)
+             for s in ("rtx-3050", "rtx-3050-6gb", "rtx-3060-8gb", "rtx-a400", "rtx-a1000", "a2", "rtx-3050-laptop",
+                       "rtx-3050-ti-laptop")}
+    assert cards == {"rtx-3050": (20, 224, 130, 8192), "rtx-3050-6gb": (18, 168, 70, 6144),
+                     "rtx-3060-8gb": (28, 240, 170, 8192), "rtx-a400": (6, 96, 50, 4094),
+                     "rtx-a1000": (18, 192, 50, 8188), "a2": (10, 200, 60, 15356),
+                     "rtx-3050-laptop": (16, 192, 95, 4096), "rtx-3050-ti-laptop": (20, 192, 95, 4096)}
+    assert CAT.gpu_by_name("NVIDIA RTX A400").slug == "rtx-a400" and CAT.gpu_by_name("NVIDIA A2").slug == "a2"
+    assert CAT.gpu_by_name("NVIDIA GeForce RTX 3050 Ti Laptop GPU").slug == "rtx-3050-ti-laptop"
+    assert CAT.gpu("rtx-3050-laptop").power_label == "35-95"
+    # A 4 GB card's best chat model is a 3B, and it still gets a FIM model for autocomplete.
+    assert recommend(["rtx-a400"]).choices[0].params_b <= 4
+    assert recommend(["rtx-a400"], "autocomplete").choices[0].tag.startswith("starcoder2:3b")
 
 
 @pytest.mark.parametrize("field, value", [("kq_precision", "f8"), ("prefill_path", "cutlass")])
@@ -173,6 +196,6 @@ def test_laptop_gpus_carry_the_power_range_their_makers_choose_from():
     assert cards == {"rtx-4060-laptop": (24, 256, 35, 140, 8188), "rtx-4090-laptop": (76, 576, 80, 175, 16376),
                      "rtx-5090-laptop": (82, 896, 95, 175, 24463)}
     laptops = [g for g in CAT.gpus.values() if "Laptop GPU" in g.name]
-    assert len(laptops) == 20 and all(0 < g.board_power_min_w < g.board_power_w for g in laptops)
+    assert len(laptops) == 22 and all(0 < g.board_power_min_w < g.board_power_w for g in laptops)
     # Every other card has one limit.
     assert all(g.board_power_min_w == 0 for g in CAT.gpus.values() if "Laptop GPU" not in g.name)
