@@ -56,8 +56,29 @@ class HostFacts(_Strict):
         return sorted({f"10de:{g.pci_device_id}" for g in self.gpus if g.slug is None and g.pci_device_id})
 
     @property
+    def pre_turing_pci_ids(self) -> list[str]:
+        """The unknown ids of cards older than Turing (pre_turing)."""
+        return [i for i in self.unknown_pci_ids if pre_turing(i.removeprefix("10de:"))]
+
+    @property
     def not_seen_by_driver(self) -> list[DetectedGpu]:
         return [g for g in self.gpus if not g.usable]
+
+
+# NVIDIA's PCI device ids rise with each generation (pci.ids): Turing's first die, TU102, is 1e02, and every id below
+# 1e00 is an older one (Volta's GV100 1db0-1dbf, Pascal's 15f7-1d16, Maxwell, Kepler); TU117 (1f8x-1f9x) and TU116
+# (21xx) are above it.
+FIRST_TURING_ID = 0x1E00
+
+
+def pre_turing(device_id: str) -> bool:
+    """A card of a generation before Turing (Pascal, Volta or older), which the catalog leaves out: llama.cpp runs
+    their prompts on other kernels than the int8 tensor-core ones the planner models (dp4a on Pascal, FP16 cuBLAS on
+    Volta), and NVIDIA's open kernel modules, the driver role's default, need Turing or newer."""
+    try:
+        return int(device_id, 16) < FIRST_TURING_ID
+    except ValueError:
+        return False
 
 
 def by_pci_id(catalog: Catalog, device_id: str) -> GpuSpec | None:

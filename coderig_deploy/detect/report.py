@@ -7,7 +7,7 @@ import textwrap
 from typing import Any
 
 from coderig_deploy.detect.choose import Choice, describe_gpus
-from coderig_deploy.detect.facts import HostFacts
+from coderig_deploy.detect.facts import HostFacts, pre_turing
 
 WIDTH = 80
 
@@ -27,7 +27,9 @@ def host_lines(facts: HostFacts, choice: Choice) -> list[str]:
         state = "" if gpu.usable else ", NOT seen by the driver"
         vram = f"{gpu.vram_mib} MiB" if gpu.vram_mib else "memory unknown"
         pci = f"10de:{gpu.pci_device_id}" if gpu.pci_device_id else "-"
-        lines += _wrap(f"GPU {gpu.bus_id or '-'} {pci}: {gpu.name} ({gpu.slug or 'not in the catalog'}, "
+        known = gpu.slug or ("pre-Turing, not in the catalog" if gpu.pci_device_id and pre_turing(gpu.pci_device_id)
+                             else "not in the catalog")
+        lines += _wrap(f"GPU {gpu.bus_id or '-'} {pci}: {gpu.name} ({known}, "
                        f"{vram}, from {gpu.source}{state})")
     if not facts.gpus:
         lines += _wrap("GPU: no NVIDIA card found")

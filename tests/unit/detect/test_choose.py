@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from coderig_deploy.detect import report
 from coderig_deploy.detect.choose import candidates, choose
 from coderig_deploy.detect.facts import host_facts, unreachable
 from coderig_deploy.detect.probe import MARK, sections
@@ -58,6 +59,21 @@ def test_without_a_driver_pci_ids_map_through_the_catalog_and_unknown_ids_are_no
     assert found.unknown_pci_ids == ["10de:ffff"]
     choice = choose(found, PROFILES)
     assert choice.profile == "budget-4070" and "unknown PCI id 10de:ffff" in choice.reason
+
+
+def test_a_pre_turing_card_is_named_as_such_not_as_an_unknown_id() -> None:
+    # A Tesla P40 (Pascal, 1b38) with its driver, and a V100 (Volta, 1db6) seen only on the bus: neither is planned,
+    # and the reason says why instead of calling them unknown; an id of Turing's range or later stays unknown.
+    found = facts(smi(("Tesla P40", "22919", "1b38")),
+                  lspci="01:00.0 0300: 10de:1b38 (rev a1)\n02:00.0 0302: 10de:1db6 (rev a1)\n03:00.0 0300: 10de:2fff\n")
+    assert [g.slug for g in found.gpus] == [None, None, None]
+    assert found.pre_turing_pci_ids == ["10de:1b38", "10de:1db6"]
+    choice = choose(found, PROFILES)
+    assert choice.profile is None
+    assert "pre-Turing card 10de:1b38, 10de:1db6 (Pascal, Volta or older)" in choice.reason
+    assert "unknown PCI id 10de:2fff" in choice.reason and "10de:1b38 (not in" not in choice.reason
+    text = "\n".join(report.host_lines(found, choice))
+    assert "Tesla P40 (pre-Turing, not in the catalog" in text and max(len(line) for line in text.splitlines()) <= 80
 
 
 def test_a_cards_other_pci_ids_map_to_it_too() -> None:
