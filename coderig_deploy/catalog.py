@@ -68,6 +68,8 @@ class GpuSpec(_Row):
                                      "makers choose it, as laptops' (gpu_power_range.tsv); 0: one limit")
     boost_clock_min_mhz: float = Field(0.0, ge=0, description="the boost clock at board_power_min_w "
                                        "(gpu_power_range.tsv); 0: unknown")
+    top_tgp_w: float = Field(0.0, ge=0, description="the power limit boost_clock_mhz is given at: the top of a "
+                             "laptop part's range without Dynamic Boost (gpu_power_range.tsv); 0: one limit")
 
     @property
     def pci_device_ids(self) -> tuple[str, ...]:
@@ -347,6 +349,7 @@ GPU_EXTRAS = {
     "read_gbs": ("gpu_read_bandwidth.tsv", "read_gbs"),
     "board_power_min_w": ("gpu_power_range.tsv", "min_w"),
     "boost_clock_min_mhz": ("gpu_power_range.tsv", "min_boost_clock_mhz"),
+    "top_tgp_w": ("gpu_power_range.tsv", "top_tgp_w"),
 }
 
 

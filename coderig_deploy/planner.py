@@ -189,41 +189,51 @@ def architecture_notes(gpus: list[GpuSpec]) -> list[str]:
 def at_power_limit(dev: fit.Device, gpu: GpuSpec, watts: float) -> fit.Device:
     """`dev`, a laptop GPU, at the power limit `watts` its laptop's maker set. The limit caps the tensor work the
     board sustains (fit.power_limited_rate, on architectures with a fitted energy per clock), and the part runs at a
-    lower boost clock: NVIDIA gives the clock at both ends of the range (gpu_power_range.tsv); between them it is taken
-    as linear in the limit (a clock rises more slowly than its power near the top, so this is the lower bound), and
-    held at the ends outside them."""
+    lower boost clock: gpu_power_range.tsv gives the clock at the bottom of the range and gpus.tsv the top clock at
+    the top of the range without Dynamic Boost (top_tgp_w); between them the clock is taken as linear in the limit
+    (a clock rises more slowly than its power near the top, so this is a lower bound), above it the top clock."""
     clock = dev.clock_mhz
     if gpu.power_range and gpu.boost_clock_min_mhz:
-        share = min(max((watts - gpu.board_power_min_w) / (gpu.board_power_w - gpu.board_power_min_w), 0.0), 1.0)
+        top = gpu.top_tgp_w or gpu.board_power_w
+        share = min(max((watts - gpu.board_power_min_w) / (top - gpu.board_power_min_w), 0.0), 1.0)
         boost = gpu.boost_clock_min_mhz + share * (gpu.boost_clock_mhz - gpu.boost_clock_min_mhz)
         clock = dev.clock_mhz * boost / gpu.boost_clock_mhz
     return dataclasses.replace(dev, board_power_w=watts, clock_mhz=clock)
 
 
 def check_power_limit(gpus: list[GpuSpec], watts: float) -> None:
-    """A power limit is planned only on laptop GPUs, whose clock NVIDIA publishes at both ends of the range their
-    makers choose from. A desktop card's speed under a lowered limit depends on the card's own voltage and memory
-    power, which no catalog figure gives (the public power-limit sweeps of an RTX 3090 and an RTX PRO 6000 in
-    benchmarks/calibration.tsv's notes do not share one curve)."""
+    """A power limit is planned only on a laptop GPU (one model: a laptop has one), inside the range NVIDIA lists
+    for it, where the clocks at both ends are known. A desktop card's speed under a lowered limit depends on the
+    card's own voltage and memory power, which no catalog figure gives (the public power-limit sweeps of an RTX 3090
+    and an RTX PRO 6000 in benchmarks/calibration.tsv's notes do not share one curve)."""
     if watts <= 0:
         raise UserInputError(f"--power-limit {watts:g} must be a positive number of watts")
-    fixed = [g.slug for g in dict.fromkeys(gpus) if not g.power_range]
+    models = list(dict.fromkeys(gpus))
+    fixed = [g.slug for g in models if not g.power_range]
     if fixed:
         raise UserInputError(
             f"--power-limit is for laptop GPUs, whose makers choose the limit; {', '.join(fixed)} "
-            "runs at its own default limit in plans. What a lowered desktop limit costs differs from card to card: "
-            "measure it (`coderig-deploy probe` on the host after `nvidia-smi -pl`)")
+            f"{'runs' if len(fixed) == 1 else 'run'} at {'its' if len(fixed) == 1 else 'their'} own default limit "
+            "in plans. What a lowered desktop limit costs differs from card to card: measure it (`coderig-deploy "
+            "probe` on the host after `nvidia-smi -pl`)")
+    if len(models) > 1:
+        raise UserInputError("--power-limit is one laptop's limit: plan one laptop GPU model at a time")
+    gpu = models[0] if models else None
+    if gpu and not gpu.board_power_min_w <= watts <= gpu.board_power_w:
+        raise UserInputError(f"--power-limit {watts:g} is outside the {gpu.power_label} W NVIDIA lists for "
+                             f"{gpu.slug} (Dynamic Boost included); a laptop's limit is inside it")
 
 
 def power_limit_notes(gpus: list[GpuSpec], watts: float) -> list[str]:
-    """What a plan at the laptop power limit `watts` models, and where the limit is outside a part's range."""
+    """What a plan at the laptop power limit `watts` models (check_power_limit has refused everything else)."""
     architectures = load_catalog().architectures
-    notes = [f"power limit {watts:g} W, as the laptop's maker set it: it lowers the boost clock and caps the "
-             "tensor work of a prompt; decode, bound by memory bandwidth, changes little"]
+    clock = "lowers the boost clock and " if all(g.boost_clock_min_mhz for g in gpus) else ""
+    notes = [f"power limit {watts:g} W, as the laptop's maker set it: it {clock}caps the tensor work of a prompt; "
+             "decode, bound by memory bandwidth, changes little"]
     for gpu in dict.fromkeys(gpus):
-        if not (gpu.board_power_min_w <= watts <= gpu.board_power_w):
-            notes.append(f"{watts:g} W is outside the {gpu.power_label} W NVIDIA lists for {gpu.slug}: speeds are "
-                         "at the nearer end's clock")
+        if not gpu.boost_clock_min_mhz:
+            notes.append(f"{gpu.slug}: its clock at the bottom of its range was not found, so the clock is left "
+                         "at the top one and only the power cap is modelled")
         if not architectures[gpu.architecture].tensor_nj_per_sm_cycle:
             notes.append(f"{gpu.slug} ({gpu.architecture}): no measurement gives this architecture's energy per "
                          "clock, so only the lower clock is modelled")

@@ -37,5 +37,5 @@ AllowedSignersOpt = Annotated[Path | None, typer.Option(
     "--allowed-signers", help="OpenSSH allowed_signers file: the bundle must carry a valid signature")]
 PowerLimitOpt = Annotated[float | None, typer.Option(
     "--power-limit", metavar="W", min=5, max=2000,
-    help="A laptop GPU's power limit as its maker set it, W (`nvidia-smi -q -d POWER`) [default: the top of "
-         "its range]")]
+    help="A laptop GPU's power limit as its maker set it, W (`nvidia-smi -q -d POWER`: Max Power Limit) "
+         "[default: the top of its range]")]

@@ -19,6 +19,11 @@ from coderig_deploy.planner import Plan, make_plan
 from coderig_deploy.profiles import load_profile
 
 
+# A measured row records no power limit: it would replace speeds planned at one it was not measured at.
+NO_LIMIT_IN_ROWS = ("--calibration and --power-limit together: a measured row does not record the power limit it "
+                    "was measured at; use the row (measured at the host's own limit) or the limit, not both")
+
+
 class KvCacheOpt(str, Enum):
     f16 = "f16"
     q8_0 = "q8_0"
@@ -57,6 +62,8 @@ def plan(
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> int:
     """Does a model fit on these GPUs, how is it split, and how fast will it generate?"""
+    if calibration and power_limit is not None:
+        raise UserInputError(NO_LIMIT_IN_ROWS)
     args = _resolve(model, gpu, ctx, kv_cache, flash_attention, parallel, profile, profiles_dir)
     result = make_plan(**args, spread=spread, ram_bandwidth_gbs=ram_bandwidth, depth=depth,
                        prompt_tokens=prompt_tokens, power_limit_w=power_limit)

@@ -15,6 +15,7 @@ from rich.table import Table
 from coderig_deploy.cli import app
 from coderig_deploy.cli.options import PowerLimitOpt
 from coderig_deploy.cli.output import emit, plain
+from coderig_deploy.cli.plan import NO_LIMIT_IN_ROWS
 from coderig_deploy.catalog import load_catalog
 from coderig_deploy.driver_branches import default_branch
 from coderig_deploy.errors import UserInputError
@@ -46,6 +47,8 @@ def recommend_cmd(
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> int:
     """Rank the catalog's models, quantizations, contexts and KV caches that fit these GPUs."""
+    if calibration and power_limit is not None:
+        raise UserInputError(NO_LIMIT_IN_ROWS)
     rows = measured.read_rows(calibration) if calibration else None
     result = recommend(gpu or [], purpose.value, ram_gb, limit, rows, power_limit)
     if write_profile is not None and result.choices:
@@ -79,7 +82,9 @@ def _write_profile(path: Path, r: Recommendation) -> None:
         raise UserInputError("--write-profile needs identical GPUs: a profile names one GPU model and a count")
     top: Choice = r.choices[0]
     data = {
-        "description": f"{top.tag} on {len(r.gpus)}x {r.gpus[0]} ({r.purpose}), written by coderig-deploy recommend",
+        "description": f"{top.tag} on {len(r.gpus)}x {r.gpus[0]}"
+                       + (f" at {r.power_limit_w:g} W" if r.power_limit_w is not None else "")
+                       + f" ({r.purpose}), written by coderig-deploy recommend",
         "hardware": {"gpu": r.gpus[0], "count": len(r.gpus), "min_vram_mib": 0,
                      "min_ram_gib": int(r.ram_gb or 16), "min_disk_gib": 50},
         "driver": {"branch": default_branch(load_catalog().gpu(r.gpus[0]).architecture), "open_kernel_modules": True,

@@ -89,12 +89,12 @@ def describe_gpus(facts: HostFacts) -> str:
         notes.append(f"{len(dead)} more on the PCI bus not seen by the driver "
                      f"({', '.join(f'{g.bus_id} {g.slug or g.name}' for g in dead)})")
     old = facts.pre_turing_pci_ids
-    unknown = [i for i in facts.unknown_pci_ids if i not in old]
     if old:
-        notes.append(f"pre-Turing card {', '.join(old)} (Pascal, Volta or older): not in the catalog, as its kernels "
-                     "are not modelled and NVIDIA's open kernel modules need Turing or newer")
-    if unknown:
-        notes.append(f"unknown PCI id {', '.join(unknown)} (not in data/gpus.tsv)")
+        notes.append(f"pre-Turing card{'s' if len(old) > 1 else ''} {', '.join(old)} (Pascal, Volta or older): not "
+                     "in the catalog, as their prompt kernels are not modelled and NVIDIA's open kernel modules need "
+                     "Turing or newer")
+    if facts.unknown_pci_ids:
+        notes.append(f"unknown PCI id {', '.join(facts.unknown_pci_ids)} (not in data/gpus.tsv)")
     return usable + (f"; {'; '.join(notes)}" if notes else "")
 
 

@@ -51,14 +51,19 @@ class HostFacts(_Strict):
                 counts[gpu.slug] = counts.get(gpu.slug, 0) + 1
         return counts
 
+    def _uncatalogued(self, old: bool) -> list[str]:
+        return sorted({f"10de:{g.pci_device_id}" for g in self.gpus
+                       if g.slug is None and g.pci_device_id and pre_turing(g.pci_device_id) == old})
+
     @property
     def unknown_pci_ids(self) -> list[str]:
-        return sorted({f"10de:{g.pci_device_id}" for g in self.gpus if g.slug is None and g.pci_device_id})
+        """Ids of Turing's range or later the catalog does not know (not guessed)."""
+        return self._uncatalogued(old=False)
 
     @property
     def pre_turing_pci_ids(self) -> list[str]:
-        """The unknown ids of cards older than Turing (pre_turing)."""
-        return [i for i in self.unknown_pci_ids if pre_turing(i.removeprefix("10de:"))]
+        """Ids of cards older than Turing (pre_turing): known to be left out, not unknown."""
+        return self._uncatalogued(old=True)
 
     @property
     def not_seen_by_driver(self) -> list[DetectedGpu]:
@@ -66,7 +71,7 @@ class HostFacts(_Strict):
 
 
 # NVIDIA's PCI device ids rise with each generation (pci.ids): Turing's first die, TU102, is 1e02, and every id below
-# 1e00 is an older one (Volta's GV100 1db0-1dbf, Pascal's 15f7-1d16, Maxwell, Kepler); TU117 (1f8x-1f9x) and TU116
+# 1e00 is an older one (Volta's GV100 1d81-1df6, Pascal's 15f7-1d56, Maxwell, Kepler); TU117 (1f8x-1f9x) and TU116
 # (21xx) are above it.
 FIRST_TURING_ID = 0x1E00
 

@@ -60,6 +60,7 @@ def text(results: list[tuple[HostFacts, Choice]]) -> str:
 def document(results: list[tuple[HostFacts, Choice]]) -> list[dict[str, Any]]:
     """--json: each host's facts, the fitting profiles and auto's choice with its reason."""
     return [{**facts.model_dump(mode="json"), "unknown_pci_ids": facts.unknown_pci_ids,
+             "pre_turing_pci_ids": facts.pre_turing_pci_ids,
              "fits": [{"profile": c.profile, "gpus_used": c.gpus_used, "vram_mib": c.vram_mib,
                        "plan_decode_tok_s": c.plan_tok_s, "expected_decode_tok_s": c.expected_tok_s,
                        "warnings": c.warnings} for c in choice.candidates],

@@ -70,10 +70,13 @@ def test_a_pre_turing_card_is_named_as_such_not_as_an_unknown_id() -> None:
     assert found.pre_turing_pci_ids == ["10de:1b38", "10de:1db6"]
     choice = choose(found, PROFILES)
     assert choice.profile is None
-    assert "pre-Turing card 10de:1b38, 10de:1db6 (Pascal, Volta or older)" in choice.reason
+    assert "pre-Turing cards 10de:1b38, 10de:1db6 (Pascal, Volta or older)" in choice.reason
     assert "unknown PCI id 10de:2fff" in choice.reason and "10de:1b38 (not in" not in choice.reason
     text = "\n".join(report.host_lines(found, choice))
     assert "Tesla P40 (pre-Turing, not in the catalog" in text and max(len(line) for line in text.splitlines()) <= 80
+    assert "unknown PCI ids (not guessed): 10de:2fff\n" in text + "\n" and "not guessed): 10de:1b38" not in text
+    [doc] = report.document([(found, choice)])
+    assert doc["unknown_pci_ids"] == ["10de:2fff"] and doc["pre_turing_pci_ids"] == ["10de:1b38", "10de:1db6"]
 
 
 def test_a_cards_other_pci_ids_map_to_it_too() -> None:

@@ -669,15 +669,26 @@ def test_a_laptop_plan_at_its_makers_power_limit_slows_the_prompt_not_the_memory
     [note] = [n for n in top.notes if n.startswith("power limit set by the laptop's maker")]
     low = make_plan("qwen2.5-coder:14b", ["rtx-4090-laptop"], 16384, power_limit_w=laptop.board_power_min_w)
     assert f"about {low.prefill_tok_s:.0f} tok/s prefill" in note
-    # Between NVIDIA's two clocks the clock is linear in the limit; outside the range it stays at the nearer end.
+    # Between the two clocks the clock is linear in the limit: the top clock is given at the top of the range
+    # without Dynamic Boost (150 W of 80-175), and held above it.
     device = cat.device("rtx-4090-laptop")
-    middle = planner.at_power_limit(device, laptop, (laptop.board_power_min_w + laptop.board_power_w) / 2)
+    assert laptop.top_tgp_w == 150
+    middle = planner.at_power_limit(device, laptop, (laptop.board_power_min_w + laptop.top_tgp_w) / 2)
     ends = (laptop.boost_clock_min_mhz + laptop.boost_clock_mhz) / 2
     assert middle.clock_mhz == pytest.approx(device.clock_mhz * ends / laptop.boost_clock_mhz)
-    below = planner.at_power_limit(device, laptop, 20)
-    assert below.clock_mhz == pytest.approx(device.clock_mhz * laptop.boost_clock_min_mhz / laptop.boost_clock_mhz)
-    assert any("outside the 80-175 W NVIDIA lists for rtx-4090-laptop" in n
-               for n in make_plan("qwen2.5-coder:7b", ["rtx-4090-laptop"], 4096, power_limit_w=20).notes)
+    for watts in (150, 175):
+        assert planner.at_power_limit(device, laptop, watts).clock_mhz == pytest.approx(device.clock_mhz)
+    # A limit outside NVIDIA's range is no laptop's: refused, as is one limit for two laptop GPU models.
+    for watts in (20, 200):
+        with pytest.raises(UserInputError, match="outside the 80-175 W NVIDIA lists for rtx-4090-laptop"):
+            make_plan("qwen2.5-coder:7b", ["rtx-4090-laptop"], 4096, power_limit_w=watts)
+    with pytest.raises(UserInputError, match="one laptop GPU model at a time"):
+        make_plan("qwen2.5-coder:7b", ["rtx-4090-laptop", "rtx-3050-laptop"], 4096, power_limit_w=80)
+    # A part whose bottom clock was not found keeps its clock: only the power cap moves, and the plan says so.
+    a5000 = make_plan("qwen2.5-coder:7b", ["rtx-a5000-laptop"], 4096, power_limit_w=80)
+    assert any(n.startswith("rtx-a5000-laptop: its clock at the bottom of its range was not found")
+               for n in a5000.notes)
+    assert not any("lowers the boost clock" in n for n in a5000.notes)
     # Blackwell has no fitted energy per clock: only the clock moves, and the plan says so.
     blackwell = make_plan("qwen2.5-coder:7b", ["rtx-5090-laptop"], 4096, power_limit_w=100)
     assert any(n.startswith("rtx-5090-laptop (blackwell): no measurement") for n in blackwell.notes)

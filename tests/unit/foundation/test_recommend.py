@@ -38,7 +38,7 @@ def test_a_laptop_gpus_speeds_are_said_to_be_at_the_top_of_its_power_range():
     assert turing.startswith("turing GPU: no fit row measures this architecture")
 
 
-def test_recommend_at_a_laptops_power_limit_ranks_the_same_choices_with_slower_prompts():
+def test_recommend_at_a_laptops_power_limit_ranks_the_same_choices_with_slower_prompts(tmp_path):
     # A power limit moves prompt speed, not memory: the same choices in the same order, each prompt slower, and the
     # note says what the speeds are for instead of the top-of-range one.
     default, capped = recommend(["rtx-4080-laptop"]), recommend(["rtx-4080-laptop"], power_limit_w=80)
@@ -47,11 +47,18 @@ def test_recommend_at_a_laptops_power_limit_ranks_the_same_choices_with_slower_p
     assert all(c.prefill_tok_s < d.prefill_tok_s and c.ttft_4k_s > d.ttft_4k_s
                for c, d in zip(capped.choices, default.choices))
     assert capped.notes[0].startswith("power limit 80 W") and not any("the top of the" in n for n in capped.notes)
+    written = tmp_path / "laptop.yaml"
     cli = subprocess.run([sys.executable, "-m", "coderig_deploy", "recommend", "--gpu", "rtx-4080-laptop",
-                          "--power-limit", "80", "--json"], capture_output=True, text=True)
+                          "--power-limit", "80", "--json", "--write-profile", str(written)], capture_output=True,
+                         text=True)
     assert cli.returncode == 0 and json.loads(cli.stdout)["power_limit_w"] == 80
+    assert "1x rtx-4080-laptop at 80 W (chat)" in load_profile_file(written).description
+    rows = tmp_path / "rows.tsv"
+    rows.write_text("")
     for args, says in ((["--gpu", "rtx-3090", "--power-limit", "250"], "for laptop GPUs"),
-                       (["--gpu", "rtx-4080-laptop", "--power-limit", "0"], "--power-limit")):
+                       (["--gpu", "rtx-4080-laptop", "--power-limit", "0"], "--power-limit"),
+                       (["--gpu", "rtx-4080-laptop", "--power-limit", "80", "--calibration", str(rows)],
+                        "does not record the power limit")):
         bad = subprocess.run([sys.executable, "-m", "coderig_deploy", "recommend", *args], capture_output=True,
                              text=True)
         assert bad.returncode == 2 and says in bad.stderr and "Traceback" not in bad.stderr
