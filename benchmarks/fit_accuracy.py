@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Compare the fit model with every calibration measurement: one table for the rows the constants
 were fitted on, one for the held-out rows (other sources), each with median and worst error, and one
-for the seed guide's rounded estimates (set=seed: not measurements, counted in neither).
+for the seed guide's rounded estimates (set=seed: not measurements, counted in neither); then the usable memory
+of every card data/driver_reserved.tsv measures against the plan's.
 
     python benchmarks/fit_accuracy.py [CALIBRATION.tsv]
 """
@@ -13,7 +14,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from coderig_deploy.calibration import SETS, Case, load_cases
+from coderig_deploy.calibration import SETS, Case, load_cases, usable_cases
 
 DEFAULT = Path(__file__).with_name("calibration.tsv")
 UNITS = {"vram": "MiB", "decode": "tok/s", "prefill": "tok/s"}
@@ -32,10 +33,22 @@ def _table(name: str, cases: list[Case]) -> None:
     print()
 
 
+def _usable_table() -> None:
+    print("== usable memory: CUDA's own total on Linux (data/driver_reserved.tsv) against the plan's ==")
+    print(f"{'gpu':20} {'memory.total':>12} {'CUDA':>9} {'planned':>9} {'error':>7}  MiB")
+    cases = usable_cases()
+    for c in cases:
+        print(f"{c.gpu:20} {c.total_mib:12} {c.cuda_mib:9.0f} {c.planned_mib:9} {c.error_mib:+7.0f}")
+    errors = [abs(c.error_mib) for c in cases]
+    print(f"  {len(errors)} cards, median |error| {statistics.median(errors):.0f} MiB, max {max(errors):.0f} MiB")
+    print()
+
+
 def main(path: Path) -> int:
     cases = load_cases(path)
     for subset in SETS:
         _table(subset, [c for c in cases if c.set == subset])
+    _usable_table()
     return 0
 
 

@@ -108,3 +108,35 @@ def _case(row: dict[str, str]) -> Case:
 def load_cases(path: Path) -> list[Case]:
     lines = [ln for ln in path.read_text().splitlines() if ln and not ln.startswith("#")]
     return [_case(row) for row in csv.DictReader(lines, delimiter="\t")]
+
+
+@dataclass(frozen=True)
+class UsableCase:
+    """One card of data/driver_reserved.tsv: the memory CUDA itself reports on Linux (median of its captures)
+    against the plan's usable memory (memory.total less the driver's modelled reservation)."""
+
+    gpu: str
+    total_mib: int
+    cuda_mib: float
+    captures: int
+
+    @property
+    def planned_mib(self) -> int:
+        return make_plan("qwen2.5-coder:1.5b", [self.gpu], 4096).usable_mib
+
+    @property
+    def error_mib(self) -> float:
+        return self.planned_mib - self.cuda_mib
+
+
+def usable_cases() -> list[UsableCase]:
+    """Every card of data/driver_reserved.tsv, in the file's order."""
+    from statistics import median
+
+    from coderig_deploy.resources import DATA_DIR
+
+    lines = [ln for ln in (DATA_DIR / "driver_reserved.tsv").read_text().splitlines() if ln and not ln.startswith("#")]
+    totals: dict[str, tuple[int, list[int]]] = {}
+    for row in csv.DictReader(lines, delimiter="\t"):
+        totals.setdefault(row["gpu"], (int(row["smi_total_mib"]), []))[1].append(int(row["cuda_total_mib"]))
+    return [UsableCase(gpu, total, median(cuda), len(cuda)) for gpu, (total, cuda) in totals.items()]

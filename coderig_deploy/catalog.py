@@ -82,6 +82,14 @@ class GpuSpec(_Row):
         # unless a capture of the real card says otherwise.
         return self.memory_total_mib or self.vram_gb * 1024
 
+    def reserved_mib(self, base_mib: float, fraction: float) -> float:
+        """Memory CUDA cannot allocate: the driver's reservation (runtime.tsv, fitted on driver_reserved.tsv) and, on
+        unified memory, what the host's idle OS holds. A unified-memory GPU's memory_total_mib is already CUDA's own
+        total (nvidia-smi prints none), so no driver reservation comes off it."""
+        if self.host_shared_mib:
+            return self.host_shared_mib
+        return round(base_mib + self.vram_mib * fraction)
+
     @property
     def power_range(self) -> bool:
         """Its power limit is its maker's choice within a range (a laptop GPU): board_power_min_w-board_power_w."""
@@ -105,7 +113,7 @@ class GpuSpec(_Row):
         return self.boost_clock_mhz * (geforce_clock_headroom if self.geforce else 1.0)
 
     def device(self, arch: ArchitectureSpec | None = None, reserved_fraction: float = 0.0,
-               geforce_clock_headroom: float = 1.0) -> fit.Device:
+               geforce_clock_headroom: float = 1.0, reserved_base_mib: float = 0.0) -> fit.Device:
         if arch is None:
             return fit.Device(self.slug, self.vram_mib, self.bandwidth_gbs)
         return fit.Device(
@@ -114,7 +122,7 @@ class GpuSpec(_Row):
             int_lanes_per_sm=arch.int_lanes_per_sm, tensor_flops_per_clk=arch.fp16_tensor_flops_per_clk,
             int8_ops_per_clk=arch.int8_tensor_ops_per_clk,
             max_threads_per_sm=arch.max_threads_per_sm,
-            reserved_mib=round(self.vram_mib * reserved_fraction) + self.host_shared_mib,
+            reserved_mib=self.reserved_mib(reserved_base_mib, reserved_fraction),
             l2_mib=self.l2_mib, cublas_tile=_tile(arch.cublas_tile), mma_sync_share=arch.mma_sync_share,
             fp32_acc_share=self.fp32_acc_share, memory_latency_ns=self.memory_latency_ns,
             board_power_w=self.board_power_w, tensor_nj_per_sm_cycle=arch.tensor_nj_per_sm_cycle,
@@ -247,7 +255,7 @@ class Catalog(BaseModel):
         """The fit model's view of a catalog GPU: memory, bandwidth, compute and the driver's reservation."""
         spec = self.gpu(slug)
         return spec.device(self.architectures[spec.architecture], self.runtime["driver_reserved_fraction"],
-                           self.runtime["geforce_clock_headroom"])
+                           self.runtime["geforce_clock_headroom"], self.runtime["driver_reserved_base_mib"])
 
     def gpu_by_name(self, name: str, memory_mib: int | None = None) -> GpuSpec | None:
         """The catalog GPU whose nvidia-smi name is `name` (older drivers omit the NVIDIA prefix). Some cards share a

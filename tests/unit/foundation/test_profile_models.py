@@ -44,7 +44,7 @@ def test_max_loaded_models_below_the_model_count_is_refused(tmp_path: Path) -> N
 def test_models_that_do_not_fit_together_are_refused(tmp_path: Path) -> None:
     # Each fits the 16 GB card alone; the 14B at 32K beside the 7B does not.
     body = "models:\n  - {tag: 'qwen2.5-coder:14b-instruct-q4_K_M', num_ctx: 32768, role: chat}\n"
-    with pytest.raises(ProfileError, match=r"do not fit in GPU memory together: GPU 0 would hold \d+ MiB of 16384"):
+    with pytest.raises(ProfileError, match=r"do not fit in GPU memory together: GPU 0 would hold \d+ MiB of 16380"):
         load_profile(_write(tmp_path, body))
 
 
