@@ -246,9 +246,10 @@ class Catalog(BaseModel):
         try:
             return self.gpus[slug.lower()]
         except KeyError:
+            hint = (PRE_TURING_HINT if PRE_TURING_SLUG.search(slug.lower())
+                    else _suggest(slug.lower(), list(self.gpus)))
             raise UnknownNameError(
-                f"unknown GPU {slug!r}.{_suggest(slug.lower(), list(self.gpus))} "
-                "`coderig-deploy gpus` lists the known slugs."
+                f"unknown GPU {slug!r}.{hint} `coderig-deploy gpus` lists the known slugs."
             ) from None
 
     def device(self, slug: str) -> fit.Device:
@@ -346,6 +347,16 @@ class Catalog(BaseModel):
 def _sizes(rows: list[dict[str, str]]) -> dict[tuple[str, str], int]:
     unit = {"GB": GB, "GiB": GIB}
     return {(r["model"], r["quant"]): int(float(r["size"]) * unit[r["unit"]]) for r in rows}
+
+
+# A slug that names a card older than Turing (Tesla P40/P100/V100, TITAN V/Xp, GTX 10xx, Quadro P/GV100): the
+# catalog leaves that generation out (detect.facts.pre_turing says why), so no near-miss slug is suggested for it.
+PRE_TURING_SLUG = re.compile(r"(^|[-_ ])(tesla-?)?([pv]100|p40|p4|gv100|titan-?(v|xp?)|gtx-?1\d{3}|quadro-?[pmk]\d+)"
+                             r"($|[-_ ])")
+PRE_TURING_REASON = ("llama.cpp runs their prompts on kernels the planner does not model, and NVIDIA's open kernel "
+                     "modules need Turing or newer")
+PRE_TURING_HINT = (" Cards older than Turing (Pascal, Volta and before: P40, P100, V100, GTX 10 series...) are not in "
+                   f"the catalog: {PRE_TURING_REASON}.")
 
 
 # Per-GPU facts kept beside gpus.tsv, a row only for the cards they are known for (0 elsewhere):

@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from coderig_deploy.catalog import PRE_TURING_REASON
 from coderig_deploy.detect.facts import HostFacts
 from coderig_deploy.profiles import Profile
 
@@ -91,8 +92,7 @@ def describe_gpus(facts: HostFacts) -> str:
     old = facts.pre_turing_pci_ids
     if old:
         notes.append(f"pre-Turing card{'s' if len(old) > 1 else ''} {', '.join(old)} (Pascal, Volta or older): not "
-                     "in the catalog, as their prompt kernels are not modelled and NVIDIA's open kernel modules need "
-                     "Turing or newer")
+                     f"in the catalog, as {PRE_TURING_REASON}")
     if facts.unknown_pci_ids:
         notes.append(f"unknown PCI id {', '.join(facts.unknown_pci_ids)} (not in data/gpus.tsv)")
     return usable + (f"; {'; '.join(notes)}" if notes else "")

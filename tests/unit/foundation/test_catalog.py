@@ -128,6 +128,17 @@ def test_cards_added_from_the_scoreboard_and_the_70_w_class_are_in_the_catalog()
     assert CAT.gpu_by_name("NVIDIA GeForce RTX 4090 D").slug == "rtx-4090-d"
 
 
+@pytest.mark.parametrize("slug", ["v100", "tesla-p40", "p100", "gtx-1080-ti", "titan-xp", "quadro-p6000",
+                                  "v100-sxm2-32gb"])
+def test_a_pre_turing_slug_is_told_why_it_is_missing_not_offered_a_near_miss(slug):
+    # "tesla-p40" is two letters from "l40": suggesting an Ada card for a Pascal one would mislead.
+    with pytest.raises(UnknownNameError, match="older than Turing") as err:
+        CAT.gpu(slug)
+    assert "Did you mean" not in str(err.value)
+    with pytest.raises(UnknownNameError, match="Did you mean rtx-4090"):
+        CAT.gpu("rtx-4090ti")
+
+
 def test_the_entry_ampere_cards_are_in_the_catalog():
     # (SMs, GB/s, W, memory.total): the RTX 3050 family, the 8 GB RTX 3060, Ampere's 2024 workstation entry cards and
     # the A2 (gpus.tsv names each source).
