@@ -12,9 +12,10 @@ from __future__ import annotations
 import csv
 import re
 from dataclasses import dataclass
+from statistics import median
 from pathlib import Path
 
-from coderig_deploy.catalog import GIB
+from coderig_deploy.catalog import GIB, _read_tsv
 from coderig_deploy.planner import Plan, make_plan
 
 KINDS = ("vram", "decode", "prefill")
@@ -119,10 +120,7 @@ class UsableCase:
     total_mib: int
     cuda_mib: float
     captures: int
-
-    @property
-    def planned_mib(self) -> int:
-        return make_plan("qwen2.5-coder:1.5b", [self.gpu], 4096).usable_mib
+    planned_mib: int
 
     @property
     def error_mib(self) -> float:
@@ -130,13 +128,9 @@ class UsableCase:
 
 
 def usable_cases() -> list[UsableCase]:
-    """Every card of data/driver_reserved.tsv, in the file's order."""
-    from statistics import median
-
-    from coderig_deploy.resources import DATA_DIR
-
-    lines = [ln for ln in (DATA_DIR / "driver_reserved.tsv").read_text().splitlines() if ln and not ln.startswith("#")]
+    """Every card of data/driver_reserved.tsv, in the file's order, each planned once."""
     totals: dict[str, tuple[int, list[int]]] = {}
-    for row in csv.DictReader(lines, delimiter="\t"):
+    for row in _read_tsv("driver_reserved.tsv"):
         totals.setdefault(row["gpu"], (int(row["smi_total_mib"]), []))[1].append(int(row["cuda_total_mib"]))
-    return [UsableCase(gpu, total, median(cuda), len(cuda)) for gpu, (total, cuda) in totals.items()]
+    return [UsableCase(gpu, total, median(cuda), len(cuda), make_plan("qwen2.5-coder:1.5b", [gpu], 4096).usable_mib)
+            for gpu, (total, cuda) in totals.items()]
