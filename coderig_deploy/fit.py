@@ -859,8 +859,10 @@ def fit(req: FitRequest) -> FitResult:
     if req.kv_cache != "f16" and not req.flash_attention:
         notes.append(f"a {req.kv_cache} KV cache needs flash attention; Ollama falls back to f16 without it")
     if arch.experts:
-        notes.append("mixture of experts: measured speeds differ by llama.cpp build by up to 2x "
-                     "(benchmarks/calibration.tsv): read these as estimates")
+        notes.append("mixture of experts: speeds depend on the llama.cpp build (benchmarks/calibration.tsv): 2025 "
+                     "builds ran its held-out prompts 1.8-2.2x slower than estimated here (RTX PRO 6000 at 512-token "
+                     "ubatches, DGX Spark at 2048), a 2026 build on an RTX 5090 about as estimated; read prefill and "
+                     "time to first token as upper bounds, decode as an estimate")
     starved = sorted({d.name for d in req.devices if _runs_mmq(req, d) and d.sm_count and d.board_power_w
                       and d.board_power_w / d.sm_count < LOW_POWER_W_PER_SM})
     if starved:
