@@ -84,6 +84,18 @@ def test_gpu_by_nvidia_smi_name():
     # The H200's PCIe card is its own entry: 600 W and a lower clock than the 700 W SXM module.
     nvl = CAT.gpu_by_name("NVIDIA H200 NVL")
     assert nvl.slug == "h200-nvl" and (nvl.board_power_w, nvl.pci_device_id) == (600, "233b")
+    # Grace Hopper: the GH200's GPU is planned on its 96 GB of HBM3 (deviceQuery: 132 SMs, 60 MiB of L2). Its decode is
+    # the H100 SXM's and H200's, not in their bandwidths' order (3.35, 4.0, 4.8 TB/s): on HBM a current build's decode
+    # is bound by bytes in flight (132 SMs over a 348-354 ns latency, fit.decode_bandwidth); its prefill is theirs too.
+    gh = CAT.gpu_by_name("NVIDIA GH200 480GB")
+    assert (gh.slug, gh.vram_mib, gh.pci_device_id, gh.sm_count, gh.architecture) == ("gh200", 97871, "2342", 132,
+                                                                                        "hopper")
+    from coderig_deploy.planner import make_plan
+
+    h100, gh200, h200 = (make_plan("llama3.1:70b", [g], 16384) for g in ("h100-sxm", "gh200", "h200"))
+    assert gh200.decode_tok_s == pytest.approx(h100.decode_tok_s, rel=0.02) == pytest.approx(h200.decode_tok_s, rel=0.02)
+    assert gh200.decode_tok_s * gh200.weights_mib * (1 << 20) / 4000e9 < 0.5  # under half its roofline (43 %)
+    assert gh200.prefill_tok_s == pytest.approx(h100.prefill_tok_s, rel=0.05)
 
 
 @pytest.mark.parametrize("name, memory_mib, slug", [

@@ -252,7 +252,7 @@ def test_cuda_context_grows_with_sm_count():
 
 
 def test_usable_memory_is_what_cuda_reports_on_linux():
-    # data/driver_reserved.tsv: 26 cards' memory.total against CUDA's own total on Linux. The plan's usable memory is
+    # data/driver_reserved.tsv: 27 cards' memory.total against CUDA's own total on Linux. The plan's usable memory is
     # the latter within 200 MiB on every card and 40 MiB on the median one (0.43 % of memory.total, fitted on the
     # H200 alone, was 350 MiB off on the median card); the H200 itself 100 MiB below the 143155 cuMemGetInfo gave.
     cat = load_catalog()
