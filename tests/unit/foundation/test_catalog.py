@@ -93,8 +93,10 @@ def test_gpu_by_nvidia_smi_name():
     from coderig_deploy.planner import make_plan
 
     h100, gh200, h200 = (make_plan("llama3.1:70b", [g], 16384) for g in ("h100-sxm", "gh200", "h200"))
-    assert gh200.decode_tok_s == pytest.approx(h100.decode_tok_s, rel=0.02) == pytest.approx(h200.decode_tok_s, rel=0.02)
-    assert gh200.decode_tok_s * gh200.weights_mib * (1 << 20) / 4000e9 < 0.5  # under half its roofline (43 %)
+    assert gh200.decode_tok_s == pytest.approx(h100.decode_tok_s, rel=0.02)
+    assert gh200.decode_tok_s == pytest.approx(h200.decode_tok_s, rel=0.02)
+    # under half its roofline (43 %)
+    assert gh200.decode_tok_s * gh200.weights_mib * (1 << 20) / (gh.bandwidth_gbs * 1e9) < 0.5
     assert gh200.prefill_tok_s == pytest.approx(h100.prefill_tok_s, rel=0.05)
 
 
