@@ -6,7 +6,8 @@ metadata key/values, tensor infos (name, dims, ggml type, offset), padding to
 and their types come from `tensors.py`; the weights are random quantized blocks whose
 scales are small finite half floats, so llama.cpp computes (garbage) at full speed
 and never meets NaN. The tokenizer is synthetic: as many tokens as the model's
-vocabulary, a byte-level base and BPE merges, close to a real tokenizer's bytes.
+vocabulary, a byte-level base and byte-pair merges (text tokenizes into pairs of bytes),
+close to a real tokenizer's bytes.
 Stdlib only: this module runs on the probed host.
 """
 
@@ -32,6 +33,9 @@ _SMALL_HALF = b"\x00\x14"  # 2**-10 as IEEE half: finite, small
 _ROPE_BASE = 1_000_000.0
 _NORM_EPS = 1e-6
 TOKENIZER_PRE = "default"  # a pre-tokenizer every llama.cpp build knows
+# llama.cpp takes a token of this text for an end of generation (llama-vocab.cpp, special_eog_ids); an EOS of
+# another text makes it warn "special_eos_id is not in special_eog_ids".
+EOS_TEXT = "<|endoftext|>"
 
 Progress = Callable[[int], None]
 
@@ -72,14 +76,24 @@ def metadata(shape: Shape, ftype: str, name: str) -> dict[str, Any]:
 
 
 def _tokenizer(vocab: int) -> dict[str, Any]:
+    """Byte tokens, then one token per pair of bytes with the merge that makes it (as many as the vocabulary
+    holds, first bytes varying fastest), then fillers up to the vocabulary's size; the last two are BOS and EOS,
+    control tokens, the EOS under a text llama.cpp takes for an end of generation.
+    Every merge makes a token of the vocabulary: a merge whose result is missing makes llama.cpp fall back to the
+    symbol's single bytes, and it drops those that are no token (a space's 'Ġ' is two bytes in UTF-8), so text
+    would lose characters. The fillers' merges ("tok000001 tok000002") join symbols no text produces."""
     base = _byte_tokens()
-    tokens = base + [f"tok{i:06d}" for i in range(len(base), vocab)]
-    merges = [f"{base[i % 256]} {base[(i // 256) % 256]}{i // 65536 or ''}" for i in range(vocab - 256)]
+    pairs = min(256 * 256, vocab - 256 - 2)
+    tokens = base + [base[i % 256] + base[i // 256] for i in range(pairs)]
+    tokens += [f"tok{i:06d}" for i in range(len(tokens), vocab - 1)] + [EOS_TEXT]
+    merges = [f"{base[i % 256]} {base[i // 256]}" for i in range(pairs)]
+    merges += [f"tok{i:06d} tok{i + 1:06d}" for i in range(vocab - 256 - pairs)]
     return {
         "tokenizer.ggml.model": "gpt2",
         "tokenizer.ggml.pre": TOKENIZER_PRE,
         "tokenizer.ggml.tokens": tokens,
-        "tokenizer.ggml.token_type": [Typed(T_INT32, 1)] * vocab,
+        # normal tokens (1), BOS and EOS control tokens (3) as converted tokenizers mark them
+        "tokenizer.ggml.token_type": [Typed(T_INT32, 1)] * (vocab - 2) + [Typed(T_INT32, 3)] * 2,
         "tokenizer.ggml.merges": merges,
         "tokenizer.ggml.bos_token_id": Typed(T_UINT32, vocab - 2),
         "tokenizer.ggml.eos_token_id": Typed(T_UINT32, vocab - 1),

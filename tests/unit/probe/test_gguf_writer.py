@@ -108,3 +108,48 @@ def test_a_failed_write_leaves_no_file(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not one the probe can write"):
         writer.write_file(path, TINY, "Q3_K_M", "tiny")
     assert not path.exists()
+
+
+def _llama_cpp_bpe(text: str, tokens: list[str], merges: list[str]) -> list[int]:
+    """llama.cpp's byte-level BPE (llm_tokenizer_bpe_session) on one word: GPT-2's byte-to-unicode symbols, the
+    lowest-ranked merge first; a final symbol that is no token falls back to its UTF-8 bytes one by one, and a
+    byte that is no token is dropped."""
+    table = writer._byte_tokens()
+    symbols = [table[b] for b in text.encode()]
+    rank = {tuple(m.split(" ")): i for i, m in enumerate(merges)}
+    while True:
+        ranked = [(rank[p], i) for i, p in enumerate(zip(symbols, symbols[1:])) if p in rank]
+        if not ranked:
+            break
+        _, i = min(ranked)
+        symbols[i:i + 2] = [symbols[i] + symbols[i + 1]]
+    ids = {t: i for i, t in enumerate(tokens)}
+    out: list[int] = []
+    for s in symbols:
+        if s in ids:
+            out.append(ids[s])
+        else:  # llama.cpp's fallback: each byte of the symbol's UTF-8 on its own
+            out += [ids[chr(b)] for b in s.encode() if chr(b) in ids]
+    return out
+
+
+# A vocabulary of 1000 holds only pairs ending in bytes 0-2, which the text has none of.
+@pytest.mark.parametrize(("vocab", "merges_apply"), [(1000, False), (32256, True), (152064, True)])
+def test_the_synthetic_tokenizer_loses_no_text(vocab: int, merges_apply: bool) -> None:
+    """Found by loading a probe file in llama.cpp (benchmarks/probe_llama_cpp.py): merges whose result was no
+    token made it drop every space ('Ġ' is two bytes in UTF-8), so "def fibonacci" came back "deffibonacci"."""
+    meta = writer._tokenizer(vocab)
+    tokens, merges = meta["tokenizer.ggml.tokens"], meta["tokenizer.ggml.merges"]
+    assert len(tokens) == len(set(tokens)) == vocab
+    text = "def fibonacci(n):\n\treturn n if n < 2 else fibonacci(n - 1) + fibonacci(n - 2)  # é"
+    ids = _llama_cpp_bpe(text, tokens, merges)
+    back = {c: b for b, c in enumerate(writer._byte_tokens())}
+    assert bytes(back[c] for i in ids for c in tokens[i]).decode() == text
+    assert (len(ids) < len(text.encode())) == merges_apply  # pairs of bytes merged
+    bos, eos = meta["tokenizer.ggml.bos_token_id"].value, meta["tokenizer.ggml.eos_token_id"].value
+    assert {bos, eos}.isdisjoint(ids)
+    # control tokens (3) as converted tokenizers mark them, the EOS under a text llama.cpp ends generation at
+    # (else it warns "special_eos_id is not in special_eog_ids"); every other token normal (1)
+    types = [t.value for t in meta["tokenizer.ggml.token_type"]]
+    assert types[bos] == types[eos] == 3 and types.count(1) == vocab - 2
+    assert tokens[eos] == "<|endoftext|>"
