@@ -4,6 +4,7 @@ file (architecture, tensor bytes, parameter count) against what the probe meant 
 
     python benchmarks/probe_llama_cpp.py --bin LLAMA_CPP/build/bin [--ngl 99] [--models TAG...] [--json FILE]
     python benchmarks/probe_llama_cpp.py --bin LLAMA_CPP/build/bin --quant-mix
+    python benchmarks/probe_llama_cpp.py --bin LLAMA_CPP/build/bin --compute-buffers [--models TAG...]
 
 LLAMA_CPP/build/bin needs llama-bench and llama-completion: llama.cpp's source is in the llama-cpp-python sdist
 on PyPI (vendor/llama.cpp); `cmake -B build -DLLAMA_CURL=OFF [-DGGML_CUDA=ON]` then `cmake --build build --target
@@ -15,7 +16,10 @@ it otherwise than the probe wrote it.
 
 --quant-mix checks the other half (it needs llama-quantize): for every model and quantization of the catalog,
 llama.cpp's quantizer is asked which type it would give each tensor of the model's F16 file, and the answer is
-compared with the type the probe writes. Exits 1 when any differs.
+compared with the type the probe writes. Exits 1 when any differs. --compute-buffers prints the compute buffer
+llama.cpp's graph allocator reserves for each model (one 512-token ubatch, 512 to 16384 cells, flash attention off
+and on) beside the one fit.py plans: the memory model's third part, checked on architectures and contexts the
+published load logs do not cover.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from coderig_deploy import fit
 from coderig_deploy.calibration import Case
 from coderig_deploy.catalog import ModelChoice, load_catalog
 from coderig_deploy.probe import gguf
@@ -86,13 +91,57 @@ def _predicted(tag: str, gpu: str, kind: str, tokens: int) -> float:
 _QUANTIZED = re.compile(r"\]\s+(\S+)\s+- \[.*?\], type =\s+(\S+), size = [^(]*(?:\((\w+)\))?\s*$")
 
 
+def _sparse_file(choice: ModelChoice, ftype: str, path: Path) -> Path:
+    """The probe's file of the model at `ftype` with its weights left a hole: for llama.cpp runs that never read
+    them (a quantizer's dry run, a model load without repacking)."""
+    shape, name = shape_of(choice), probe_name(choice)
+    path.write_bytes(gguf.encode_header(gguf.metadata(shape, ftype, name), tensors(shape, ftype)))
+    os.truncate(path, gguf.planned_size(shape, ftype, name))
+    return path
+
+
+_COMPUTE = re.compile(r"CPU compute buffer size =\s+([\d.]+) MiB")
+
+
+def compute_buffer_mib(binary: Path, path: Path, cells: int, flash_attention: bool) -> float:
+    """llama.cpp's own compute buffer for the file at `cells` (one ubatch of 512, as Ollama runs it): the graph
+    allocator's reservation that a CPU-only run logs; no weight is read (--no-repack), so a sparse file does."""
+    out = _run(binary, "-m", path, "-p", "x", "-n", 1, "-c", cells, "-b", 512, "-ub", 512,
+               "-fa", "on" if flash_attention else "off", "-t", 1, "-no-cnv", "--no-warmup", "--no-repack", "-v")
+    found = _COMPUTE.findall(out.stderr)
+    if out.returncode or not found:
+        raise RuntimeError(f"llama-completion failed on {path.name} (exit {out.returncode}): {out.stderr[-800:]}")
+    return float(found[-1])
+
+
+def _compute_buffers(binary: Path, models: list[str], workdir: Path | None) -> int:
+    """llama.cpp's compute buffer for each model at 512-16384 cells, flash attention off and on, against fit's.
+    A CPU-only run keeps the ubatch's input embeddings (ubatch x hidden, f32) in the same buffer, where a GPU
+    run has them in system RAM (the token embedding lookup runs on the CPU): they are added to fit's figure."""
+    catalog, worst = load_catalog(), 0.0
+    print(f"{'model':22} {'cells':>6} {'fa':3} {'llama.cpp':>10} {'fit':>9} {'+ embd':>9} {'diff':>8}  MiB")
+    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+        for tag in models:
+            choice = catalog.model(tag)
+            arch = choice.model.architecture()
+            path = _sparse_file(choice, choice.quant.quant, Path(tmp) / "sparse.gguf")
+            for cells in (512, 4096, 16384):
+                for fa in (False, True):
+                    got = compute_buffer_mib(binary, path, cells, fa)
+                    planned = fit.compute_buffer_bytes(arch, cells, 512, fa, True, arch.layers) / fit.MIB
+                    embd = 512 * arch.hidden * fit.F32 / fit.MIB
+                    worst = max(worst, abs(got - planned - embd) / got)
+                    print(f"{tag:22} {cells:6} {'on' if fa else 'off':3} {got:10.2f} {planned:9.2f} "
+                          f"{planned + embd:9.2f} {got - planned - embd:+8.2f}")
+            path.unlink()
+    print(f"largest difference: {worst:.1%} of llama.cpp's buffer")
+    return 0
+
+
 def quantizer_types(binary: Path, choice: ModelChoice, workdir: Path) -> dict[str, str]:
     """Each tensor's type as llama.cpp's own quantizer picks it (`llama-quantize --dry-run`) for the probe's F16
     file of the model: a sparse file, header only, as the dry run reads no weights."""
-    shape, name = shape_of(choice), probe_name(choice)
-    path = workdir / "f16.gguf"
-    path.write_bytes(gguf.encode_header(gguf.metadata(shape, "F16", name), tensors(shape, "F16")))
-    os.truncate(path, gguf.planned_size(shape, "F16", name))
+    path = _sparse_file(choice, "F16", workdir / "f16.gguf")
     try:
         out = _run(binary, "--dry-run", path, choice.quant.quant)
     finally:
@@ -136,9 +185,13 @@ def main() -> int:
     parser.add_argument("--json", type=Path, default=None, help="write the rows here too")
     parser.add_argument("--quant-mix", action="store_true",
                         help="instead: every catalog model's tensor types against llama-quantize --dry-run's")
+    parser.add_argument("--compute-buffers", action="store_true",
+                        help="instead: llama.cpp's compute buffer for --models against fit's (no file written)")
     args = parser.parse_args()
     if args.quant_mix:
         return _quant_mix(args.bin / "llama-quantize", args.workdir)
+    if args.compute_buffers:
+        return _compute_buffers(args.bin / "llama-completion", args.models, args.workdir)
     if args.gpu and args.prompt < 256:
         parser.error("--gpu compares with plan, which plans contexts of 256 tokens and more: give --prompt 512")
 
