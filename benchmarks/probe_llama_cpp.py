@@ -106,7 +106,7 @@ _COMPUTE = re.compile(r"CPU compute buffer size =\s+([\d.]+) MiB")
 def compute_buffer_mib(binary: Path, path: Path, cells: int, flash_attention: bool) -> float:
     """llama.cpp's own compute buffer for the file at `cells` (one ubatch of 512, as Ollama runs it): the graph
     allocator's reservation that a CPU-only run logs; no weight is read (--no-repack), so a sparse file does."""
-    out = _run(binary, "-m", path, "-p", "x", "-n", 1, "-c", cells, "-b", 512, "-ub", 512,
+    out = _run(binary, "-m", path, "-p", "x", "-n", 1, "-c", cells, "-b", 512, "-ub", 512, "-ngl", 0,
                "-fa", "on" if flash_attention else "off", "-t", 1, "-no-cnv", "--no-warmup", "--no-repack", "-v")
     found = _COMPUTE.findall(out.stderr)
     if out.returncode or not found:
@@ -181,19 +181,22 @@ def main() -> int:
     parser.add_argument("--prompt", type=int, default=32, help="prompt tokens of llama-bench's pp test")
     parser.add_argument("--gen", type=int, default=4, help="tokens of llama-bench's tg test")
     parser.add_argument("--gpu", default=None, help="catalog slug of the GPU (with --ngl 99): plan's speeds beside")
-    parser.add_argument("--workdir", type=Path, default=None, help="where the files are written (default: a temp dir)")
+    parser.add_argument("--workdir", type=Path, default=Path("/var/tmp"),
+                        help="where the files are written, up to 19 GB each (default: /var/tmp, on disk)")
     parser.add_argument("--json", type=Path, default=None, help="write the rows here too")
     parser.add_argument("--quant-mix", action="store_true",
                         help="instead: every catalog model's tensor types against llama-quantize --dry-run's")
     parser.add_argument("--compute-buffers", action="store_true",
-                        help="instead: llama.cpp's compute buffer for --models against fit's (no file written)")
+                        help="instead: llama.cpp's compute buffer for --models against fit's (a report; sparse "
+                             "files, no weight written)")
     args = parser.parse_args()
     if args.quant_mix:
         return _quant_mix(args.bin / "llama-quantize", args.workdir)
     if args.compute_buffers:
         return _compute_buffers(args.bin / "llama-completion", args.models, args.workdir)
-    if args.gpu and args.prompt < 256:
-        parser.error("--gpu compares with plan, which plans contexts of 256 tokens and more: give --prompt 512")
+    if args.gpu and (args.prompt < 256 or args.gen < 1 or args.ngl < 1):
+        parser.error("--gpu compares a GPU run with plan: give --ngl 99 --prompt 512 --gen 128 (plan plans "
+                     "contexts of 256 tokens and more)")
 
     catalog = load_catalog()
     rows = []
@@ -217,16 +220,17 @@ def _check_file(args: argparse.Namespace, choice: ModelChoice, path: Path) -> di
     written, _ = gguf.write_file(path, shape, ftype, name)
     header = len(gguf.encode_header(gguf.metadata(shape, ftype, name), tensors(shape, ftype)))
     row: dict[str, Any] = {"model": choice.canonical_tag, "quant": ftype, "file_bytes": written,
-                           "params_written": _elements(choice)}
+                           "arch_written": shape.arch, "params_written": _elements(choice)}
     try:
         row |= _bench(args.bin / "llama-bench", path, args.ngl, args.threads, args.prompt, args.gen)
         row["completion"] = _complete(args.bin / "llama-completion", path, args.ngl, args.threads)
-    except (RuntimeError, subprocess.TimeoutExpired) as err:
-        return row | {"ok": False, "error": str(err)}
+    except (RuntimeError, subprocess.TimeoutExpired, ValueError, KeyError, IndexError) as err:
+        return row | {"ok": False, "error": f"{type(err).__name__}: {err}"}
     finally:
         path.unlink(missing_ok=True)
     # llama.cpp's model size is the tensors' bytes: the file less its header and the alignment padding.
-    row["ok"] = row["params"] == row["params_written"] and 0 <= written - header - row["size"] < 32 * 1024
+    row["ok"] = (row["type"].split(" ")[0] == row["arch_written"] and row["params"] == row["params_written"]
+                 and 0 <= written - header - row["size"] < 32 * 1024)
     if args.gpu:
         row["plan_pp"] = _predicted(choice.canonical_tag, args.gpu, "prefill", args.prompt)
         row["plan_tg"] = _predicted(choice.canonical_tag, args.gpu, "decode", args.gen)
@@ -239,7 +243,8 @@ def _print_row(tag: str, row: dict[str, Any], args: argparse.Namespace) -> None:
         return
     print(f"{tag:22} {row['quant']:6} {row['type'][:10]:10} {row['file_bytes'] / 1e9:8.3f} {row['size']:13,} "
           f"{row['params']:14,} {row['pp'] or 0:8.1f} {row['tg'] or 0:7.2f}  {row['completion']!r}"
-          + ("" if row["ok"] else f"  MISMATCH: params written {row['params_written']:,}"))
+          + ("" if row["ok"] else f"  MISMATCH: written as {row['arch_written']}, "
+             f"{row['params_written']:,} parameters"))
     if "plan_pp" in row:
         pp, tg = row["plan_pp"], row["plan_tg"]
         print(f"{'':22} plan on {args.gpu}: pp{args.prompt} {pp:.1f} ({pp / row['pp'] - 1:+.1%}), "

@@ -79,9 +79,12 @@ def _tokenizer(vocab: int) -> dict[str, Any]:
     """Byte tokens, then one token per pair of bytes with the merge that makes it (as many as the vocabulary
     holds, first bytes varying fastest), then fillers up to the vocabulary's size; the last two are BOS and EOS,
     control tokens, the EOS under a text llama.cpp takes for an end of generation.
-    Every merge makes a token of the vocabulary: a merge whose result is missing makes llama.cpp fall back to the
-    symbol's single bytes, and it drops those that are no token (a space's 'Ġ' is two bytes in UTF-8), so text
-    would lose characters. The fillers' merges ("tok000001 tok000002") join symbols no text produces."""
+    Every merge text can reach makes a token of the vocabulary: a merge whose result is missing makes llama.cpp
+    fall back to the symbol's single bytes, and it drops those that are no token (a space's 'Ġ' is two bytes in
+    UTF-8), so text would lose characters. The fillers' merges ("tok000001 tok000002") join names no text
+    produces, there only so that a vocabulary has about as many merges as a real one."""
+    if vocab < 256 + 2:
+        raise ValueError(f"a vocabulary of {vocab} tokens has no room for the 256 byte tokens, BOS and EOS")
     base = _byte_tokens()
     pairs = min(256 * 256, vocab - 256 - 2)
     tokens = base + [base[i % 256] + base[i // 256] for i in range(pairs)]

@@ -109,20 +109,28 @@ def test_compute_buffer_matches_llama_cpp_logs(model, cells, flash_attention, lo
 @pytest.mark.parametrize(
     "model, cells, flash_attention, logged_mib",
     [
-        ("llama3.1-8b", 16384, False, 1100.01),  # the KQ scores decide: a layer's peak
+        # Without flash attention the KQ scores decide from 4096 cells: a layer's peak.
+        ("llama3.1-8b", 4096, False, 308.01),
+        ("llama3.1-8b", 16384, False, 1100.01),
+        ("qwen2.5-coder-32b", 4096, False, 382.01),
         ("qwen2.5-coder-32b", 16384, False, 1366.01),
+        ("qwen2.5-coder-1.5b", 16384, False, 432.01),
         ("qwen3-coder-30b", 16384, False, 1086.01),  # mixture of experts: 8 experts' intermediates per token
-        ("qwen3-coder-30b", 4096, True, 304.75),  # the logits decide: the output layer's peak
+        # Otherwise the logits decide: the output layer's peak.
+        ("qwen3-coder-30b", 4096, True, 304.75),
         ("qwen2.5-coder-1.5b", 16384, True, 302.75),
+        ("llama3.1-8b", 16384, True, 266.50),
     ],
 )
 def test_compute_buffer_matches_llama_cpps_allocator_on_the_cpu(model, cells, flash_attention, logged_mib):
     """A CPU-only run also keeps the ubatch's input embeddings (512 x hidden, f32) in its compute buffer, where a
-    GPU run has them in system RAM; with them added the plan is within 1 % (at most 10 MiB) of the allocator's."""
+    GPU run has them in system RAM; with them added the plan is at most 10.01 MiB (1.3 %) below the allocator's,
+    and equal where the logits decide. (deepseek-coder and starcoder2, where a layer's own peak decides, are up to
+    22 MiB low and 72 MiB high: docs/probe.md.)"""
     arch = MODELS[model].architecture()
     got = fit.compute_buffer_bytes(arch, cells, 512, flash_attention, with_output=True, layers=arch.layers)
     input_embeddings = 512 * arch.hidden * fit.F32
-    assert (got + input_embeddings) / fit.MIB == pytest.approx(logged_mib, rel=0.01)
+    assert 0 <= logged_mib - (got + input_embeddings) / fit.MIB <= 10.01
 
 
 @pytest.mark.parametrize("cells, logged_mib", [(2048, 164.00), (32768, 2144.00)])

@@ -4,6 +4,7 @@ with the `gguf` package (llama.cpp's own Python reader) as an independent check.
 from __future__ import annotations
 
 import os
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -110,26 +111,31 @@ def test_a_failed_write_leaves_no_file(tmp_path: Path) -> None:
     assert not path.exists()
 
 
+# GPT-2's pre-tokenizer split, which llama.cpp's "default" pre-tokenizer starts from (ASCII classes for \p{L}, \p{N}).
+_WORDS = re.compile(r"""'s|'t|'re|'ve|'m|'ll|'d| ?[^\W\d_]+| ?\d+| ?[^\s\w]+|\s+(?!\S)|\s+""")
+
+
 def _llama_cpp_bpe(text: str, tokens: list[str], merges: list[str]) -> list[int]:
-    """llama.cpp's byte-level BPE (llm_tokenizer_bpe_session) on one word: GPT-2's byte-to-unicode symbols, the
-    lowest-ranked merge first; a final symbol that is no token falls back to its UTF-8 bytes one by one, and a
-    byte that is no token is dropped."""
+    """llama.cpp's byte-level BPE (llm_tokenizer_bpe_session), word by word: GPT-2's byte-to-unicode symbols, the
+    lowest-ranked merge first; a final symbol that is no token falls back to its UTF-8 bytes one by one, each
+    looked up as a one-byte string, and a byte that is no token is dropped."""
     table = writer._byte_tokens()
-    symbols = [table[b] for b in text.encode()]
     rank = {tuple(m.split(" ")): i for i, m in enumerate(merges)}
-    while True:
-        ranked = [(rank[p], i) for i, p in enumerate(zip(symbols, symbols[1:])) if p in rank]
-        if not ranked:
-            break
-        _, i = min(ranked)
-        symbols[i:i + 2] = [symbols[i] + symbols[i + 1]]
     ids = {t: i for i, t in enumerate(tokens)}
     out: list[int] = []
-    for s in symbols:
-        if s in ids:
-            out.append(ids[s])
-        else:  # llama.cpp's fallback: each byte of the symbol's UTF-8 on its own
-            out += [ids[chr(b)] for b in s.encode() if chr(b) in ids]
+    for word in _WORDS.findall(text):
+        symbols = [table[b] for b in word.encode()]
+        while True:
+            ranked = [(rank[p], i) for i, p in enumerate(zip(symbols, symbols[1:])) if p in rank]
+            if not ranked:
+                break
+            _, i = min(ranked)
+            symbols[i:i + 2] = [symbols[i] + symbols[i + 1]]
+        for s in symbols:
+            if s in ids:
+                out.append(ids[s])
+            else:  # one byte as a string: valid UTF-8 only below 0x80
+                out += [ids[chr(b)] for b in s.encode() if b < 0x80 and chr(b) in ids]
     return out
 
 
@@ -141,6 +147,9 @@ def test_the_synthetic_tokenizer_loses_no_text(vocab: int, merges_apply: bool) -
     meta = writer._tokenizer(vocab)
     tokens, merges = meta["tokenizer.ggml.tokens"], meta["tokenizer.ggml.merges"]
     assert len(tokens) == len(set(tokens)) == vocab
+    vocabulary = set(tokens)
+    pair_merges = [m for m in merges if not m.startswith("tok")]
+    assert pair_merges and all(m.replace(" ", "", 1) in vocabulary for m in pair_merges)
     text = "def fibonacci(n):\n\treturn n if n < 2 else fibonacci(n - 1) + fibonacci(n - 2)  # é"
     ids = _llama_cpp_bpe(text, tokens, merges)
     back = {c: b for b, c in enumerate(writer._byte_tokens())}
@@ -153,3 +162,8 @@ def test_the_synthetic_tokenizer_loses_no_text(vocab: int, merges_apply: bool) -
     types = [t.value for t in meta["tokenizer.ggml.token_type"]]
     assert types[bos] == types[eos] == 3 and types.count(1) == vocab - 2
     assert tokens[eos] == "<|endoftext|>"
+
+
+def test_a_vocabulary_too_small_for_its_byte_tokens_is_refused() -> None:
+    with pytest.raises(ValueError, match="no room for the 256 byte tokens"):
+        writer._tokenizer(257)
