@@ -72,10 +72,13 @@ def _best_setting(tag: str, gpus: list[str], min_ctx: int, trained_ctx: int, ram
     row for the setup decides over the prediction (a measured partial offload does not fit)."""
     for ctx in (c for c in CONTEXTS if min_ctx <= c <= trained_ctx):
         for kv in KV_CACHES:
-            plan = make_plan(tag, gpus, ctx, kv, True, prompt_tokens=TTFT_PROMPT_TOKENS, low_power_note=False,
-                             power_limit_w=power_limit_w)
+            def replan(prompt: int, depth: int | None, ctx: int = ctx, kv: str = kv) -> Plan:
+                return make_plan(tag, gpus, ctx, kv, True, prompt_tokens=prompt, depth=depth, low_power_note=False,
+                                 power_limit_w=power_limit_w)
+
+            plan = replan(TTFT_PROMPT_TOKENS, None)
             if rows and measured.matching(rows, plan, model_key):
-                plan = measured.apply(plan, rows, model_key)
+                plan = measured.apply(plan, rows, model_key, replan)
             in_ram = plan.cpu_weights_mib + plan.cpu_kv_cache_mib + OS_RAM_MIB
             if plan.fits and (ram_mib is None or in_ram <= ram_mib):
                 return plan

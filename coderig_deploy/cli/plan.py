@@ -65,13 +65,17 @@ def plan(
     if calibration and power_limit is not None:
         raise UserInputError(NO_LIMIT_IN_ROWS)
     args = _resolve(model, gpu, ctx, kv_cache, flash_attention, parallel, profile, profiles_dir)
-    result = make_plan(**args, spread=spread, ram_bandwidth_gbs=ram_bandwidth, depth=depth,
-                       prompt_tokens=prompt_tokens, power_limit_w=power_limit)
+
+    def replan(prompt: int, at_depth: int | None) -> Plan:
+        return make_plan(**args, spread=spread, ram_bandwidth_gbs=ram_bandwidth, depth=at_depth,
+                         prompt_tokens=prompt, power_limit_w=power_limit)
+
+    result = replan(prompt_tokens, depth)
     if calibration:
         from coderig_deploy.probe import measured
 
         key = load_catalog().model(result.model).model.key
-        result = measured.apply(result, measured.read_rows(calibration), key)
+        result = measured.apply(result, measured.read_rows(calibration), key, replan)
     emit(result.model_dump(mode="json"), json_out, lambda c: render_plan(c, result))
     return 0 if result.fits else 1
 
@@ -129,12 +133,12 @@ def render_plan(console: Console, p: Plan) -> None:
     verdict = "[green]fits[/]" if p.fits else "[red]does not fit[/]"
     console.print(
         f"{verdict}: {p.vram_mib} MiB on GPU (margin {p.margin_mib} MiB per GPU), "
-        f"{p.gpu_fraction:.0%} of the model on GPU, ~{p.decode_tok_s:.1f} tok/s decode"
+        f"{p.gpu_fraction:.0%} of the model on GPU"
     )
+    console.print(f"usable {p.usable_mib} MiB (total less driver-reserved), headroom {p.headroom_mib} MiB")
     console.print(
-        f"usable {p.usable_mib} MiB (total less driver-reserved), headroom {p.headroom_mib} MiB; "
-        f"prefill ~{p.prefill_tok_s:.0f} tok/s, time to first token ~{p.time_to_first_token_s:.2f} s "
-        f"for a {p.prompt_tokens}-token prompt"
+        f"at depth {p.decode_depth}: ~{p.decode_tok_s:.1f} tok/s decode, ~{p.prefill_tok_s:.0f} tok/s prefill; "
+        f"time to first token ~{p.time_to_first_token_s:.2f} s for a {p.prompt_tokens}-token prompt"
     )
     for note in p.notes:
         console.print(f"note: {note}")

@@ -7,7 +7,11 @@ Row format (one vram row and one speed row per host and probe):
 `gpus` is a slug or "Nx slug" (one slug per card, ' + ' between different cards);
 `unit` carries the extra figures as calibration.tsv's human rows do:
     vram:  "MiB (nvidia-smi); ollama ps size 1234 MiB, size_vram 1234 MiB"
-    speed: "tok/s (pp 4567.8)"            decode tok/s in `value`, prefill in `pp`
+    speed: "tok/s at depth 556, prompt 492 tokens (pp 4567.8)"
+           decode tok/s in `value`, measured with 556 tokens in the cache on average;
+           prefill tok/s over a 492-token prompt into an empty cache
+(rows written before the depth and prompt length were recorded read "tok/s (pp 4567.8)";
+readers of that format still find the prefill rate in the new one).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import csv
 import io
 import re
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 from pydantic import BaseModel, Field
@@ -27,6 +32,8 @@ COLUMNS = ("kind", "model", "quant", "gpus", "ctx", "kv_cache", "flash_attn", "e
 HEADER = ("# Measured by `coderig-deploy probe` (synthetic GGUF with the model's exact tensors, imported into\n"
           "# the host's Ollama, smoke benchmark at the given context). Columns as benchmarks/calibration.tsv.\n")
 _PP = re.compile(r"\(pp ([0-9.]+)\)")
+_DEPTH = re.compile(r"at depth (\d+)")
+_PROMPT = re.compile(r"prompt (\d+) tokens")
 _PS = re.compile(r"ollama ps size (\d+) MiB, size_vram (\d+) MiB")
 
 
@@ -41,13 +48,17 @@ class MeasuredRow(BaseModel):
     engine: str
     value: float = Field(description="MiB on the GPUs (vram) or decode tok/s (speed)")
     prefill_tok_s: float | None = None
+    depth: int | None = Field(None, description="tokens in the cache on average while decode was measured")
+    prompt_tokens: int | None = Field(None, description="prompt length the prefill rate was measured over")
     ps_size_mib: int | None = None
     ps_size_vram_mib: int | None = None
     source: str
 
     def unit(self) -> str:
         if self.kind == "speed":
-            return f"tok/s (pp {self.prefill_tok_s:.1f})" if self.prefill_tok_s else "tok/s"
+            at = f" at depth {self.depth}" if self.depth is not None else ""
+            prompt = f", prompt {self.prompt_tokens} tokens" if self.prompt_tokens else ""
+            return f"tok/s{at}{prompt}" + (f" (pp {self.prefill_tok_s:.1f})" if self.prefill_tok_s else "")
         ps = f"; ollama ps size {self.ps_size_mib} MiB, size_vram {self.ps_size_vram_mib} MiB" \
             if self.ps_size_mib is not None else ""
         return "MiB (nvidia-smi)" + ps
@@ -111,9 +122,12 @@ def _row(f: dict[str, str]) -> MeasuredRow | None:
     except ValueError:
         return None
     pp, ps = _PP.search(f["unit"]), _PS.search(f["unit"])
+    depth, prompt = _DEPTH.search(f["unit"]), _PROMPT.search(f["unit"])
     return MeasuredRow(kind=f["kind"], model=f["model"], quant=f["quant"], gpus=gpus, ctx=int(f["ctx"]),
                        kv_cache=f["kv_cache"], flash_attn=f["flash_attn"] == "on", engine=f["engine"],
                        value=value, prefill_tok_s=float(pp.group(1)) if pp else None,
+                       prompt_tokens=int(prompt.group(1)) if prompt else None,
+                       depth=int(depth.group(1)) if depth else None,
                        ps_size_mib=int(ps.group(1)) if ps else None,
                        ps_size_vram_mib=int(ps.group(2)) if ps else None, source=f["source"])
 
@@ -129,23 +143,57 @@ def matching(rows: list[MeasuredRow], plan: Plan, model_key: str) -> dict[str, M
     return found
 
 
-def apply(plan: Plan, rows: list[MeasuredRow], model_key: str) -> Plan:
+# The plan of the same setup (model, GPUs, context, cache, options) for a prompt length and a decode depth.
+Replan = Callable[[int, int], Plan]
+
+
+def _prompt_rate(p: Plan) -> float | None:
+    """The average prefill rate over `p`'s prompt: its length over its time to first token less one decode
+    step (None without a prompt or a prefill time)."""
+    seconds = p.time_to_first_token_s - 1 / p.decode_tok_s
+    return p.prompt_tokens / seconds if p.prompt_tokens and seconds > 0 else None
+
+
+def apply(plan: Plan, rows: list[MeasuredRow], model_key: str, replan: Replan) -> Plan:
     """`plan` with its predicted figures replaced by measured ones where a row matches,
-    each replacement stated in the notes."""
+    each replacement stated in the notes.
+
+    A speed row is measured at one point: decode at the depth the benchmark's cache held, prefill over
+    its prompt (the smoke benchmark's: a few hundred tokens). The plan asks for others (decode at
+    --depth, time to first token for --prompt-tokens), where the rates differ: KV reads and attention
+    grow with depth, and a short prompt fills fewer of a GPU's tiles. So the model is taken where the
+    row was measured (`replan`), and each rate it predicts for the plan is scaled by measured / model
+    at that point: the measurement sets the level, the model the slope. Rows that do not record the
+    point (written before they did) are taken as measured at the plan's own."""
     found = matching(rows, plan, model_key)
     update: dict[str, object] = {}
     notes = list(plan.notes)
     speed, vram = found.get("speed"), found.get("vram")
     if speed:
-        update["decode_tok_s"] = round(speed.value, 2)
-        notes.append(f"measured decode {speed.value:.1f} tok/s (model: {plan.decode_tok_s:.1f}) from {speed.source}")
-        if speed.prefill_tok_s:
-            update["prefill_tok_s"] = speed.prefill_tok_s
-            notes.append(f"measured prefill {speed.prefill_tok_s:.0f} tok/s from {speed.source}")
-        # Time to first token as the planner defines it: the prompt's prefill plus one decode step.
-        prefill = float(update.get("prefill_tok_s", plan.prefill_tok_s))
-        ttft = (plan.prompt_tokens / prefill if prefill > 0 else 0.0) + 1.0 / speed.value
-        update["time_to_first_token_s"] = round(ttft, 3)
+        depth, prompt = speed.depth or plan.decode_depth, speed.prompt_tokens or plan.prompt_tokens
+        at = replan(prompt, depth)
+        decode = plan.decode_tok_s * speed.value / at.decode_tok_s
+        update["decode_tok_s"] = round(decode, 2)
+        moved = round(decode, 1) != round(speed.value, 1)
+        carried = f", so {decode:.1f} at depth {plan.decode_depth}" if moved else ""
+        notes.append(f"measured decode {speed.value:.1f} tok/s at depth {depth} (model at that point: "
+                     f"{at.decode_tok_s:.1f}){carried}; from {speed.source}")
+        prefill_s = max(0.0, plan.time_to_first_token_s - 1 / plan.decode_tok_s)
+        model_rate = _prompt_rate(at)
+        if speed.prefill_tok_s and model_rate:
+            ratio = speed.prefill_tok_s / model_rate
+            update["prefill_tok_s"] = round(plan.prefill_tok_s * ratio, 1)
+            prefill_s /= ratio
+            carried = (f", so {prefill_s + 1 / decode:.2f} s to the first token of the {plan.prompt_tokens}-token "
+                       "prompt" if prompt != plan.prompt_tokens and prefill_s > 0 else "")
+            notes.append(f"measured prefill {speed.prefill_tok_s:.0f} tok/s over a {prompt}-token prompt "
+                         f"(model at that point: {model_rate:.0f}){carried}; from {speed.source}")
+        if speed.depth is None or speed.prompt_tokens is None:
+            notes.append("the measured row does not record its depth or prompt length: taken as this plan's")
+        # Time to first token as the planner defines it: the prompt's prefill plus one decode step (none
+        # without a prompt).
+        if plan.time_to_first_token_s:
+            update["time_to_first_token_s"] = round(prefill_s + 1.0 / decode, 3)
     if vram:
         update["vram_mib"] = round(vram.value)
         notes.append(f"measured {vram.value:.0f} MiB on GPU (model: {plan.vram_mib}) from {vram.source}")

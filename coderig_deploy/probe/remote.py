@@ -133,7 +133,13 @@ def rows(result: dict[str, Any], choice: ModelChoice, host: str) -> list[Measure
               "engine": f"Ollama {ollama.get('version')}, num_parallel {ollama.get('num_parallel', 1)}",
               "source": f"coderig-deploy probe on {host}, {day}"}
     prefill = (summary.get("prefill_tok_s") or {}).get("median")
-    out = [MeasuredRow(kind="speed", value=decode, prefill_tok_s=prefill, **common)]
+    # The point the rates were measured at: the prompt's length, and decode's average depth (the prompt
+    # plus half the tokens generated after it).
+    prompt = (summary.get("prompt_eval_count") or {}).get("median")
+    generated = (summary.get("eval_count") or {}).get("median")
+    depth = round(prompt + generated / 2) if prompt and generated else None
+    out = [MeasuredRow(kind="speed", value=decode, prefill_tok_s=prefill, depth=depth,
+                       prompt_tokens=round(prompt) if prompt else None, **common)]
     if after:
         out.append(MeasuredRow(kind="vram", value=used, ps_size_mib=round(ps["size"] / 2**20),
                                ps_size_vram_mib=round(ps["size_vram"] / 2**20), **common))

@@ -72,11 +72,21 @@ def test_probe_measures_cleans_up_and_feeds_plan(lab: Lab, tmp_path: Path) -> No
                            "--calibration", str(Path(doc["run_dir"]) / "calibration.tsv"), "--json"],
                           capture_output=True, text=True, timeout=120, check=True)
     planned = json.loads(plan.stdout)
-    assert planned["decode_tok_s"] == round(speed.value, 2)
-    assert any(n.startswith("measured decode") for n in planned["notes"])
+    # the row records where it was measured (the benchmark's prompt length and decode depth); plan carries
+    # it from there to its own depth by the model's shape
+    prompt_eval = raw["bench"]["summary"]["prompt_eval_count"]["median"]
+    assert speed.prompt_tokens == round(prompt_eval) and speed.depth is not None and speed.depth > prompt_eval
+    predicted = make_plan(TAG, ["rtx-4090"], CTX)
+    at = make_plan(TAG, ["rtx-4090"], CTX, prompt_tokens=speed.prompt_tokens, depth=speed.depth)
+    assert planned["decode_tok_s"] == pytest.approx(speed.value * predicted.decode_tok_s / at.decode_tok_s, abs=0.01)
+    assert any(n.startswith(f"measured decode {speed.value:.1f} tok/s at depth {speed.depth}")
+               for n in planned["notes"])
+    # and the first token of its 4096-token prompt from the measured prefill, scaled as the model scales
+    model_rate = speed.prompt_tokens / (at.time_to_first_token_s - 1 / at.decode_tok_s)
+    prefill_s = (predicted.time_to_first_token_s - 1 / predicted.decode_tok_s) * model_rate / speed.prefill_tok_s
+    assert planned["time_to_first_token_s"] == pytest.approx(prefill_s + 1 / planned["decode_tok_s"], abs=2e-3)
     vram = next(r for r in rows if r.kind == "vram")
     assert planned["vram_mib"] == round(vram.value)
-    predicted = make_plan(TAG, ["rtx-4090"], CTX)
     assert any(n.endswith(f"(model: {predicted.vram_mib}) from {vram.source}") for n in planned["notes"])
 
 

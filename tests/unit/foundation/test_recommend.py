@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from coderig_deploy.catalog import load_catalog
 from coderig_deploy.profiles import load_profile_file
 from coderig_deploy.recommend import recommend
 
@@ -139,9 +140,12 @@ def _row(choice, **over):
 
 def test_a_measured_row_replaces_the_prediction_of_its_setup():
     top = _top(["rtx-4090"])
-    again = recommend(["rtx-4090"], rows=[_row(top)]).choices[0]
-    assert (again.tag, again.ctx, again.measured) == (top.tag, top.ctx, True)
-    assert (again.decode_tok_s, again.prefill_tok_s) == (12.5, 900.0) and not top.measured
+    # measured where recommend predicts: decode at the planner's depth, prefill over a 4096-token prompt
+    depth = int(load_catalog().runtime["decode_depth"])
+    again = recommend(["rtx-4090"], rows=[_row(top, depth=depth, prompt_tokens=4096)]).choices[0]
+    assert (again.tag, again.ctx, again.measured) == (top.tag, top.ctx, True) and not top.measured
+    assert again.decode_tok_s == pytest.approx(12.5, abs=0.01)
+    assert again.ttft_4k_s == pytest.approx(4096 / 900 + 1 / 12.5, abs=2e-3)
 
 
 def test_a_measured_partial_offload_drops_that_setting():

@@ -3,6 +3,7 @@ in `plan --calibration` only for exactly the measured setup."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -19,11 +20,19 @@ TAG = "qwen2.5-coder:1.5b"
 KEY = "qwen2.5-coder-1.5b"
 
 
-def _rows(ctx: int = 4096, size_vram: int = 1504) -> list[MeasuredRow]:
+def _rows(ctx: int = 4096, size_vram: int = 1504, depth: int | None = 556,
+          prompt: int | None = 492) -> list[MeasuredRow]:
     common = dict(model=KEY, quant="Q4_K_M", gpus=("rtx-4090",), ctx=ctx, kv_cache="f16", flash_attn=True,
                   engine="Ollama 0.33.0, num_parallel 1", source="coderig-deploy probe on ws1, 2026-11-30")
-    return [MeasuredRow(kind="speed", value=211.5, prefill_tok_s=9876.5, **common),
+    return [MeasuredRow(kind="speed", value=211.5, prefill_tok_s=9876.5, depth=depth, prompt_tokens=prompt,
+                        **common),
             MeasuredRow(kind="vram", value=2345, ps_size_mib=1504, ps_size_vram_mib=size_vram, **common)]
+
+
+def _replan(**setup: object) -> measured.Replan:
+    """The same setup for another prompt length and depth, as `plan` and `recommend` pass it."""
+    args = {"model_tag": TAG, "gpu_slugs": ["rtx-4090"], "ctx": 4096, **setup}
+    return lambda prompt, depth: make_plan(**args, prompt_tokens=prompt, depth=depth)  # type: ignore[arg-type]
 
 
 def test_rows_round_trip_through_the_tsv(tmp_path: Path) -> None:
@@ -34,16 +43,86 @@ def test_rows_round_trip_through_the_tsv(tmp_path: Path) -> None:
     assert header.split("\t") == list(measured.COLUMNS)
 
 
-def test_a_matching_row_replaces_the_prediction_and_says_so() -> None:
-    plan = make_plan(TAG, ["rtx-4090"], 4096)
-    out = measured.apply(plan, _rows(), KEY)
-    assert (out.decode_tok_s, out.vram_mib) == (211.5, 2345)
-    assert plan.decode_tok_s != 211.5
-    assert any("measured decode 211.5 tok/s" in n and "ws1" in n for n in out.notes)
+def test_a_row_measured_at_the_plans_own_point_replaces_its_figures_and_says_so() -> None:
+    plan = make_plan(TAG, ["rtx-4090"], 4096, prompt_tokens=492, depth=556)
+    out = measured.apply(plan, _rows(), KEY, _replan())
+    assert out.decode_tok_s == pytest.approx(211.5, abs=0.01) and out.vram_mib == 2345
+    assert plan.decode_tok_s != pytest.approx(211.5, rel=0.01)
+    assert any("measured decode 211.5 tok/s at depth 556" in n and "ws1" in n for n in out.notes)
     assert out.fits
-    # Prefill is measured too, and time to first token follows both: prompt / prefill + one decode step.
-    assert out.prefill_tok_s == 9876.5 and plan.prefill_tok_s != 9876.5
-    assert out.time_to_first_token_s == pytest.approx(out.prompt_tokens / 9876.5 + 1 / 211.5, abs=1e-3)
+    # Time to first token follows both measured rates: the prompt over the measured prefill, plus one decode step.
+    assert out.time_to_first_token_s == pytest.approx(492 / 9876.5 + 1 / 211.5, abs=2e-3)
+
+
+def test_a_row_is_carried_to_the_plans_prompt_and_depth_by_the_models_shape() -> None:
+    # The smoke benchmark measures a few hundred tokens; the plan asks for a 4K prompt and decode 3K deep.
+    # Each measured rate is scaled by measured / model where it was measured, so the model's slope with prompt
+    # length and depth is kept and its level set by the measurement.
+    plan = make_plan(TAG, ["rtx-4090"], 4096, prompt_tokens=4096, depth=3072)
+    at = make_plan(TAG, ["rtx-4090"], 4096, prompt_tokens=492, depth=556)
+    out = measured.apply(plan, _rows(), KEY, _replan())
+    decode_ratio = 211.5 / at.decode_tok_s
+    prefill_ratio = 9876.5 / (492 / (at.time_to_first_token_s - 1 / at.decode_tok_s))
+    assert out.decode_tok_s == pytest.approx(plan.decode_tok_s * decode_ratio, rel=1e-3)
+    assert out.decode_tok_s < 211.5  # deeper than measured: slower, as the model says
+    assert out.prefill_tok_s == pytest.approx(plan.prefill_tok_s * prefill_ratio, rel=1e-3)
+    model_prefill_s = plan.time_to_first_token_s - 1 / plan.decode_tok_s
+    assert out.time_to_first_token_s == pytest.approx(
+        model_prefill_s / prefill_ratio + 1 / out.decode_tok_s, abs=2e-3)
+    # The short prompt's rate taken for the 4K prompt as it is would put the first token early: attention over
+    # the longer prompt's cache costs more per token.
+    assert out.time_to_first_token_s > 4096 / 9876.5 + 1 / 211.5 + 0.01
+    assert any("over a 492-token prompt" in n and "first token of the 4096-token prompt" in n for n in out.notes)
+
+
+def test_a_row_without_its_point_is_taken_at_the_plans_and_says_so(tmp_path: Path) -> None:
+    # A calibration.tsv written before rows recorded their depth and prompt length: "tok/s (pp 9876.5)".
+    path = tmp_path / "calibration.tsv"
+    path.write_text(measured.to_tsv(_rows(depth=None, prompt=None)))
+    assert "\ttok/s (pp 9876.5)\t" in path.read_text()
+    rows = measured.read_rows(path)
+    assert (rows[0].depth, rows[0].prompt_tokens, rows[0].prefill_tok_s) == (None, None, 9876.5)
+    plan = make_plan(TAG, ["rtx-4090"], 4096)
+    out = measured.apply(plan, rows, KEY, _replan())
+    assert out.decode_tok_s == pytest.approx(211.5, abs=0.01)
+    assert out.time_to_first_token_s == pytest.approx(plan.prompt_tokens / 9876.5 + 1 / 211.5, abs=2e-3)
+    assert any("does not record its depth or prompt length" in n for n in out.notes)
+
+
+# (plan options, the same setup for make_plan)
+CARRIED = [
+    ([], {}),
+    (["--prompt-tokens", "16384", "--depth", "16384"], {}),
+    (["--prompt-tokens", "0"], {}),
+    (["--gpu", "rtx-3090", "--spread", "--depth", "8192"], {"gpu_slugs": ["rtx-4090", "rtx-3090"], "spread": True}),
+    # partly in system RAM
+    (["--ctx", "32768", "--ram-bandwidth", "40", "--prompt-tokens", "8192"],
+     {"gpu_slugs": ["rtx-4060"], "ctx": 32768, "ram_bandwidth_gbs": 40.0}),
+]
+
+
+@pytest.mark.parametrize(("options", "setup"), CARRIED)
+def test_a_row_that_agrees_with_the_model_leaves_every_plan_as_predicted(
+        tmp_path: Path, options: list[str], setup: dict) -> None:
+    # A host that measured exactly what the model predicts at the benchmark's point: whatever prompt, depth,
+    # split or RAM the plan asks about, carrying the row there must give the model's own figures back.
+    setup = {"model_tag": "qwen2.5-coder:14b", "gpu_slugs": ["rtx-4090"], "ctx": 16384, **setup}
+    at = make_plan(**setup, prompt_tokens=492, depth=556)
+    row = MeasuredRow(kind="speed", model="qwen2.5-coder-14b", quant="Q4_K_M", gpus=tuple(setup["gpu_slugs"]),
+                      ctx=setup["ctx"], kv_cache="f16", flash_attn=True, engine="Ollama 0.33.0, num_parallel 1",
+                      value=at.decode_tok_s, prefill_tok_s=492 / (at.time_to_first_token_s - 1 / at.decode_tok_s),
+                      depth=556, prompt_tokens=492, source="coderig-deploy probe on ws1, 2026-12-03")
+    path = tmp_path / "calibration.tsv"
+    path.write_text(measured.to_tsv([row]))
+    args = ["plan", "--model", "qwen2.5-coder:14b", "--ctx", "16384", "--json",
+            *[a for slug in setup["gpu_slugs"][:1] for a in ("--gpu", slug)], *options]
+    runner = CliRunner()
+    model = json.loads(runner.invoke(app, args).stdout)
+    carried = json.loads(runner.invoke(app, [*args, "--calibration", str(path)]).stdout)
+    assert any(n.startswith("measured decode") for n in carried["notes"])
+    assert model["gpus"] == setup["gpu_slugs"] and model["fits"] == ("--ram-bandwidth" not in options)
+    for field in ("decode_tok_s", "prefill_tok_s", "time_to_first_token_s"):
+        assert carried[field] == pytest.approx(model[field], rel=2e-3, abs=2e-3), field
 
 
 @pytest.mark.parametrize("change", [dict(ctx=8192), dict(gpus=["rtx-4070"]), dict(kv_cache="q8_0"),
@@ -53,13 +132,13 @@ def test_another_setup_keeps_the_model_and_says_why(change: dict) -> None:
     if "gpus" in args:
         args["gpu_slugs"] = args.pop("gpus")
     plan = make_plan(**args)
-    out = measured.apply(plan, _rows(), KEY)
+    out = measured.apply(plan, _rows(), KEY, _replan())
     assert out.decode_tok_s == plan.decode_tok_s and out.vram_mib == plan.vram_mib
     assert any(n.startswith("no measured row") for n in out.notes)
 
 
 def test_a_partial_offload_measured_means_it_does_not_fit() -> None:
-    out = measured.apply(make_plan(TAG, ["rtx-4090"], 4096), _rows(size_vram=1000), KEY)
+    out = measured.apply(make_plan(TAG, ["rtx-4090"], 4096), _rows(size_vram=1000), KEY, _replan())
     assert not out.fits and out.gpu_fraction == round(1000 / 1504, 4)
 
 
@@ -83,7 +162,8 @@ RESULT = {
     "ctx": 4096, "error": None,
     "ollama": {"version": "0.33.0", "kv_cache": "f16", "flash_attention": "auto", "num_parallel": 1},
     "gpu_baseline": {"gpus": [{"index": 0, "name": "NVIDIA GeForce RTX 4090", "used_mib": 5}]},
-    "bench": {"summary": {"decode_tok_s": {"median": 250.0}, "prefill_tok_s": {"median": 8000.0}},
+    "bench": {"summary": {"decode_tok_s": {"median": 250.0}, "prefill_tok_s": {"median": 8000.0},
+                          "prompt_eval_count": {"median": 492.0}, "eval_count": {"median": 128.0}},
               "ps": {"size": 1600 << 20, "size_vram": 1600 << 20},
               "gpu_memory": {"gpus": [{"index": 0, "name": "NVIDIA GeForce RTX 4090", "used_mib": 2105}]}},
 }
@@ -93,6 +173,9 @@ def test_rows_from_a_host_result_subtract_the_baseline_and_name_the_gpu_by_slug(
     choice = load_catalog().model(TAG)
     speed, vram = remote.rows(RESULT, choice, "ws1")
     assert (speed.kind, speed.value, speed.prefill_tok_s, speed.gpus) == ("speed", 250.0, 8000.0, ("rtx-4090",))
+    # where it was measured: the prompt's length, and decode's average depth (prompt + half of 128 generated)
+    assert (speed.prompt_tokens, speed.depth) == (492, 556)
+    assert speed.unit() == "tok/s at depth 556, prompt 492 tokens (pp 8000.0)"
     assert (vram.kind, vram.value, vram.ps_size_mib, vram.flash_attn) == ("vram", 2100, 1600, True)
     assert remote.rows({**RESULT, "bench": {}}, choice, "ws1") == []
 
