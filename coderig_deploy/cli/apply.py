@@ -35,7 +35,7 @@ from coderig_deploy.cli.options import (
     SandboxOpt,
     UserOpt,
 )
-from coderig_deploy.cli.output import console, emit, err_console
+from coderig_deploy.cli.output import console, emit, err_console, text
 from coderig_deploy.detect.fleet import is_fleet, plan_fleet
 from coderig_deploy.errors import UserInputError
 from coderig_deploy.events import Event
@@ -99,9 +99,9 @@ def apply_cmd(
             raise UserInputError(f"--retry-failed runs the hosts and profile of that run: drop {', '.join(given)}")
         plan = load_retry(retry_failed)
         if not plan.hosts:
-            err_console.print(Text(f"nothing to retry: every host of {plan.run_dir} passed or was not run"))
+            err_console.print(text(f"nothing to retry: every host of {plan.run_dir} passed or was not run"))
             return 0
-        err_console.print(Text("retrying " + ", ".join(f"{h} ({why})" for h, why in plan.hosts.items())))
+        err_console.print(text("retrying " + ", ".join(f"{h} ({why})" for h, why in plan.hosts.items())))
         # The retry's inventory holds the retried hosts only, so the run's --limit has no more work to do.
         invocation = plan.invocation.model_copy(update={"only_hosts": list(plan.hosts), "limit": None})
         retry_of: Path | None = plan.run_dir
@@ -126,9 +126,9 @@ def apply_cmd(
         result = _with_progress(request, progress)
         render_result(console, result)
     for check in dict.fromkeys(result.release_checks.values()) if not json_out else ():
-        err_console.print(check.line(), markup=False, highlight=False, soft_wrap=True)
+        err_console.print(text(check.line()), highlight=False, soft_wrap=True)
     for line in result.host_keys_recorded:
-        err_console.print(f"recorded new host key (--accept-new-host-keys): {line}", markup=False, highlight=False)
+        err_console.print(text(f"recorded new host key (--accept-new-host-keys): {line}"), highlight=False)
     return result.exit_code
 
 
@@ -203,12 +203,12 @@ def _log_line(line: ProgressLine) -> Text:
     """One plain line per host step (host and task text are never read as markup)."""
     where = f"{line.role}: {line.task}" if line.role else line.task
     note = f" ({line.note})" if line.note else ""
-    return Text(f"{line.host:<14} {line.state:<11} {line.elapsed:6.1f}s  {where}{note}")
+    return text(f"{line.host:<14} {line.state:<11} {line.elapsed:6.1f}s  {where}{note}")
 
 
-def _cell(text: str, style: str = "") -> Text:
+def _cell(value: str, style: str = "") -> Text:
     """A one-line cell: cut with an ellipsis where the column ends, never wrapped."""
-    return Text(text, style=style, no_wrap=True, overflow="ellipsis")
+    return text(value, style=style, no_wrap=True, overflow="ellipsis")
 
 
 class _LiveView:
@@ -234,7 +234,7 @@ _VERDICT_STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red"}
 
 def render_result(out: Console, result: ApplyResult) -> None:
     """A compact table (one line per host, fits 80 columns); the details are in the report."""
-    table = Table(title=Text(f"{result.profile_label}: {result.status} in {result.seconds:.1f} s"),
+    table = Table(title=text(f"{result.profile_label}: {result.status} in {result.seconds:.1f} s"),
                   box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True,
                   title_justify="left")
     table.add_column("host", max_width=16)
@@ -258,10 +258,10 @@ def render_result(out: Console, result: ApplyResult) -> None:
                       _tok_s(report), _vram_gib(report), _cell(verdict, _VERDICT_STYLE.get(verdict, "")),
                       _cell(" ".join(reason.split()) or "-"))
     out.print(table)
-    out.print(Text(f"run directory: {result.run_dir}"), soft_wrap=True)
-    out.print(Text(f"details (also in report.md there): coderig-deploy report {result.run_dir}"), soft_wrap=True)
+    out.print(text(f"run directory: {result.run_dir}"), soft_wrap=True)
+    out.print(text(f"details (also in report.md there): coderig-deploy report {result.run_dir}"), soft_wrap=True)
     if any(h.status in RETRY_STATUSES for h in result.hosts) or any(r.verdict == "fail" for r in result.reports):
-        out.print(Text(f"run the hosts that did not pass again: coderig-deploy apply --retry-failed {result.run_dir}"),
+        out.print(text(f"run the hosts that did not pass again: coderig-deploy apply --retry-failed {result.run_dir}"),
                   soft_wrap=True)
 
 

@@ -9,14 +9,13 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.text import Text
 
 from coderig_deploy.bundle import build as building
 from coderig_deploy.bundle import push as pushing
 from coderig_deploy.bundle.verify import VerifyResult, verify_bundle
 from coderig_deploy.cli import app
 from coderig_deploy.cli.options import ProfilesDirOpt
-from coderig_deploy.cli.output import emit, err_console
+from coderig_deploy.cli.output import emit, err_console, text
 from coderig_deploy.errors import UserInputError
 
 bundle_app = typer.Typer(help="Build, verify and push offline bundles (air-gapped sites).", no_args_is_help=True)
@@ -49,7 +48,7 @@ class ByteProgress:
         self.last[name] = now
         of = f" / {_size(total)}" if total is not None else ""
         shown = name if len(name) <= 32 else name[:19] + "..."
-        self.console.print(Text(f"  {shown}  {_size(done)}{of}{'  done' if finished else ''}"), style="dim")
+        self.console.print(text(f"  {shown}  {_size(done)}{of}{'  done' if finished else ''}"), style="dim")
 
 
 @bundle_app.command("build")
@@ -81,10 +80,10 @@ def build_cmd(
 
     def render(console: Console) -> None:
         total = sum(f.size for f in manifest.files)
-        console.print(Text(f"bundle {output}: {len(manifest.files)} files, {_size(total)}"
+        console.print(text(f"bundle {output}: {len(manifest.files)} files, {_size(total)}"
                            f"{', signed' if sign_key else ''}"))
         for model in manifest.models:
-            console.print(Text(f"  {model.name}  {model.manifest_digest}"))
+            console.print(text(f"  {model.name}  {model.manifest_digest}"))
 
     emit(manifest.model_dump(mode="json"), json_out, render)
     return 0
@@ -95,12 +94,12 @@ def _render_verify(result: VerifyResult) -> Callable[[Console], None]:
         verdict = "OK" if result.ok else "FAILED"
         signed = f", signed by {result.signed_by}" if result.signed_by else \
             ("" if result.signature_checked else ", signature not checked (no --allowed-signers)")
-        console.print(Text(f"bundle {result.directory}: {verdict}: {result.files} files, "
+        console.print(text(f"bundle {result.directory}: {verdict}: {result.files} files, "
                            f"{_size(result.bytes)}{signed}"))
         for p in result.problems:  # one line each, the path first and whole, so it can be grepped
-            line = Text(f"  {p.path}: ")
+            line = text(f"  {p.path}: ")
             line.append(p.problem, style="bold red")
-            console.print(line + Text(f" ({p.detail})" if p.detail else ""))
+            console.print(line + text(f" ({p.detail})" if p.detail else ""))
     return render
 
 
@@ -130,14 +129,14 @@ def push_cmd(
 
     def render(console: Console) -> None:
         for model in pushed:
-            console.print(Text(f"{model.reference}  {model.manifest_digest}  "
+            console.print(text(f"{model.reference}  {model.manifest_digest}  "
                                f"({model.blobs_uploaded} blobs uploaded, {model.blobs_present} present)"))
-        console.print(Text("pin each digest as model.manifest_digest in the profile"), style="dim")
+        console.print(text("pin each digest as model.manifest_digest in the profile"), style="dim")
         for image in images:
-            console.print(Text(f"{image.reference}  ({image.blobs_uploaded} blobs uploaded, "
+            console.print(text(f"{image.reference}  ({image.blobs_uploaded} blobs uploaded, "
                                f"{image.blobs_present} present)"))
         if images:
-            console.print(Text("pin the image as ollama.image in a runtime docker profile"), style="dim")
+            console.print(text("pin the image as ollama.image in a runtime docker profile"), style="dim")
 
     emit([m.model_dump(mode="json") for m in [*pushed, *images]], json_out, render)
     return 0

@@ -14,6 +14,7 @@ from coderig_deploy.detect import report
 from coderig_deploy.detect.assign import all_profiles, detect_all, probe_target
 from coderig_deploy.detect.choose import choose
 from coderig_deploy.errors import UserInputError
+from coderig_deploy.safetext import safe
 from coderig_deploy.targets import SANDBOX, from_argument, from_inventory, from_sandbox
 
 
@@ -42,5 +43,5 @@ def detect_cmd(
     profiles = all_profiles(profiles_dir)
     found = detect_all([probe_target(t) for t in targets])
     results = [(f, choose(f, profiles, policy)) for f in found]  # type: ignore[arg-type]
-    emit(report.document(results), json_out, lambda c: console.out(report.text(results), end=""))
+    emit(report.document(results), json_out, lambda c: console.out(safe(report.text(results)), end=""))
     return 0 if all(f.reachable for f in found) else 1

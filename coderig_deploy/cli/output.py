@@ -10,6 +10,8 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
+from coderig_deploy.safetext import safe
+
 
 def _width() -> int | None:
     # Piped output (CI logs, `| less`) would otherwise be squeezed to 80 columns.
@@ -29,8 +31,14 @@ def emit(data: Any, as_json: bool, render: Callable[[Console], None]) -> None:
 
 
 def plain(*parts: str | tuple[str, str]) -> Text:
-    """Text from users or hosts, never read as rich markup (`[/x]`, `[a-z0-9]`); (text, style) pairs style a part.
+    """Text from users or hosts, never read as rich markup (`[/x]`, `[a-z0-9]`) and never driving the terminal
+    (safe); (text, style) pairs style a part.
 
     rich.markup.escape is not enough: it leaves a `\\[` that is not tag-shaped, and rich then eats the backslash.
     """
-    return Text.assemble(*parts)
+    return Text.assemble(*(safe(p) if isinstance(p, str) else (safe(p[0]), p[1]) for p in parts))
+
+
+def text(value: str, style: str = "", **options: Any) -> Text:
+    """rich's Text(value, style, ...) for text from users or hosts: no markup, and safe."""
+    return Text(safe(value), style=style, **options)

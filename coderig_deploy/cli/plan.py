@@ -13,7 +13,7 @@ from rich.table import Table
 from coderig_deploy.catalog import load_catalog
 from coderig_deploy.cli import app
 from coderig_deploy.cli.options import PowerLimitOpt, ProfilesDirOpt
-from coderig_deploy.cli.output import emit
+from coderig_deploy.cli.output import emit, plain
 from coderig_deploy.errors import UserInputError
 from coderig_deploy.planner import Plan, make_plan
 from coderig_deploy.profiles import load_profile
@@ -140,5 +140,5 @@ def render_plan(console: Console, p: Plan) -> None:
         f"at depth {p.decode_depth}: ~{p.decode_tok_s:.1f} tok/s decode, ~{p.prefill_tok_s:.0f} tok/s prefill; "
         f"time to first token ~{p.time_to_first_token_s:.2f} s for a {p.prompt_tokens}-token prompt"
     )
-    for note in p.notes:
-        console.print(f"note: {note}")
+    for note in p.notes:  # a note can quote a calibration file's text
+        console.print(plain(f"note: {note}"))

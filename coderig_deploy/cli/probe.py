@@ -9,12 +9,11 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
-from rich.text import Text
 
 from coderig_deploy.atomicfile import write_all
 from coderig_deploy.cli import app
 from coderig_deploy.cli.options import SandboxOpt
-from coderig_deploy.cli.output import emit, err_console, plain
+from coderig_deploy.cli.output import emit, err_console, plain, text
 from coderig_deploy.cli.verify import _parse_target, _sandbox_targets
 from coderig_deploy.errors import CoderigError, UserInputError
 from coderig_deploy.probe import measured, remote
@@ -79,17 +78,17 @@ def _summary(res: dict[str, Any]) -> dict[str, Any]:
 
 
 def _render(console: Console, doc: dict[str, Any]) -> None:
-    table = Table(title=Text(f"probe {doc['model']}, ctx {doc['ctx']}; decode and prefill in tok/s"),
+    table = Table(title=text(f"probe {doc['model']}, ctx {doc['ctx']}; decode and prefill in tok/s"),
                   title_justify="left")
     for col in ("host", "file GB", "decode", "prefill", "GPU", "MiB per GPU", "cleaned"):
         table.add_column(col, justify="left" if col == "host" else "right")
     for name, s in doc["hosts"].items():
         def num(v: float | None, fmt: str) -> str:
             return format(v, fmt) if v is not None else "-"
-        table.add_row(Text(name), num(s["file_bytes"] and s["file_bytes"] / 1e9, ".2f"),
+        table.add_row(text(name), num(s["file_bytes"] and s["file_bytes"] / 1e9, ".2f"),
                       num(s["decode_tok_s"], ".1f"), num(s["prefill_tok_s"], ".0f"),
                       num(s["gpu_percent"], ".0f") + ("%" if s["gpu_percent"] is not None else ""),
-                      Text(" ".join(str(m) for m in s["gpus"]) or "-"), "yes" if s["clean"] else "NO")
+                      text(" ".join(str(m) for m in s["gpus"]) or "-"), "yes" if s["clean"] else "NO")
     console.print(table)
     for name, s in doc["hosts"].items():
         if s["error"]:

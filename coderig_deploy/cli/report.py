@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from coderig_deploy.cli import app
-from coderig_deploy.cli.output import emit
+from coderig_deploy.cli.output import emit, text
 from coderig_deploy.errors import UserInputError
 from coderig_deploy.reports import RunReport, read_run, summary_row
 from coderig_deploy.reports.compare import Change, Comparison, compare
@@ -24,14 +24,14 @@ def render_run(console: Console, report: RunReport, details: bool = True, summar
                all_checks: bool = False) -> None:
     """The summary table (one row per host), then the checks: every one with `all_checks`,
     else the ones that did not pass. Text from hosts is printed as text, never as markup."""
-    title = Text(f"{report.profile or 'run'}: {report.verdict.upper()}")
+    title = text(f"{report.profile or 'run'}: {report.verdict.upper()}")
     if summary:
         rows = [summary_row(h) for h in report.hosts]
         table = Table(title=title)
         for column in (rows[0] if rows else {"host": "", "verdict": ""}):
             table.add_column(column)
         for row in rows:
-            table.add_row(*[Text(v, style=_STYLE[v] if k == "verdict" else "") for k, v in row.items()])
+            table.add_row(*[text(v, style=_STYLE[v] if k == "verdict" else "") for k, v in row.items()])
         console.print(table)
         render_aggregate(console, report)
     if details:
@@ -43,9 +43,9 @@ def render_aggregate(console: Console, report: RunReport) -> None:
     if report.aggregate is None:
         return
     counts = ", ".join(f"{n} {kind}" for kind, n in report.aggregate.counts.items())
-    console.print(Text(f"{len(report.hosts)} hosts: {counts}"), soft_wrap=True)
+    console.print(text(f"{len(report.hosts)} hosts: {counts}"), soft_wrap=True)
     for group in report.aggregate.by_reason:
-        console.print(Text(f"  {group.outcome}, {group.reason}: {', '.join(group.hosts)}"), soft_wrap=True)
+        console.print(text(f"  {group.outcome}, {group.reason}: {', '.join(group.hosts)}"), soft_wrap=True)
 
 
 def render_checks(console: Console, report: RunReport, title: Text | None = None,
@@ -62,15 +62,15 @@ def render_checks(console: Console, report: RunReport, title: Text | None = None
     table.add_column("detail", ratio=1, overflow="fold")
     previous = None
     for host, check in shown:
-        table.add_row(Text(host if host != previous else ""), Text(check.name),
-                      Text(check.status, style=_STYLE[check.status]), Text(check.reason or "-"))
+        table.add_row(text(host if host != previous else ""), text(check.name),
+                      text(check.status, style=_STYLE[check.status]), text(check.reason or "-"))
         previous = host
     console.print(table)
 
 
 def render_comparison(console: Console, drift: Comparison) -> None:
     """One line per host and drifted field (at most 80 columns); then the hosts in one run only."""
-    console.print(Text(f"A: {drift.a}\nB: {drift.b}"), soft_wrap=True)
+    console.print(text(f"A: {drift.a}\nB: {drift.b}"), soft_wrap=True)
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
     table.add_column("host", max_width=14, overflow="fold")
     table.add_column("field", max_width=14, no_wrap=True)
@@ -80,12 +80,12 @@ def render_comparison(console: Console, drift: Comparison) -> None:
     for host in drift.hosts:
         changes = host.changes or [Change(field="-", a="no drift", b="", delta="")]
         for i, change in enumerate(changes):
-            table.add_row(Text(host.host if i == 0 else ""), Text(change.field), Text(change.a),
-                          Text(change.b), Text(change.delta))
+            table.add_row(text(host.host if i == 0 else ""), text(change.field), text(change.a),
+                          text(change.b), text(change.delta))
     console.print(table, width=min(console.width, 80))
     for label, names in (("only in A", drift.only_in_a), ("only in B", drift.only_in_b)):
         if names:
-            console.print(Text(f"{label}: {', '.join(names)}"), soft_wrap=True)
+            console.print(text(f"{label}: {', '.join(names)}"), soft_wrap=True)
 
 
 @app.command()

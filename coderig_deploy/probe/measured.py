@@ -27,6 +27,7 @@ from pydantic import BaseModel, Field
 
 from coderig_deploy.errors import UserInputError
 from coderig_deploy.planner import Plan
+from coderig_deploy.safetext import safe
 
 COLUMNS = ("kind", "model", "quant", "gpus", "ctx", "kv_cache", "flash_attn", "engine", "value", "unit", "source")
 HEADER = ("# Measured by `coderig-deploy probe` (synthetic GGUF with the model's exact tensors, imported into\n"
@@ -86,8 +87,9 @@ def to_tsv(rows: list[MeasuredRow]) -> str:
     writer.writerow(COLUMNS)
     for r in rows:
         value = f"{r.value:.0f}" if r.kind == "vram" else f"{r.value:.2f}"
-        writer.writerow([r.kind, r.model, r.quant, gpus_text(r.gpus), r.ctx, r.kv_cache,
-                         "on" if r.flash_attn else "off", r.engine, value, r.unit(), r.source])
+        # a host's text (its GPU names, its Ollama's version) is written as printable escapes
+        writer.writerow([safe(str(v)) for v in (r.kind, r.model, r.quant, gpus_text(r.gpus), r.ctx, r.kv_cache,
+                                                "on" if r.flash_attn else "off", r.engine, value, r.unit(), r.source)])
     return buf.getvalue()
 
 
@@ -108,6 +110,10 @@ def read_rows(path: Path) -> list[MeasuredRow]:
         fields = dict(zip(COLUMNS, line.split("\t")))
         if len(fields) != len(COLUMNS):
             raise UserInputError(f"{path}:{number}: expected {len(COLUMNS)} tab-separated columns")
+        bad = next((k for k, v in fields.items() if safe(v) != v), None)
+        if bad:
+            raise UserInputError(f"{path}:{number}: column {bad} holds a control character: '{safe(fields[bad])}' "
+                                 "(a probe writes none)")
         row = _row(fields)
         if row is not None:
             rows.append(row)

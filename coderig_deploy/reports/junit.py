@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from coderig_deploy.reports.fleet import COMMAND_LINE, outcome
 from coderig_deploy.reports.model import HostReport, RunReport
+from coderig_deploy.safetext import safe
 
 
 def to_junit(report: RunReport) -> str:
@@ -28,7 +29,9 @@ def to_junit(report: RunReport) -> str:
             else:
                 ET.SubElement(case, "system-out").text = f"{check.status}: {check.reason}"
     ET.indent(suites)
-    return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
+    # A host's text may carry control characters (a command's coloured output); XML 1.0 allows none of them, so
+    # they are written as visible escapes, and the file stays one a CI server can parse.
+    return safe(ET.tostring(suites, encoding="unicode", xml_declaration=True)) + "\n"
 
 
 def _properties(suite: ET.Element, host: HostReport) -> None:

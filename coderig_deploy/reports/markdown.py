@@ -5,6 +5,7 @@ from __future__ import annotations
 from coderig_deploy.reports.build import summary_row
 from coderig_deploy.reports.fleet import outcome, profile_cell
 from coderig_deploy.reports.model import HostReport, RunReport
+from coderig_deploy.safetext import safe
 
 
 def _cell(text: str) -> str:
@@ -29,7 +30,7 @@ def to_markdown(report: RunReport) -> str:
         if host.profile is not None:
             lines += [f"- profile: {_cell(profile_cell(host))}"]
         lines += [f"- **{c.status}** `{c.name}`: {_cell(c.reason)}" for c in host.checks]
-    return "\n".join(lines) + "\n"
+    return safe("\n".join(lines)) + "\n"  # host text printed, never obeyed, by `cat report.md`
 
 
 def fleet_row(h: HostReport) -> dict[str, str]:
