@@ -16,8 +16,6 @@ readers of that format still find the prefill rate in the new one).
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -81,16 +79,19 @@ def _gpus(text: str) -> tuple[str, ...]:
 
 
 def to_tsv(rows: list[MeasuredRow]) -> str:
-    buf = io.StringIO()
-    buf.write(HEADER)
-    writer = csv.writer(buf, delimiter="\t", lineterminator="\n")
-    writer.writerow(COLUMNS)
+    lines = [HEADER + "\t".join(COLUMNS)]
     for r in rows:
         value = f"{r.value:.0f}" if r.kind == "vram" else f"{r.value:.2f}"
-        # a host's text (its GPU names, its Ollama's version) is written as printable escapes
-        writer.writerow([safe(str(v)) for v in (r.kind, r.model, r.quant, gpus_text(r.gpus), r.ctx, r.kv_cache,
-                                                "on" if r.flash_attn else "off", r.engine, value, r.unit(), r.source)])
-    return buf.getvalue()
+        fields = (r.kind, r.model, r.quant, gpus_text(r.gpus), r.ctx, r.kv_cache, "on" if r.flash_attn else "off",
+                  r.engine, value, r.unit(), r.source)
+        lines.append("\t".join(_field(str(v)) for v in fields))
+    return "\n".join(lines) + "\n"
+
+
+def _field(value: str) -> str:
+    """A column as written: a host's text (its GPU names, its Ollama's version) with control characters, tabs
+    and newlines as printable escapes, so each row stays one line of COLUMNS fields and reads back as written."""
+    return safe(value).replace("\t", "\\x09").replace("\n", "\\x0a")
 
 
 def read_rows(path: Path) -> list[MeasuredRow]:
@@ -100,7 +101,9 @@ def read_rows(path: Path) -> list[MeasuredRow]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise UserInputError(f"--calibration {path}: cannot read: {exc.strerror}") from None
-    lines = [(n, ln) for n, ln in enumerate(text.splitlines(), 1) if ln.strip() and not ln.startswith("#")]
+    # split at newlines only: splitlines() would also cut at other controls, which are refused below
+    lines = [(n, ln.removesuffix("\r")) for n, ln in enumerate(text.split("\n"), 1)
+             if ln.strip() and not ln.startswith("#")]
     if not lines or tuple(lines[0][1].split("\t")) != COLUMNS:
         raise UserInputError(f"{path}: not a calibration file written by `coderig-deploy probe` (the first row "
                              "must be the columns "

@@ -14,24 +14,25 @@ def to_junit(report: RunReport) -> str:
     """JUnit XML: fail -> <failure>, skip -> <skipped>, warn -> passed with system-out."""
     suites = ET.Element("testsuites", name="coderig-deploy")
     for host in report.hosts:
-        suite = ET.SubElement(suites, "testsuite", name=host.host, tests=str(len(host.checks)),
+        suite = ET.SubElement(suites, "testsuite", name=safe(host.host), tests=str(len(host.checks)),
                               failures=str(sum(c.status == "fail" for c in host.checks)),
                               skipped=str(sum(c.status == "skip" for c in host.checks)),
                               errors="0")
         _properties(suite, host)
         for check in host.checks:
-            case = ET.SubElement(suite, "testcase", classname=f"coderig.{host.host}",
-                                 name=check.name)
+            case = ET.SubElement(suite, "testcase", classname=safe(f"coderig.{host.host}"),
+                                 name=safe(check.name))
+            reason = safe(check.reason)
             if check.status == "fail":
-                ET.SubElement(case, "failure", message=check.reason).text = check.reason
+                ET.SubElement(case, "failure", message=reason).text = reason
             elif check.status == "skip":
-                ET.SubElement(case, "skipped", message=check.reason)
+                ET.SubElement(case, "skipped", message=reason)
             else:
-                ET.SubElement(case, "system-out").text = f"{check.status}: {check.reason}"
+                ET.SubElement(case, "system-out").text = f"{check.status}: {reason}"
     ET.indent(suites)
     # A host's text may carry control characters (a command's coloured output); XML 1.0 allows none of them, so
-    # they are written as visible escapes, and the file stays one a CI server can parse.
-    return safe(ET.tostring(suites, encoding="unicode", xml_declaration=True)) + "\n"
+    # each value is written with them as visible escapes (safe), and the file stays one a CI server can parse.
+    return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
 
 
 def _properties(suite: ET.Element, host: HostReport) -> None:
@@ -42,7 +43,7 @@ def _properties(suite: ET.Element, host: HostReport) -> None:
               "failure": host.failure}
     for name, value in values.items():
         if value is not None:
-            ET.SubElement(props, "property", name=name, value=value)
+            ET.SubElement(props, "property", name=name, value=safe(value))
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,8 @@ def write_run(run_dir: Path, report: RunReport) -> list[Path]:
 
     All or nothing: when one cannot be written (a full disk), WriteFailed is raised
     and every earlier report file in `run_dir` stays as it was."""
-    texts = (report.model_dump_json(indent=2) + "\n", to_markdown(report), to_junit(report))
+    # ASCII JSON: a host's control characters are \\u escapes there, so `cat report.json` cannot obey them
+    texts = (json.dumps(report.model_dump(mode="json"), indent=2) + "\n", to_markdown(report), to_junit(report))
     files = {run_dir / name: text for name, text in zip(FILES, texts)}
     write_all(files)
     return list(files)

@@ -112,3 +112,44 @@ def test_report_files_keep_host_text_visible_and_junit_stays_parseable() -> None
         assert "apt said \\x1b[31mE: broken\\x1b[0m" in doc
     failure = ET.fromstring(junit.split("?>", 1)[1]).find(".//failure")
     assert failure is not None and "E: broken" in (failure.text or "")
+
+
+def test_an_error_carrying_host_text_is_printed_escaped(capsys: pytest.CaptureFixture[str]) -> None:
+    from coderig_deploy.cli import _print_error
+
+    _print_error(f"ws1: Ollama answered {HOSTILE}")
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\\x1b[2Jcleared" in err
+
+
+def test_a_calibration_row_keeps_tabs_newlines_and_quotes_of_host_text_on_its_line(tmp_path: Path) -> None:
+    # csv quoting made such a row unreadable (a tab or newline) or changed it (quotes doubled)
+    path = tmp_path / "calibration.tsv"
+    path.write_text(measured.to_tsv([_row(engine='Ollama "0.3"\n\tx\r\n')]))
+    (row,) = measured.read_rows(path)
+    assert row.engine == 'Ollama "0.3"\\x0a\\x09x\\x0a' and row.value == 211.5
+
+
+def test_junit_attributes_hold_no_raw_control_characters() -> None:
+    import xml.etree.ElementTree as ET
+
+    from coderig_deploy.reports.junit import to_junit
+
+    exp = expectations(load_profile("dual-4090"))
+    report = run_report([host_report("ws1", None, exp, [Check("ollama_version", "fail", "bad\rline\x1b[0m")])],
+                        "dual-4090")
+    junit = to_junit(report)
+    assert "&#13;" not in junit and "\x1b" not in junit
+    failure = ET.fromstring(junit.split("?>", 1)[1]).find(".//failure")
+    assert failure is not None and failure.get("message") == "bad\\x0dline\\x1b[0m"
+
+
+def test_the_cli_builds_no_rich_text_but_through_the_safe_constructors() -> None:
+    # rich.text.Text(...) prints control characters as they are; cli/output.py's plain() and text() do not.
+    import re
+
+    cli = Path(__file__).resolve().parents[2] / "coderig_deploy" / "cli"
+    offenders = [f"{path.name}:{n}" for path in sorted(cli.glob("*.py")) if path.name != "output.py"
+                 for n, line in enumerate(path.read_text().splitlines(), 1)
+                 if re.search(r"(?<![\w.])Text(\(|\.assemble\()", line)]
+    assert offenders == []
