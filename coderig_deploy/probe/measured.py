@@ -180,7 +180,7 @@ def apply(plan: Plan, rows: list[MeasuredRow], model_key: str, replan: Replan) -
     speed, vram = found.get("speed"), found.get("vram")
     if speed:
         depth, prompt = speed.depth or plan.decode_depth, speed.prompt_tokens or plan.prompt_tokens
-        at = replan(prompt, depth)
+        at = plan if (prompt, depth) == (plan.prompt_tokens, plan.decode_depth) else replan(prompt, depth)
         decode = plan.decode_tok_s * speed.value / at.decode_tok_s
         update["decode_tok_s"] = round(decode, 2)
         moved = round(decode, 1) != round(speed.value, 1)
