@@ -2,6 +2,9 @@
 
 Stages never import this package; they raise `CoderigError` subclasses, which
 `main` turns into one clear line and an exit code (2 bad input, 1 a host failed).
+An operating-system error nothing caught (a file the controller cannot read or
+write, a full disk) is one line too (exit 2); any other exception is a bug: one
+line that says so, and the traceback in a private file (exit 70).
 Set CODERIG_DEBUG=1 to see the traceback instead.
 """
 
@@ -10,6 +13,8 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import tempfile
+import traceback
 from typing import Annotated
 
 import typer
@@ -74,7 +79,41 @@ def main() -> None:
         else:
             _print_error(str(exc))
         sys.exit(getattr(exc, "exit_code", 2))
+    except OSError as exc:  # the controller's own files and tools: permissions, a full disk, a missing directory
+        if os.environ.get("CODERIG_DEBUG"):
+            raise
+        _print_error(os_error_text(exc))
+        sys.exit(2)
+    except Exception as exc:  # noqa: BLE001 - the last resort: a bug, reported as one
+        if os.environ.get("CODERIG_DEBUG"):
+            raise
+        _print_error(f"internal error, a bug in coderig-deploy {__version__}: {type(exc).__name__}: {exc}. "
+                     f"{_save_traceback()}")
+        sys.exit(INTERNAL_ERROR)
     sys.exit(result if isinstance(result, int) else 0)
+
+
+# sysexits.h's EX_SOFTWARE: neither the input nor the hosts, the program itself.
+INTERNAL_ERROR = 70
+
+
+def os_error_text(exc: OSError) -> str:
+    """"/path: Permission denied" (both paths of a rename), or the error's own text without a path."""
+    if not exc.strerror:
+        return str(exc)
+    paths = [os.fsdecode(p) for p in (exc.filename, exc.filename2) if p is not None]
+    return f"{' -> '.join(paths)}: {exc.strerror}" if paths else exc.strerror
+
+
+def _save_traceback() -> str:
+    """Write the current exception's traceback to a new file only this user can read; say where."""
+    try:
+        fd, path = tempfile.mkstemp(prefix="coderig-deploy-traceback-", suffix=".txt")
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(f"coderig-deploy {__version__}\n{' '.join(sys.argv)}\n\n{traceback.format_exc()}")
+    except OSError:
+        return "Run again with CODERIG_DEBUG=1 to see the traceback."
+    return f"The traceback is in {path} (attach it to a bug report); CODERIG_DEBUG=1 prints it instead."
 
 
 def _print_error(message: str) -> None:
