@@ -376,6 +376,7 @@ def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], str]]:
         raise ProfileError(f"{path}:{line}: not UTF-8 text (byte {byte:#04x}); save it as UTF-8") from None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        _refuse_alias_bombs(node, path)
         _refuse_duplicate_keys(node, path)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -388,6 +389,28 @@ def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], str]]:
     if not isinstance(data, dict):
         raise ProfileError(f"{path}: a profile must be a YAML mapping")
     return data, _key_lines(node, path)
+
+
+# A profile is a few dozen values; this many, counted with every alias written out, is an alias bomb
+# (`b: [*a, *a, ...]` nested: each level multiplies), which would take minutes to walk and validate.
+MAX_YAML_NODES = 10_000
+
+
+def _refuse_alias_bombs(node: Any, path: Path) -> None:
+    """Refuse a document whose aliases expand to more than MAX_YAML_NODES nodes. Counted per distinct node
+    (an alias is the same node object again), so the count itself takes time in the document's size."""
+    sizes: dict[int, int] = {}
+
+    def size(n: Any) -> int:
+        if id(n) not in sizes:
+            children = n.value if isinstance(n, yaml.SequenceNode) else \
+                [c for pair in n.value for c in pair] if isinstance(n, yaml.MappingNode) else []
+            sizes[id(n)] = min(1 + sum(size(c) for c in children), MAX_YAML_NODES + 1)
+        return sizes[id(n)]
+
+    if node is not None and size(node) > MAX_YAML_NODES:
+        raise ProfileError(f"{path}: its aliases (*name) expand to more than {MAX_YAML_NODES} YAML values; a "
+                           "profile needs a few dozen (use `extends:` to share settings between profiles)")
 
 
 def _refuse_duplicate_keys(node: Any, path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from collections.abc import Iterable
 from typing import Any
 
 PASS, WARN, FAIL, SKIP = "pass", "warn", "fail", "skip"
@@ -25,5 +26,10 @@ class Check:
 
 def overall(checks: list[Check]) -> str:
     """fail if any check failed, warn if any warned, else pass."""
-    worst = max((_RANK[c.status] for c in checks), default=0)
-    return {0: PASS, 1: WARN, 2: FAIL}[worst]
+    return worst(c.status for c in checks)
+
+
+def worst(statuses: Iterable[str]) -> str:
+    """The worst of check statuses or verdicts: fail, then warn, else pass (skip counts as pass)."""
+    rank = max((_RANK[s] for s in statuses), default=0)
+    return {0: PASS, 1: WARN, 2: FAIL}[rank]

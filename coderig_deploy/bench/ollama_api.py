@@ -191,13 +191,22 @@ class OllamaClient:
         try:
             return self._opener.open(req, timeout=self.timeout_s)
         except urllib.error.HTTPError as exc:
-            detail = exc.read().decode(errors="replace").strip()
-            try:
-                detail = json.loads(detail).get("error", detail)
-            except (ValueError, AttributeError):
-                pass
-            raise BenchError(f"{url}: HTTP {exc.code}: {detail}") from None
+            raise BenchError(f"{url}: HTTP {exc.code}: {http_error_detail(exc.read(), exc.reason)}") from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise BenchError(f"cannot reach Ollama at {self.base_url}: {reason}; "
                              "is the ollama service running?") from None
+
+
+def http_error_detail(body: bytes, reason: object, limit: int = 300) -> str:
+    """One line for a report from an error reply: Ollama's own {"error": ...} message, else the status's
+    reason and what came instead (a proxy's or another server's HTML page is not repeated into the report)."""
+    text = body.decode(errors="replace").strip()
+    try:
+        message = json.loads(text).get("error")
+    except (ValueError, AttributeError):
+        message = None
+    if isinstance(message, str) and message.strip():
+        line = " ".join(message.split())
+        return line if len(line) <= limit else line[:limit - 1] + "…"
+    return f"{reason or 'error'} (not an Ollama reply: {len(body)} bytes{', HTML' if '<html' in text.lower() else ''})"

@@ -46,6 +46,9 @@ def bench(
 
     exp = smoke.expectations(prof) if prof else Expectations(require_code_check=code_check)
     editors = tuple(EditorModel(r.variant_name, r.role) for r in prof.all_models) if prof and editor else ()
+    host = ollama_base_url(host)
+    if out and out.exists() and not out.is_dir():
+        raise UserInputError(f"--out {out}: not a directory (report.json, report.md and junit.xml go in it)")
     cfg = BenchConfig(model=model or smoke.bench_model(prof), url=host, runs=runs,  # type: ignore[arg-type]
                       num_predict=num_predict, code_check=code_check, editor_models=editors)
     local = urlparse(host).hostname in ("127.0.0.1", "localhost", "::1")
@@ -63,3 +66,16 @@ def bench(
         write_run(out, rep)
     emit(rep.model_dump(mode="json"), json_out, lambda c: render_run(c, rep))
     return 1 if rep.verdict == "fail" else 0
+
+
+def ollama_base_url(text: str) -> str:
+    """--host as a base URL: http(s)://host[:port], or host:port as OLLAMA_HOST writes it (http then)."""
+    url = text if "://" in text else f"http://{text}"
+    try:
+        parsed = urlparse(url)
+        parsed.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError as exc:
+        raise UserInputError(f"--host {text!r}: not a URL ({exc})") from None
+    if parsed.scheme not in ("http", "https") or not parsed.hostname or any(c.isspace() for c in text):
+        raise UserInputError(f"--host {text!r}: give Ollama's base URL, http://HOST:PORT or https://HOST:PORT")
+    return url

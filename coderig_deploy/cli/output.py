@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -14,8 +15,9 @@ from coderig_deploy.safetext import safe
 
 
 def _width() -> int | None:
-    # Piped output (CI logs, `| less`) would otherwise be squeezed to 80 columns.
-    return None if sys.stdout.isatty() else 160
+    """None (rich's own choice: the terminal's width, or COLUMNS when set) on a terminal or where COLUMNS
+    says; 160 for other piped output (CI logs, `| less`), which would otherwise be squeezed to 80."""
+    return None if sys.stdout.isatty() or os.environ.get("COLUMNS", "").isdigit() else 160
 
 
 console = Console(highlight=False, width=_width())

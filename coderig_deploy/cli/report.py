@@ -29,7 +29,7 @@ def render_run(console: Console, report: RunReport, details: bool = True, summar
         rows = [summary_row(h) for h in report.hosts]
         table = Table(title=title)
         for column in (rows[0] if rows else {"host": "", "verdict": ""}):
-            table.add_column(column)
+            table.add_column(column, overflow="fold")  # host names that differ in a suffix stay apart
         for row in rows:
             table.add_row(*[text(v, style=_STYLE[v] if k == "verdict" else "") for k, v in row.items()])
         console.print(table)

@@ -6,7 +6,7 @@ import datetime as _dt
 from typing import Any
 
 from coderig_deploy import __version__
-from coderig_deploy.bench.checks import Check, overall
+from coderig_deploy.bench.checks import FAIL, Check, overall, worst
 from coderig_deploy.bench.verdict import Expectations, judge
 from coderig_deploy.reports.fleet import aggregate
 from coderig_deploy.reports.model import CheckResult, HostReport, RunReport
@@ -39,11 +39,10 @@ def host_report(host: str, bench: dict[str, Any] | None, exp: Expectations,
 def run_report(hosts: list[HostReport], profile: str | None = None,
                model: str | None = None, editor_config: str | None = None) -> RunReport:
     """The whole run; its verdict is the worst host's."""
-    rank = {"pass": 0, "warn": 1, "fail": 2}
-    worst = max((rank[h.verdict] for h in hosts), default=2)
     return RunReport(tool_version=__version__, profile=profile, model=model,
                      created_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                     verdict=("pass", "warn", "fail")[worst], hosts=hosts,  # type: ignore[arg-type]
+                     verdict=worst(h.verdict for h in hosts) if hosts else FAIL,  # type: ignore[arg-type]
+                     hosts=hosts,
                      aggregate=aggregate(hosts), editor_config=editor_config)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from coderig_deploy.atomicfile import write_all
+from coderig_deploy.bench.checks import FAIL, worst
 from coderig_deploy.errors import UserInputError
 from coderig_deploy.reports.junit import to_junit
 from coderig_deploy.reports.markdown import to_markdown
@@ -29,22 +30,48 @@ def write_run(run_dir: Path, report: RunReport) -> list[Path]:
 
 
 def read_run(run_dir: Path) -> RunReport:
-    """Load `run_dir/report.json`; UserInputError naming the file when it is not one."""
+    """Load `run_dir/report.json`; UserInputError naming the file when it is not one, or when its verdicts
+    disagree with its checks (a file edited by hand or by a script: a CI gate must not read "pass" there)."""
     path = run_dir / "report.json" if run_dir.is_dir() else run_dir
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UserInputError(f"{path}: no report here; pass a run directory that holds "
                              "report.json") from None
+    except UnicodeDecodeError as exc:
+        raise UserInputError(f"{path}: not UTF-8 text (byte {exc.start}): not a report.json") from None
     except json.JSONDecodeError as exc:
         raise UserInputError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from None
-    version = data.get("schema_version") if isinstance(data, dict) else None
+    except RecursionError:
+        raise UserInputError(f"{path}: JSON nested too deeply to be a report") from None
+    if not isinstance(data, dict):
+        raise UserInputError(f"{path}: a JSON {type(data).__name__}, not a report (a JSON object with "
+                             "schema_version)")
+    version = data.get("schema_version")
     if version != SCHEMA_VERSION:
         raise UserInputError(f"{path}: report schema_version {version!r}; this coderig-deploy "
                              f"reads version {SCHEMA_VERSION}")
     try:
-        return RunReport.model_validate(data)
+        report = RunReport.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])
         raise UserInputError(f"{path}: {loc}: {first['msg']}") from None
+    disagreement = verdict_disagreement(report)
+    if disagreement:
+        raise UserInputError(f"{path}: {disagreement}: the file was changed after the run wrote it")
+    return report
+
+
+def verdict_disagreement(report: RunReport) -> str | None:
+    """Where a report's verdicts are not the ones its checks give (None: they agree). A host's verdict
+    is its worst check's (fail without any), the run's its worst host's (fail without any), as
+    reports.build assigns them."""
+    for h in report.hosts:
+        expected = worst(c.status for c in h.checks) if h.checks else FAIL
+        if h.verdict != expected:
+            return f"host {h.host}: verdict {h.verdict!r}, but its checks give {expected!r}"
+    expected = worst(h.verdict for h in report.hosts) if report.hosts else FAIL
+    if report.verdict != expected:
+        return f"verdict {report.verdict!r}, but its hosts give {expected!r}"
+    return None

@@ -3,6 +3,7 @@ check of a past run, and neither reads host text as rich markup."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -57,3 +58,33 @@ def test_report_prints_every_check_of_a_past_run(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
     assert sum(1 for line in proc.stdout.splitlines() if "store_not_world_writable" in line) == 2
     assert "'[bold]/x[/]'" in proc.stdout
+
+
+LONG = ("ws1.very-long-hostname.example.internal.corp", "ws1.very-long-hostname.example.internal.dev")
+
+
+def test_summary_table_folds_host_names_never_cuts_them(tmp_path: Path) -> None:
+    """Two hosts that differ only in a suffix stay apart at 80 columns: the host column folds."""
+    exp = expectations(load_profile("dual-4090"))
+    report = run_report([host_report(h, None, exp, [Check("service", "pass", "ok")]) for h in LONG], "dual-4090")
+    lines = _draw(lambda c: render_run(c, report, details=False))
+    joined = "".join(line.split("│")[1].strip() for line in lines if line.startswith("│"))
+    assert max(len(line) for line in lines) <= 80
+    assert "…" not in "\n".join(lines)
+    assert LONG[0] in joined and LONG[1] in joined, lines
+
+
+def test_piped_output_takes_columns_from_the_environment(tmp_path: Path) -> None:
+    """`COLUMNS=80 coderig-deploy report RUN | less` is 80 columns wide; without COLUMNS piped output is 160."""
+    exp = expectations(load_profile("dual-4090"))
+    write_run(tmp_path / "run", run_report([host_report(LONG[0], None, exp, [Check("x", "pass", BAD)])]))
+    widths = {}
+    for columns in ("80", None):
+        env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+        if columns:
+            env["COLUMNS"] = columns
+        proc = subprocess.run([sys.executable, "-m", "coderig_deploy", "report", str(tmp_path / "run")],
+                              capture_output=True, text=True, timeout=60, check=False, env=env)
+        assert proc.returncode == 0, proc.stderr
+        widths[columns] = max(len(line) for line in proc.stdout.splitlines())
+    assert widths["80"] <= 80 < widths[None] <= 160, widths

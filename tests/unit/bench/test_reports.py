@@ -66,6 +66,74 @@ def test_reading_a_non_run_dir_is_a_user_error(tmp_path: Path) -> None:
         read_run(tmp_path)
 
 
+@pytest.mark.parametrize(("content", "message"), [
+    (b"\xff\xfe{}", r"not UTF-8 text \(byte 0\)"),
+    (b"[" * 200_000 + b"]" * 200_000, "nested too deeply"),
+    (b"[1]", "a JSON list, not a report"),
+    (b"null", "a JSON NoneType, not a report"),
+])
+def test_files_that_are_not_reports_are_user_errors(tmp_path: Path, content: bytes, message: str) -> None:
+    (tmp_path / "report.json").write_bytes(content)
+    with pytest.raises(UserInputError, match=message):
+        read_run(tmp_path)
+
+
+def _edited(tmp_path: Path, edit) -> Path:
+    write_run(tmp_path, _run())
+    path = tmp_path / "report.json"
+    data = json.loads(path.read_text())
+    edit(data)
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_a_run_verdict_its_hosts_do_not_give_is_refused(tmp_path: Path) -> None:
+    """A CI gate on `report RUN` must not read PASS from a file whose hosts failed."""
+    _edited(tmp_path, lambda d: d.update(verdict="pass"))
+    with pytest.raises(UserInputError, match="verdict 'pass', but its hosts give 'fail': the file was changed"):
+        read_run(tmp_path)
+
+
+def test_a_host_verdict_its_checks_do_not_give_is_refused(tmp_path: Path) -> None:
+    def edit(d: dict) -> None:
+        for h in d["hosts"]:
+            h["verdict"] = "pass"
+        d["verdict"] = "pass"
+    _edited(tmp_path, edit)
+    with pytest.raises(UserInputError, match="host ws-2: verdict 'pass', but its checks give 'fail'"):
+        read_run(tmp_path)
+
+
+def test_a_host_without_checks_is_failed(tmp_path: Path) -> None:
+    def edit(d: dict) -> None:
+        d["hosts"] = [dict(d["hosts"][0], checks=[])]
+        d["verdict"] = "pass"
+    _edited(tmp_path, edit)
+    with pytest.raises(UserInputError, match="host ws-1: verdict 'pass', but its checks give 'fail'"):
+        read_run(tmp_path)
+
+
+def test_a_consistent_edit_still_reads(tmp_path: Path) -> None:
+    """The check is of consistency, not of authorship: a report whose failing check was removed with
+    its verdicts set to match reads (report.json is not signed)."""
+    def edit(d: dict) -> None:
+        d["hosts"] = d["hosts"][:1]
+        d["verdict"] = "pass"
+    _edited(tmp_path, edit)
+    assert read_run(tmp_path).verdict == "pass"
+
+
+def test_report_cli_refuses_an_edited_verdict(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from coderig_deploy.cli import app
+
+    _edited(tmp_path, lambda d: d.update(verdict="pass"))
+    result = CliRunner().invoke(app, ["report", str(tmp_path)])
+    assert isinstance(result.exception, UserInputError) and "its hosts give 'fail'" in str(result.exception)
+    assert "PASS" not in result.stdout
+
+
 def test_report_cli_prints_past_run(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 

@@ -125,6 +125,27 @@ def test_yaml_nested_too_deeply(tmp_path, capsys, monkeypatch):
     assert_bad(code, out, err, "mine.yaml: invalid YAML: nested too deeply for a profile")
 
 
+def _alias_chain(levels: int, width: int = 9) -> str:
+    """About 600 bytes at 9 levels of 9: width**levels values once every alias is written out."""
+    lines = ["a0: &a0 [" + ", ".join(["x"] * width) + "]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * width) + "]" for i in range(1, levels + 1)]
+    return BASE + "\n".join(lines) + "\n"
+
+
+def test_yaml_alias_bomb_is_refused_at_once(tmp_path, capsys, monkeypatch):
+    """~600 bytes that expand to 9**9 values: walked node by node, validate would run for hours."""
+    path = profile(tmp_path, _alias_chain(9))
+    code, out, err = cli(capsys, monkeypatch, "profiles", "validate", str(path))
+    assert_bad(code, out, err, "mine.yaml: its aliases (*name) expand to more than 10000 YAML values")
+
+
+def test_yaml_aliases_within_reason_are_read(tmp_path, capsys, monkeypatch):
+    """An alias or two is YAML a person may write: it reaches validation (here: unknown keys a0, a1)."""
+    path = profile(tmp_path, _alias_chain(1, width=3))
+    code, out, err = cli(capsys, monkeypatch, "profiles", "validate", str(path))
+    assert code == 2 and "a0" in out + err and "expand to more than" not in out + err, (out, err)
+
+
 def test_render_output_that_cannot_be_written(tmp_path, capsys, monkeypatch):
     (tmp_path / "a-file").write_text("")
     code, out, err = cli(capsys, monkeypatch, "render", "--profile", "budget-4070", "localhost",
