@@ -71,6 +71,11 @@ class Plan(BaseModel):
     notes: list[str]
 
 
+# llama.cpp's CUDA backend handles at most this many devices in one process (ggml/include/ggml-cuda.h,
+# GGML_CUDA_MAX_DEVICES); a profile's hardware.count has the same bound.
+MAX_GPUS = 16
+
+
 def make_plan(
     model_tag: str,
     gpu_slugs: list[str],
@@ -112,6 +117,9 @@ def make_plan(
         raise UserInputError(f"unknown KV cache type {kv_cache!r}: use f16, q8_0 or q4_0")
     if ubatch is not None and ubatch < 1:
         raise UserInputError(f"ubatch {ubatch} must be at least 1")
+    if len(gpu_slugs) > MAX_GPUS:
+        raise UserInputError(f"{len(gpu_slugs)} GPUs: llama.cpp's CUDA backend, which Ollama runs models on, "
+                             f"uses at most {MAX_GPUS} per process (GGML_CUDA_MAX_DEVICES)")
     catalog = load_catalog()
     engine_constants = catalog.engine(engine)
     if ubatch is not None:
@@ -134,7 +142,7 @@ def make_plan(
         parallel=parallel,
         spread=spread,
         ram_bandwidth_gbs=ram_bandwidth_gbs or runtime["system_ram_bandwidth_gbs"],
-        depth=min(depth or int(runtime["decode_depth"]), ctx),
+        depth=min(int(runtime["decode_depth"]) if depth is None else depth, ctx),
         logits_every_token=logits_every_token,
     )
     result = fit.fit(request)
@@ -145,6 +153,9 @@ def make_plan(
         notes.append("no GPU: the whole model runs from system RAM (prefill speed is a rough CPU estimate)")
     if prompt_tokens > ctx:
         notes.append(f"a {prompt_tokens}-token prompt does not fit a {ctx}-token context; Ollama truncates it")
+    if depth is not None and depth > ctx:
+        notes.append(f"depth {depth} is past the {ctx}-token context, which holds no more: decode is given at "
+                     f"depth {ctx}")
     ttft = fit.time_to_first_token(request, result, min(prompt_tokens, ctx - prompt_start), prompt_start)
     if power_limit_w is not None:
         notes += power_limit_notes(gpus, power_limit_w)

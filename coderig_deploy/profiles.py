@@ -21,7 +21,7 @@ from coderig_deploy.catalog import load_catalog
 from coderig_deploy.confine import store_path_problem
 from coderig_deploy.driver_branches import branch_problem, default_branch
 from coderig_deploy.errors import ProfileError, UnknownNameError
-from coderig_deploy.planner import KvCache, Plan, make_plan
+from coderig_deploy.planner import MAX_GPUS, KvCache, Plan, make_plan
 from coderig_deploy.resources import shipped_dir
 
 # Values that end up in a systemd unit, a shell command or a URL are held to
@@ -57,7 +57,7 @@ class _Strict(BaseModel):
 
 class Hardware(_Strict):
     gpu: str = Field(description="Catalog slug of the GPU model, e.g. rtx-4090")
-    count: int = Field(ge=1, le=16, description="Number of such cards (at least one)")
+    count: int = Field(ge=1, le=MAX_GPUS, description="Number of such cards (at least one)")
     min_vram_mib: int = Field(ge=0, le=1_048_576, description="Memory each card must report at least")
     min_ram_gib: int = Field(default=16, ge=1, le=65_536, description="System RAM the host must have")
     min_disk_gib: int = Field(default=50, ge=1, le=1_048_576, description="Free disk at the model store")

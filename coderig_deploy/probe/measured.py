@@ -21,8 +21,9 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
+from coderig_deploy.catalog import load_catalog
 from coderig_deploy.errors import UserInputError
 from coderig_deploy.planner import Plan
 from coderig_deploy.safetext import safe
@@ -41,17 +42,33 @@ class MeasuredRow(BaseModel):
     model: str = Field(description="catalog model key, e.g. qwen2.5-coder-1.5b")
     quant: str
     gpus: tuple[str, ...] = Field(description="one GPU slug per card")
-    ctx: int
+    ctx: int = Field(gt=0)
     kv_cache: str
     flash_attn: bool
     engine: str
-    value: float = Field(description="MiB on the GPUs (vram) or decode tok/s (speed)")
-    prefill_tok_s: float | None = None
-    depth: int | None = Field(None, description="tokens in the cache on average while decode was measured")
-    prompt_tokens: int | None = Field(None, description="prompt length the prefill rate was measured over")
-    ps_size_mib: int | None = None
-    ps_size_vram_mib: int | None = None
+    value: float = Field(gt=0, allow_inf_nan=False, description="MiB on the GPUs (vram) or decode tok/s (speed)")
+    prefill_tok_s: float | None = Field(None, gt=0, allow_inf_nan=False)
+    depth: int | None = Field(None, ge=0, description="tokens in the cache on average while decode was measured")
+    prompt_tokens: int | None = Field(None, gt=0, description="prompt length the prefill rate was measured over")
+    ps_size_mib: int | None = Field(None, gt=0)
+    ps_size_vram_mib: int | None = Field(None, ge=0)
     source: str
+
+    @model_validator(mode="after")
+    def _within_its_setup(self) -> MeasuredRow:
+        """A row a probe could have written: depth and prompt inside the context, `ollama ps`'s share on the
+        GPU no larger than the model, and no more memory than its GPUs have (where the catalog knows them)."""
+        for name in ("depth", "prompt_tokens"):
+            if (getattr(self, name) or 0) > self.ctx:
+                raise ValueError(f"{name} {getattr(self, name)} is beyond the context ({self.ctx})")
+        if self.ps_size_mib is not None and (self.ps_size_vram_mib or 0) > self.ps_size_mib:
+            raise ValueError(f"ollama ps size_vram {self.ps_size_vram_mib} MiB is more than its size "
+                             f"{self.ps_size_mib} MiB")
+        if self.kind == "vram":
+            gpus = load_catalog().gpus
+            if all(g in gpus for g in self.gpus) and self.value > sum(gpus[g].vram_mib for g in self.gpus):
+                raise ValueError(f"{self.value:.0f} MiB is more than {gpus_text(self.gpus)} hold")
+        return self
 
     def unit(self) -> str:
         if self.kind == "speed":
@@ -117,7 +134,13 @@ def read_rows(path: Path) -> list[MeasuredRow]:
         if bad:
             raise UserInputError(f"{path}:{number}: column {bad} holds a control character: '{safe(fields[bad])}' "
                                  "(a probe writes none)")
-        row = _row(fields)
+        try:
+            row = _row(fields)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise UserInputError(f"{path}:{number}: {where + ': ' if where else ''}"
+                                 f"{first['msg'].removeprefix('Value error, ')} (not a measurement)") from None
         if row is not None:
             rows.append(row)
     return rows
@@ -179,7 +202,8 @@ def apply(plan: Plan, rows: list[MeasuredRow], model_key: str, replan: Replan) -
     notes = list(plan.notes)
     speed, vram = found.get("speed"), found.get("vram")
     if speed:
-        depth, prompt = speed.depth or plan.decode_depth, speed.prompt_tokens or plan.prompt_tokens
+        depth = plan.decode_depth if speed.depth is None else speed.depth
+        prompt = speed.prompt_tokens or plan.prompt_tokens
         at = plan if (prompt, depth) == (plan.prompt_tokens, plan.decode_depth) else replan(prompt, depth)
         decode = plan.decode_tok_s * speed.value / at.decode_tok_s
         update["decode_tok_s"] = round(decode, 2)

@@ -137,10 +137,11 @@ def rows(result: dict[str, Any], choice: ModelChoice, host: str) -> list[Measure
     # plus half the tokens generated after it).
     prompt = (summary.get("prompt_eval_count") or {}).get("median")
     generated = (summary.get("eval_count") or {}).get("median")
-    depth = round(prompt + generated / 2) if prompt and generated else None
+    # (no deeper than the context: past it Ollama shifts the cache instead of growing it)
+    depth = min(round(prompt + generated / 2), result["ctx"]) if prompt and generated else None
     out = [MeasuredRow(kind="speed", value=decode, prefill_tok_s=prefill, depth=depth,
                        prompt_tokens=round(prompt) if prompt else None, **common)]
-    if after:
+    if after and used > 0:  # nothing measured where another program freed memory meanwhile
         out.append(MeasuredRow(kind="vram", value=used, ps_size_mib=round(ps["size"] / 2**20),
                                ps_size_vram_mib=round(ps["size_vram"] / 2**20), **common))
     return out

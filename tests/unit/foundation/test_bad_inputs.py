@@ -335,3 +335,36 @@ def test_a_description_with_brackets_is_shown_as_written(tmp_path, capsys, monke
     path = profile(tmp_path, 'extends: budget-4070\ndescription: "[/x] [bold]b[/bold] \\\\[a-z] [red]"\n')
     code, out, _ = cli(capsys, monkeypatch, "profiles", "show", str(path))
     assert code == 0 and out.splitlines()[0] == r"mine: [/x] [bold]b[/bold] \[a-z] [red]"
+
+
+@pytest.mark.parametrize("command", [["plan", "--model", "llama3.1:70b-instruct-fp16", "--ctx", "4096"],
+                                     ["recommend", "--write-profile", "big.yaml"]])
+def test_more_gpus_than_llama_cpp_uses_are_refused(tmp_path, capsys, monkeypatch, command):
+    """GGML_CUDA_MAX_DEVICES is 16: a plan for 17 cards would place layers on cards no process sees."""
+    monkeypatch.chdir(tmp_path)
+    gpus = [arg for _ in range(17) for arg in ("--gpu", "rtx-3060-12gb")]
+    code, out, err = cli(capsys, monkeypatch, *command, *gpus)
+    assert_bad(code, out, err, "17 GPUs: llama.cpp's CUDA backend, which Ollama runs models on, uses at most 16")
+    assert not (tmp_path / "big.yaml").exists()
+
+
+def test_sixteen_gpus_are_planned(capsys, monkeypatch):
+    gpus = [arg for _ in range(16) for arg in ("--gpu", "rtx-3060-12gb")]
+    code, out, err = cli(capsys, monkeypatch, "plan", "--model", "llama3.1:70b-instruct-fp16", "--ctx", "4096",
+                         "--json", *gpus)
+    assert code == 0, err
+    assert len(json.loads(out)["gpus"]) == 16
+
+
+def test_depth_zero_is_planned_at_zero_and_past_the_context_says_so(capsys, monkeypatch):
+    base = ("plan", "--model", "qwen2.5-coder:7b", "--gpu", "rtx-4090", "--ctx", "8192", "--json", "--depth")
+    plans = {}
+    for depth in ("0", "512", "100000"):
+        code, out, err = cli(capsys, monkeypatch, *base, depth)
+        assert code == 0, err
+        plans[depth] = json.loads(out)
+    assert plans["0"]["decode_depth"] == 0 and plans["512"]["decode_depth"] == 512
+    assert plans["0"]["decode_tok_s"] > plans["512"]["decode_tok_s"] > plans["100000"]["decode_tok_s"]
+    assert plans["100000"]["decode_depth"] == 8192
+    assert any("depth 100000 is past the 8192-token context" in n for n in plans["100000"]["notes"])
+    assert not any("past the" in n for n in plans["0"]["notes"])

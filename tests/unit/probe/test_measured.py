@@ -158,6 +158,59 @@ def test_not_a_calibration_file_is_one_clear_error(tmp_path: Path) -> None:
         measured.read_rows(path)
 
 
+def _edit_row(path: Path, kind: str, column: str, value: str) -> None:
+    lines = path.read_text().split("\n")
+    at = measured.COLUMNS.index(column)
+    for n, line in enumerate(lines):
+        fields = line.split("\t")
+        if fields[0] == kind:
+            fields[at] = value
+            lines[n] = "\t".join(fields)
+    path.write_text("\n".join(lines))
+
+
+@pytest.mark.parametrize(("kind", "column", "value", "message"), [
+    ("speed", "value", "0", "value: Input should be greater than 0"),
+    ("speed", "value", "-5", "value: Input should be greater than 0"),
+    ("speed", "value", "nan", "value: Input should be a finite number"),
+    ("speed", "value", "inf", "value: Input should be a finite number"),
+    ("vram", "value", "0", "value: Input should be greater than 0"),
+    ("vram", "value", "1e300", "MiB is more than rtx-4090 hold"),
+    ("vram", "value", "24565", "24565 MiB is more than rtx-4090 hold"),
+    ("speed", "unit", "tok/s at depth 99999999, prompt 492 tokens (pp 9876.5)", "depth 99999999 is beyond the "
+     "context (4096)"),
+    ("speed", "unit", "tok/s at depth 556, prompt 5000 tokens (pp 9876.5)", "prompt_tokens 5000 is beyond"),
+    ("speed", "unit", "tok/s at depth 556, prompt 492 tokens (pp 0)", "prefill_tok_s: Input should be greater"),
+    ("vram", "unit", "MiB (nvidia-smi); ollama ps size 1504 MiB, size_vram 1600 MiB", "size_vram 1600 MiB is "
+     "more than its size 1504 MiB"),
+])
+def test_a_row_no_probe_could_write_is_refused_in_one_line(
+        tmp_path: Path, kind: str, column: str, value: str, message: str) -> None:
+    """A shared calibration file is input: a value that no measurement gives (zero, negative, not a number,
+    more memory than the card has, a depth past the context) is an error naming the line, never a plan
+    computed from it (0 tok/s divided into seconds to the first token)."""
+    path = tmp_path / "calibration.tsv"
+    path.write_text(measured.to_tsv(_rows()))
+    _edit_row(path, kind, column, value)
+    with pytest.raises(UserInputError) as caught:
+        measured.read_rows(path)
+    line = 5 if kind == "vram" else 4
+    assert str(caught.value).startswith(f"{path}:{line}: "), caught.value
+    assert message in str(caught.value) and str(caught.value).endswith("(not a measurement)")
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("command", [["plan", "--model", TAG, "--gpu", "rtx-4090", "--ctx", "4096"],
+                                     ["recommend", "--gpu", "rtx-4090"]])
+def test_plan_and_recommend_refuse_such_a_file(tmp_path: Path, command: list[str]) -> None:
+    path = tmp_path / "calibration.tsv"
+    path.write_text(measured.to_tsv(_rows()))
+    _edit_row(path, "speed", "value", "0")
+    result = CliRunner().invoke(app, [*command, "--calibration", str(path)])
+    assert isinstance(result.exception, UserInputError), result.output
+    assert "value: Input should be greater than 0" in str(result.exception)
+
+
 RESULT = {
     "ctx": 4096, "error": None,
     "ollama": {"version": "0.33.0", "kv_cache": "f16", "flash_attention": "auto", "num_parallel": 1},
@@ -178,6 +231,18 @@ def test_rows_from_a_host_result_subtract_the_baseline_and_name_the_gpu_by_slug(
     assert speed.unit() == "tok/s at depth 556, prompt 492 tokens (pp 8000.0)"
     assert (vram.kind, vram.value, vram.ps_size_mib, vram.flash_attn) == ("vram", 2100, 1600, True)
     assert remote.rows({**RESULT, "bench": {}}, choice, "ws1") == []
+
+
+def test_rows_from_a_host_stay_inside_what_a_row_may_hold() -> None:
+    """A 512-token context: 492 prompt tokens and 128 generated would average 556 deep, but past the context
+    Ollama shifts the cache: the row says 512. Memory that fell while the model loaded (another program
+    freed some) is no measurement: no vram row rather than a negative one."""
+    choice = load_catalog().model(TAG)
+    speed, _vram = remote.rows({**RESULT, "ctx": 512}, choice, "ws1")
+    assert (speed.ctx, speed.depth, speed.prompt_tokens) == (512, 512, 492)
+    freed = json.loads(json.dumps(RESULT))
+    freed["gpu_baseline"]["gpus"][0]["used_mib"] = 3000
+    assert [r.kind for r in remote.rows(freed, choice, "ws1")] == ["speed"]
 
 
 def test_resolve_refuses_unknown_models_and_contexts_out_of_range() -> None:
