@@ -48,6 +48,9 @@ _WORD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")
 _PCI_ID = re.compile(r"^[0-9a-f]{4}$")
 _GPU_NAME = re.compile(r"^[A-Za-z0-9 ._\-()]+$")
 _BENCH_ARG = re.compile(r"^[A-Za-z0-9._:/=,+\-]+$")
+# Group names of the rendered inventory (templates/inventory.yml.j2: `coderig`, and
+# render.group_name's `coderig_<profile>` in a fleet) and Ansible's own `all` and `ungrouped`.
+_GROUP_NAME = re.compile(r"^(all|ungrouped|coderig|coderig_[A-Za-z0-9_]*)$")
 
 
 def _matching(pattern: re.Pattern[str], what: str):  # type: ignore[no-untyped-def]
@@ -64,6 +67,16 @@ def _host(value: str) -> str:
     if _IPV4.fullmatch(value) or (":" in value and _IPV6.fullmatch(value)) or _HOSTNAME.fullmatch(value):
         return value
     raise ValueError(f"{value!r} is not a valid host name or IP address")
+
+
+def _not_a_group(value: str) -> str:
+    # Ansible takes such a host for the group ("Found both group and host with same name"),
+    # and the play would run on that one name instead of every host of the group.
+    if _GROUP_NAME.fullmatch(value):
+        raise ValueError(f"{value!r} is the name of a group in the rendered inventory (all, ungrouped, "
+                         "coderig, coderig_<profile>); give the host another inventory name and "
+                         "its address as ansible_host")
+    return value
 
 
 HostName = Annotated[str, AfterValidator(_host)]
@@ -84,7 +97,7 @@ class _Strict(BaseModel):
 class TargetHost(_Strict):
     """One host of the inventory and how Ansible reaches it."""
 
-    name: HostName = Field(description="Inventory name")
+    name: Annotated[HostName, AfterValidator(_not_a_group)] = Field(description="Inventory name")
     address: HostName | None = Field(default=None, description="ansible_host, when not the name")
     port: int | None = Field(default=None, ge=1, le=65535)
     user: Annotated[str, _matching(_USER, "user name")] | None = None

@@ -79,7 +79,8 @@ def _environment(template_dir: Path) -> jinja2.Environment:
 
 def group_name(profile: str) -> str:
     """The inventory group of a profile's hosts in a fleet project (Ansible group names
-    take letters, digits and underscores only)."""
+    take letters, digits and underscores only). No host may take such a name
+    (project._GROUP_NAME)."""
     return "coderig_" + re.sub(r"[^A-Za-z0-9_]", "_", profile)
 
 

@@ -98,3 +98,23 @@ def test_render_keeps_group_vars_and_leaves_the_become_password_out(tmp_path: Pa
     ws1 = rendered["all"]["children"]["coderig"]["hosts"]["ws1"]
     assert (ws1["ansible_host"], ws1["ansible_port"], ws1["ansible_user"]) == ("10.0.0.5", 2222, "deploy")
     assert not [p for p in out.rglob("*") if p.is_file() and b"s3cret-pw" in p.read_bytes()]
+
+
+@pytest.mark.parametrize("name", ["coderig", "coderig_budget_4070", "all", "ungrouped"])
+def test_a_host_named_like_a_group_of_the_rendered_inventory_is_refused(name: str) -> None:
+    # Ansible would take the name for the group ("Found both group and host with same name")
+    # and the play would silently run on fewer hosts.
+    with pytest.raises(UserInputError, match=f"host '{name}': .*group"):
+        from_argument(name)
+
+
+def test_an_inventory_host_named_like_the_play_group_is_refused(tmp_path: Path) -> None:
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text("[gpus]\ncoderig\nws2\n")
+    with pytest.raises(UserInputError, match="host 'coderig': .*group"):
+        from_inventory(inventory)
+
+
+@pytest.mark.parametrize("name", ["coderig1", "coderig-ws", "coderig_ws.lab.example", "allhosts"])
+def test_names_that_only_look_like_a_group_are_fine(name: str) -> None:
+    assert from_argument(name).name == name
