@@ -51,6 +51,16 @@ def one_printable_line(value: str) -> str:
     return value
 
 
+def no_dot_segments(value: str) -> str:
+    """`value` when no part of the model name (between `/`) and not its tag is `.` or `..`; else
+    ValueError. Ollama files a model under <store>/manifests/<host>/<namespace>/<name>/<tag>,
+    and SAFE_TAG alone lets such a part climb out of that tree."""
+    if any(part in (".", "..") for part in re.split(r"[/:]", value)):
+        raise ValueError(f"{value!r} has a '.' or '..' path segment; each part of a model name and its "
+                         "tag needs a letter, digit, _ or -")
+    return value
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -181,6 +191,11 @@ class ModelRef(_Strict):
         except UnknownNameError as exc:
             raise ValueError(str(exc)) from None
         return v
+
+    @field_validator("tag", "variant")
+    @classmethod
+    def _no_dot_segments(cls, v: str | None) -> str | None:
+        return v if v is None else no_dot_segments(v)
 
     @property
     def variant_name(self) -> str:

@@ -26,7 +26,7 @@ from coderig_deploy.bundle.install import BundleInstall
 from coderig_deploy.catalog import load_catalog
 from coderig_deploy.container_spec import ContainerSpec, container_spec
 from coderig_deploy.driver_branches import Offer, offers
-from coderig_deploy.profiles import DESCRIPTION_MAX, Profile, one_printable_line
+from coderig_deploy.profiles import DESCRIPTION_MAX, Profile, no_dot_segments, one_printable_line
 
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9_-]{0,62}))*\.?$")
 _IPV4 = re.compile(r"^[0-9]{1,3}(\.[0-9]{1,3}){3}$")
@@ -82,7 +82,7 @@ def _not_a_group(value: str) -> str:
 HostName = Annotated[str, AfterValidator(_host)]
 Sha256Pin = Annotated[str, _matching(_SHA256, "pin (sha256:<64 lowercase hex>)")]
 SafePath = Annotated[str, _matching(_PATH, "absolute path (letters, digits, ._/@+-)")]
-Tag = Annotated[str, _matching(_TAG, "model tag")]
+Tag = Annotated[str, _matching(_TAG, "model tag"), AfterValidator(no_dot_segments)]
 Word = Annotated[str, _matching(_WORD, "name")]
 
 

@@ -314,3 +314,21 @@ def test_a_description_with_brackets_is_shown_as_written(tmp_path, capsys, monke
     path = profile(tmp_path, 'extends: budget-4070\ndescription: "[/x] [bold]b[/bold] \\\\[a-z] [red]"\n')
     code, out, _ = cli(capsys, monkeypatch, "profiles", "show", str(path))
     assert code == 0 and out.splitlines()[0] == r"mine: [/x] [bold]b[/bold] \[a-z] [red]"
+
+
+# --- model names, bind addresses and descriptions (review of render) ----------------------------
+
+@pytest.mark.parametrize("variant", ["coderig/../../../etc:x", "coderig/./x:32k", "coderig/x:..",
+                                     "coderig/x:."])
+def test_a_dot_segment_in_a_model_variant_is_refused(tmp_path, capsys, monkeypatch, variant):
+    path = profile(tmp_path, BASE + f"model: {{variant: '{variant}'}}\n")
+    code, out, err = cli(capsys, monkeypatch, "profiles", "validate", str(path))
+    assert_bad(code, out, err, "mine.yaml:3: model.variant: ")
+    assert "'.' or '..'" in out + err
+
+
+@pytest.mark.parametrize("variant", ["coderig/qwen2.5-coder-7b:16k", "coderig/a...b:x.y"])
+def test_dots_inside_a_model_name_are_fine(tmp_path, capsys, monkeypatch, variant):
+    path = profile(tmp_path, BASE + f"model: {{variant: '{variant}'}}\n")
+    code, out, _ = cli(capsys, monkeypatch, "profiles", "validate", str(path))
+    assert code == 0, out
