@@ -150,6 +150,16 @@ class Ollama(_Strict):
         default=None, pattern=SAFE_IMAGE, max_length=300,
         description="runtime docker: the Ollama image pinned by digest, e.g. docker.io/ollama/ollama@sha256:<hex>")
 
+    @field_validator("host")
+    @classmethod
+    def _bracketed_ipv6(cls, v: str) -> str:
+        # Ollama reads OLLAMA_HOST with Go's net.SplitHostPort: `::1:11434` is not ::1 on port
+        # 11434 (nor is `::1` port 1, as the loopback check here read it); only brackets say so.
+        bind = v.rsplit(":", 1)[0]
+        if any(c in bind for c in ":[]") and not re.fullmatch(r"\[[^\[\]]+\]", bind):
+            raise ValueError(f"{v!r}: write an IPv6 address in brackets before its port, e.g. [::1]:11434")
+        return v
+
     @field_validator("models_dir")
     @classmethod
     def _confined_store(cls, v: str) -> str:

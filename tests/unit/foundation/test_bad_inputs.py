@@ -332,3 +332,21 @@ def test_dots_inside_a_model_name_are_fine(tmp_path, capsys, monkeypatch, varian
     path = profile(tmp_path, BASE + f"model: {{variant: '{variant}'}}\n")
     code, out, _ = cli(capsys, monkeypatch, "profiles", "validate", str(path))
     assert code == 0, out
+
+
+@pytest.mark.parametrize("host", ["::1:11434", "::1", "fd00::5:11434", "[::1:11434", "::1]:11434"])
+def test_an_ipv6_bind_address_without_brackets_is_refused(tmp_path, capsys, monkeypatch, host):
+    # Ollama reads OLLAMA_HOST=::1:11434 as an address, not as ::1 port 11434; expose does not help.
+    path = profile(tmp_path, BASE + f"ollama: {{host: '{host}', expose: true}}\n")
+    code, out, err = cli(capsys, monkeypatch, "profiles", "validate", str(path))
+    assert_bad(code, out, err, "mine.yaml:3: ollama.host: ")
+    assert "[::1]:11434" in out + err
+
+
+@pytest.mark.parametrize(("host", "exposed"), [("[::1]:11434", False), ("127.0.0.1:11434", False),
+                                               ("localhost:11434", False), ("[::]:11434", True),
+                                               ("[fd00::5]:11434", True), ("ws1.lab:11434", True)])
+def test_bind_addresses_written_right_are_fine(tmp_path, capsys, monkeypatch, host, exposed):
+    path = profile(tmp_path, BASE + f"ollama: {{host: '{host}', expose: {str(exposed).lower()}}}\n")
+    code, out, _ = cli(capsys, monkeypatch, "profiles", "validate", str(path))
+    assert code == 0, out
