@@ -350,3 +350,13 @@ def test_bind_addresses_written_right_are_fine(tmp_path, capsys, monkeypatch, ho
     path = profile(tmp_path, BASE + f"ollama: {{host: '{host}', expose: {str(exposed).lower()}}}\n")
     code, out, _ = cli(capsys, monkeypatch, "profiles", "validate", str(path))
     assert code == 0, out
+
+
+def test_a_bidi_override_in_the_description_is_escaped_in_the_rendered_readme(tmp_path, capsys, monkeypatch):
+    # Shown escaped as in group_vars and `profiles show`: it would reorder what a reader of the README sees.
+    path = profile(tmp_path, BASE.replace("a user's profile", '"rig \\u202eevil\\u202c ok"'))
+    code, out, _ = cli(capsys, monkeypatch, "render", "--profile", str(path), "ws1", "-o", str(tmp_path / "rig"))
+    assert code == 0, out
+    readme = (tmp_path / "rig" / "README.md").read_text()
+    assert "\u202e" not in readme and "\u202c" not in readme
+    assert "rig \\u202eevil\\u202c ok" in readme
