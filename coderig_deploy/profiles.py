@@ -51,6 +51,16 @@ def one_printable_line(value: str) -> str:
     return value
 
 
+def no_dot_segments(value: str) -> str:
+    """`value` when no part of the model name (between `/`) and not its tag is `.` or `..`; else
+    ValueError. Ollama files a model under <store>/manifests/<host>/<namespace>/<name>/<tag>,
+    and SAFE_TAG alone lets such a part climb out of that tree."""
+    if any(part in (".", "..") for part in re.split(r"[/:]", value)):
+        raise ValueError(f"{value!r} has a '.' or '..' path segment; each part of a model name and its "
+                         "tag needs a letter, digit, _ or -")
+    return value
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -140,6 +150,16 @@ class Ollama(_Strict):
         default=None, pattern=SAFE_IMAGE, max_length=300,
         description="runtime docker: the Ollama image pinned by digest, e.g. docker.io/ollama/ollama@sha256:<hex>")
 
+    @field_validator("host")
+    @classmethod
+    def _bracketed_ipv6(cls, v: str) -> str:
+        # Ollama reads OLLAMA_HOST with Go's net.SplitHostPort: `::1:11434` is not ::1 on port
+        # 11434 (nor is `::1` port 1, as the loopback check here read it); only brackets say so.
+        bind = v.rsplit(":", 1)[0]
+        if any(c in bind for c in ":[]") and not re.fullmatch(r"\[[^\[\]]+\]", bind):
+            raise ValueError(f"{v!r}: write an IPv6 address in brackets before its port, e.g. [::1]:11434")
+        return v
+
     @field_validator("models_dir")
     @classmethod
     def _confined_store(cls, v: str) -> str:
@@ -181,6 +201,11 @@ class ModelRef(_Strict):
         except UnknownNameError as exc:
             raise ValueError(str(exc)) from None
         return v
+
+    @field_validator("tag", "variant")
+    @classmethod
+    def _no_dot_segments(cls, v: str | None) -> str | None:
+        return v if v is None else no_dot_segments(v)
 
     @property
     def variant_name(self) -> str:

@@ -26,7 +26,7 @@ from coderig_deploy.bundle.install import BundleInstall
 from coderig_deploy.catalog import load_catalog
 from coderig_deploy.container_spec import ContainerSpec, container_spec
 from coderig_deploy.driver_branches import Offer, offers
-from coderig_deploy.profiles import DESCRIPTION_MAX, Profile, one_printable_line
+from coderig_deploy.profiles import DESCRIPTION_MAX, Profile, no_dot_segments, one_printable_line
 
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9_-]{0,62}))*\.?$")
 _IPV4 = re.compile(r"^[0-9]{1,3}(\.[0-9]{1,3}){3}$")
@@ -48,6 +48,9 @@ _WORD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")
 _PCI_ID = re.compile(r"^[0-9a-f]{4}$")
 _GPU_NAME = re.compile(r"^[A-Za-z0-9 ._\-()]+$")
 _BENCH_ARG = re.compile(r"^[A-Za-z0-9._:/=,+\-]+$")
+# Group names of the rendered inventory (templates/inventory.yml.j2: `coderig`, and
+# render.group_name's `coderig_<profile>` in a fleet) and Ansible's own `all` and `ungrouped`.
+_GROUP_NAME = re.compile(r"^(all|ungrouped|coderig|coderig_[A-Za-z0-9_]*)$")
 
 
 def _matching(pattern: re.Pattern[str], what: str):  # type: ignore[no-untyped-def]
@@ -66,10 +69,20 @@ def _host(value: str) -> str:
     raise ValueError(f"{value!r} is not a valid host name or IP address")
 
 
+def _not_a_group(value: str) -> str:
+    # Ansible takes such a host for the group ("Found both group and host with same name"),
+    # and the play would run on that one name instead of every host of the group.
+    if _GROUP_NAME.fullmatch(value):
+        raise ValueError(f"{value!r} is the name of a group in the rendered inventory (all, ungrouped, "
+                         "coderig, coderig_<profile>); give the host another inventory name and "
+                         "its address as ansible_host")
+    return value
+
+
 HostName = Annotated[str, AfterValidator(_host)]
 Sha256Pin = Annotated[str, _matching(_SHA256, "pin (sha256:<64 lowercase hex>)")]
 SafePath = Annotated[str, _matching(_PATH, "absolute path (letters, digits, ._/@+-)")]
-Tag = Annotated[str, _matching(_TAG, "model tag")]
+Tag = Annotated[str, _matching(_TAG, "model tag"), AfterValidator(no_dot_segments)]
 Word = Annotated[str, _matching(_WORD, "name")]
 
 
@@ -84,7 +97,7 @@ class _Strict(BaseModel):
 class TargetHost(_Strict):
     """One host of the inventory and how Ansible reaches it."""
 
-    name: HostName = Field(description="Inventory name")
+    name: Annotated[HostName, AfterValidator(_not_a_group)] = Field(description="Inventory name")
     address: HostName | None = Field(default=None, description="ansible_host, when not the name")
     port: int | None = Field(default=None, ge=1, le=65535)
     user: Annotated[str, _matching(_USER, "user name")] | None = None

@@ -22,6 +22,7 @@ from coderig_deploy.errors import EnvironmentProblem, UserInputError
 from coderig_deploy.bundle.install import HOST_APT_DIR, HOST_IMAGE_DIR, store_dirs
 from coderig_deploy.project import ProjectSpec
 from coderig_deploy.resources import shipped_dir
+from coderig_deploy.safetext import safe
 
 # template (under templates/) -> file in the rendered project
 TEMPLATES: dict[str, str] = {
@@ -74,12 +75,16 @@ def _environment(template_dir: Path) -> jinja2.Environment:
     env.filters["y"] = yaml_value
     env.filters["unsafe"] = yaml_unsafe
     env.filters["yblock"] = yaml_block
+    # Free text in the README is shown with its bidi and control characters as escapes, as
+    # group_vars (JSON escapes) and `profiles show` (safetext) show it.
+    env.filters["escaped"] = safe
     return env
 
 
 def group_name(profile: str) -> str:
     """The inventory group of a profile's hosts in a fleet project (Ansible group names
-    take letters, digits and underscores only)."""
+    take letters, digits and underscores only). No host may take such a name
+    (project._GROUP_NAME)."""
     return "coderig_" + re.sub(r"[^A-Za-z0-9_]", "_", profile)
 
 

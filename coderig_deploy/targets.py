@@ -5,7 +5,9 @@
     sandbox              every host of the running sandbox lab (or --sandbox)
 
 An inventory (-i) is read with Ansible's own inventory loader, so INI, YAML and
-directories work; only connection variables are taken from it.
+directories work; only connection variables are taken from it, as Ansible resolves them
+for the host (group vars and group_vars/ and host_vars/ files included). Secrets such as
+ansible_become_password are not among them: they never reach the rendered project.
 """
 
 from __future__ import annotations
@@ -52,24 +54,17 @@ def from_argument(text: str, user: str | None = None, key: Path | None = None) -
 
 def from_inventory(path: Path, user: str | None = None, key: Path | None = None) -> list[TargetHost]:
     """Every host of an Ansible inventory, with its connection variables."""
-    if not path.exists():
-        raise UserInputError(f"{path}: inventory not found")
-    from ansible.inventory.manager import InventoryManager
-    from ansible.parsing.dataloader import DataLoader
-
-    manager = InventoryManager(loader=DataLoader(), sources=[str(path)])
     hosts = []
-    for host in sorted(manager.get_hosts(), key=lambda h: h.name):
-        v = host.get_vars()
+    for name, v in _resolved_vars(path):
         login = v.get("ansible_user") or user
-        local = v.get("ansible_connection") == "local" or host.name in LOCAL_NAMES
+        local = v.get("ansible_connection") == "local" or name in LOCAL_NAMES
         key_file = v.get("ansible_ssh_private_key_file") or (str(key.resolve()) if key else None)
         hosts.append(_target(
-            name=host.name, connection="local" if local else "ssh",
+            name=name, connection="local" if local else "ssh",
             address=None if local else v.get("ansible_host"), port=v.get("ansible_port"),
             user=None if local else login, key_file=None if local else key_file,
             become=(bool(login and login != "root" and not local) if v.get("ansible_become") is None
-                    else _flag(host.name, "ansible_become", v["ansible_become"])),
+                    else _flag(name, "ansible_become", v["ansible_become"])),
             python=v.get("ansible_python_interpreter"),
             known_hosts=None if local else _known_hosts_file(str(v.get("ansible_ssh_common_args") or "")),
         ))
@@ -81,27 +76,34 @@ def from_inventory(path: Path, user: str | None = None, key: Path | None = None)
 def inventory_profiles(path: Path) -> dict[str, str]:
     """`coderig_profile` of each inventory host that has one (set per host or per group,
     Ansible's precedence): a profile name, a profile file, or `auto`."""
+    found = {}
+    for name, v in _resolved_vars(path):
+        value = v.get("coderig_profile")
+        if value is None:
+            continue
+        if not isinstance(value, str) or not value.strip():
+            raise UserInputError(f"{path}: host {name!r}: coderig_profile must be a profile name "
+                                 f"or auto, not {value!r}")
+        found[name] = value.strip()
+    return found
+
+
+def _resolved_vars(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    """Each inventory host (by name) with the variables Ansible itself gives it: inline group
+    vars, group_vars/ and host_vars/ files and host vars, in Ansible's precedence. Host vars
+    alone (Host.get_vars) would drop a port or user set on a group. Values stay untemplated,
+    so a Jinja expression reaches validation as text and is refused there."""
     if not path.exists():
         raise UserInputError(f"{path}: inventory not found")
     from ansible.inventory.manager import InventoryManager
     from ansible.parsing.dataloader import DataLoader
-
     from ansible.vars.manager import VariableManager
 
     loader = DataLoader()
     manager = InventoryManager(loader=loader, sources=[str(path)])
     variables = VariableManager(loader=loader, inventory=manager)
-    found = {}
-    for host in manager.get_hosts():
-        # Group vars (inline and group_vars/ files) and host vars, with Ansible's precedence.
-        value = variables.get_vars(host=host, include_hostvars=False).get("coderig_profile")
-        if value is None:
-            continue
-        if not isinstance(value, str) or not value.strip():
-            raise UserInputError(f"{path}: host {host.name!r}: coderig_profile must be a profile name "
-                                 f"or auto, not {value!r}")
-        found[host.name] = value.strip()
-    return found
+    return [(host.name, variables.get_vars(host=host, include_hostvars=False))
+            for host in sorted(manager.get_hosts(), key=lambda h: h.name)]
 
 
 def _flag(host: str, name: str, value: object) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from coderig_deploy.errors import EnvironmentProblem, UserInputError
 from coderig_deploy.runner import require_ansible_playbook
@@ -54,3 +55,66 @@ def test_missing_ansible_playbook_is_an_environment_problem(tmp_path: Path) -> N
     with pytest.raises(EnvironmentProblem, match="ansible-playbook not found"):
         require_ansible_playbook(path=str(tmp_path))
     assert require_ansible_playbook().endswith("ansible-playbook")
+
+
+def _grouped_inventory(root: Path) -> Path:
+    """The review's inventory: a port set on the group, a user in group_vars/all.yml."""
+    (root / "group_vars").mkdir()
+    (root / "group_vars" / "all.yml").write_text("ansible_user: deploy\nansible_become_password: s3cret-pw\n")
+    inventory = root / "hosts.yml"
+    inventory.write_text("all:\n  children:\n    gpus:\n      vars:\n        ansible_port: 2222\n"
+                         "      hosts:\n        ws1:\n          ansible_host: 10.0.0.5\n")
+    return inventory
+
+
+def test_group_vars_reach_the_target_as_ansible_resolves_them(tmp_path: Path) -> None:
+    [ws1] = from_inventory(_grouped_inventory(tmp_path))
+    assert (ws1.name, ws1.address, ws1.port, ws1.user, ws1.become) == ("ws1", "10.0.0.5", 2222, "deploy", True)
+
+
+def test_a_host_var_wins_over_its_group_var(tmp_path: Path) -> None:
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text("[gpus]\nws1 ansible_port=2200\nws2\n[gpus:vars]\nansible_port=2222\nansible_become=false\n")
+    targets = {t.name: t for t in from_inventory(inventory)}
+    assert (targets["ws1"].port, targets["ws2"].port) == (2200, 2222)
+    assert not targets["ws1"].become
+
+
+def test_a_hostile_value_in_group_vars_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "group_vars").mkdir()
+    (tmp_path / "group_vars" / "gpus.yml").write_text("ansible_host: \"10.0.0.5 -oProxyCommand=sh\"\n")
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text("[gpus]\nws1\n")
+    with pytest.raises(UserInputError, match="ws1"):
+        from_inventory(inventory)
+
+
+def test_render_keeps_group_vars_and_leaves_the_become_password_out(tmp_path: Path) -> None:
+    from coderig_deploy.cli.render import render_cmd
+
+    inventory, out = _grouped_inventory(tmp_path), tmp_path / "out"
+    render_cmd(profile="budget-4070", output=out, inventory=inventory, json_out=True)
+    rendered = yaml.safe_load((out / "inventory.yml").read_text())
+    ws1 = rendered["all"]["children"]["coderig"]["hosts"]["ws1"]
+    assert (ws1["ansible_host"], ws1["ansible_port"], ws1["ansible_user"]) == ("10.0.0.5", 2222, "deploy")
+    assert not [p for p in out.rglob("*") if p.is_file() and b"s3cret-pw" in p.read_bytes()]
+
+
+@pytest.mark.parametrize("name", ["coderig", "coderig_budget_4070", "all", "ungrouped"])
+def test_a_host_named_like_a_group_of_the_rendered_inventory_is_refused(name: str) -> None:
+    # Ansible would take the name for the group ("Found both group and host with same name")
+    # and the play would silently run on fewer hosts.
+    with pytest.raises(UserInputError, match=f"host '{name}': .*group"):
+        from_argument(name)
+
+
+def test_an_inventory_host_named_like_the_play_group_is_refused(tmp_path: Path) -> None:
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text("[gpus]\ncoderig\nws2\n")
+    with pytest.raises(UserInputError, match="host 'coderig': .*group"):
+        from_inventory(inventory)
+
+
+@pytest.mark.parametrize("name", ["coderig1", "coderig-ws", "coderig_ws.lab.example", "allhosts"])
+def test_names_that_only_look_like_a_group_are_fine(name: str) -> None:
+    assert from_argument(name).name == name

@@ -368,3 +368,49 @@ def test_depth_zero_is_planned_at_zero_and_past_the_context_says_so(capsys, monk
     assert plans["100000"]["decode_depth"] == 8192
     assert any("depth 100000 is past the 8192-token context" in n for n in plans["100000"]["notes"])
     assert not any("past the" in n for n in plans["0"]["notes"])
+
+
+# --- model names, bind addresses and descriptions (review of render) ----------------------------
+
+@pytest.mark.parametrize("variant", ["coderig/../../../etc:x", "coderig/./x:32k", "coderig/x:..",
+                                     "coderig/x:."])
+def test_a_dot_segment_in_a_model_variant_is_refused(tmp_path, capsys, monkeypatch, variant):
+    path = profile(tmp_path, BASE + f"model: {{variant: '{variant}'}}\n")
+    code, out, err = cli(capsys, monkeypatch, "profiles", "validate", str(path))
+    assert_bad(code, out, err, "mine.yaml:3: model.variant: ")
+    assert "'.' or '..'" in out + err
+
+
+@pytest.mark.parametrize("variant", ["coderig/qwen2.5-coder-7b:16k", "coderig/a...b:x.y"])
+def test_dots_inside_a_model_name_are_fine(tmp_path, capsys, monkeypatch, variant):
+    path = profile(tmp_path, BASE + f"model: {{variant: '{variant}'}}\n")
+    code, out, _ = cli(capsys, monkeypatch, "profiles", "validate", str(path))
+    assert code == 0, out
+
+
+@pytest.mark.parametrize("host", ["::1:11434", "::1", "fd00::5:11434", "[::1:11434", "::1]:11434"])
+def test_an_ipv6_bind_address_without_brackets_is_refused(tmp_path, capsys, monkeypatch, host):
+    # Ollama reads OLLAMA_HOST=::1:11434 as an address, not as ::1 port 11434; expose does not help.
+    path = profile(tmp_path, BASE + f"ollama: {{host: '{host}', expose: true}}\n")
+    code, out, err = cli(capsys, monkeypatch, "profiles", "validate", str(path))
+    assert_bad(code, out, err, "mine.yaml:3: ollama.host: ")
+    assert "[::1]:11434" in out + err
+
+
+@pytest.mark.parametrize(("host", "exposed"), [("[::1]:11434", False), ("127.0.0.1:11434", False),
+                                               ("localhost:11434", False), ("[::]:11434", True),
+                                               ("[fd00::5]:11434", True), ("ws1.lab:11434", True)])
+def test_bind_addresses_written_right_are_fine(tmp_path, capsys, monkeypatch, host, exposed):
+    path = profile(tmp_path, BASE + f"ollama: {{host: '{host}', expose: {str(exposed).lower()}}}\n")
+    code, out, _ = cli(capsys, monkeypatch, "profiles", "validate", str(path))
+    assert code == 0, out
+
+
+def test_a_bidi_override_in_the_description_is_escaped_in_the_rendered_readme(tmp_path, capsys, monkeypatch):
+    # Shown escaped as in group_vars and `profiles show`: it would reorder what a reader of the README sees.
+    path = profile(tmp_path, BASE.replace("a user's profile", '"rig \\u202eevil\\u202c ok"'))
+    code, out, _ = cli(capsys, monkeypatch, "render", "--profile", str(path), "ws1", "-o", str(tmp_path / "rig"))
+    assert code == 0, out
+    readme = (tmp_path / "rig" / "README.md").read_text()
+    assert "\u202e" not in readme and "\u202c" not in readme
+    assert "rig \\u202eevil\\u202c ok" in readme
