@@ -24,6 +24,7 @@ class GpuUse(BaseModel):
     gpu: str
     used_mib: int = Field(description="Memory in use on this GPU once loaded, as nvidia-smi shows it")
     total_mib: int
+    usable_mib: int = Field(description="What CUDA can allocate on this GPU: total less driver-reserved")
     layers: int
     weights_mib: int
     kv_cache_mib: int
@@ -261,6 +262,7 @@ def _to_plan(
             gpu=u.name,
             used_mib=round(u.used_mib),
             total_mib=round(u.total_mib),
+            usable_mib=round(u.usable_mib),
             layers=u.layers,
             weights_mib=round(u.weights_mib),
             kv_cache_mib=round(u.kv_cache_mib),

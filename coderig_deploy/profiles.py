@@ -227,6 +227,15 @@ class Expectations(_Strict):
     fim_ttft_ms: float | None = Field(default=None, gt=0, le=600_000, allow_inf_nan=False,
                                       description="Time to first token an autocompletion may take (editor checks)")
 
+    @model_validator(mode="after")
+    def _a_check_that_can_fail(self) -> Expectations:
+        # The decode check passes at decode_tok_s - tolerance_tok_s: at zero or below, a host that
+        # generates nothing would pass it.
+        if self.tolerance_tok_s >= self.decode_tok_s:
+            raise ValueError(f"tolerance_tok_s {self.tolerance_tok_s:g} is not below decode_tok_s "
+                             f"{self.decode_tok_s:g}: the decode check could never fail")
+        return self
+
 
 class Profile(_Strict):
     name: str = Field(max_length=64, description="Letters, digits and ._- (the file's stem)")
@@ -473,5 +482,5 @@ def _describe(path: Path, exc: ValidationError, lines: dict[tuple[str, ...], str
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             message = "unknown key (not part of the profile schema)"
-        out.append(f"{where}: {'.'.join(loc)}: {message}")
+        out.append(f"{where}: {'.'.join(loc) + ': ' if loc else ''}{message}")  # no field: the whole profile
     return "\n".join(out)

@@ -28,7 +28,7 @@ def gpus_cmd(json_out: JsonOpt = False) -> None:
     def render(console: Console) -> None:
         table = Table(box=None, pad_edge=False)
         for col in ("slug", "VRAM MiB", "GB/s", "SMs", "MHz", "W", "cc", "arch"):
-            table.add_column(col, justify="left" if col in ("slug", "arch") else "right")
+            table.add_column(col, justify="left" if col in ("slug", "arch") else "right", overflow="fold")
         for r in rows:
             table.add_row(r["slug"], str(r["vram_mib"]), f"{r['bandwidth_gbs']:.0f}", str(r["sm_count"]),
                           f"{r['boost_clock_mhz']:.0f}", r["power_w"], r["compute_capability"], r["architecture"])
@@ -53,7 +53,8 @@ def models_cmd(json_out: JsonOpt = False) -> None:
     def render(console: Console) -> None:
         table = Table()
         for col in ("tag", "params (B)", "default quant", "full tag", "trained ctx"):
-            table.add_column(col, justify="right" if col in ("params (B)", "trained ctx") else "left")
+            table.add_column(col, justify="right" if col in ("params (B)", "trained ctx") else "left",
+                             overflow="fold")
         for r in rows:
             table.add_row(r["tag"], f"{r['params_b']:g}", r["default_quant"], r["example"], str(r["trained_ctx"]))
         console.print(table)

@@ -14,9 +14,10 @@ from coderig_deploy.catalog import load_catalog
 from coderig_deploy.cli import app
 from coderig_deploy.cli.options import PowerLimitOpt, ProfilesDirOpt
 from coderig_deploy.cli.output import emit, plain
+from coderig_deploy.editor.together import memory_problem, per_gpu_mib
 from coderig_deploy.errors import UserInputError
 from coderig_deploy.planner import Plan, make_plan
-from coderig_deploy.profiles import load_profile
+from coderig_deploy.profiles import Profile, load_profile
 
 
 # A measured row records no power limit: it would replace speeds planned at one it was not measured at.
@@ -71,6 +72,8 @@ def plan(
                          prompt_tokens=prompt, power_limit_w=power_limit)
 
     result = replan(prompt_tokens, depth)
+    if profile and model is None:
+        result = _with_other_models(result, load_profile(profile, profiles_dir), args)
     if calibration:
         from coderig_deploy.probe import measured
 
@@ -78,6 +81,23 @@ def plan(
         result = measured.apply(result, measured.read_rows(calibration), key, replan)
     emit(result.model_dump(mode="json"), json_out, lambda c: render_plan(c, result))
     return 0 if result.fits else 1
+
+
+def _with_other_models(result: Plan, profile: Profile, args: dict) -> Plan:
+    """`result` judged with the profile's other models (`models:`, e.g. a FIM model beside the chat model)
+    loaded beside it, on the GPUs and settings planned: a profile is served whole or not at all."""
+    if not profile.models:
+        return result
+    others = [make_plan(r.tag, args["gpu_slugs"], r.num_ctx, kv_cache=args["kv_cache"],
+                        flash_attention=args["flash_attention"], parallel=args["parallel"]) for r in profile.models]
+    names = ", ".join(r.variant_name for r in profile.models)
+    together = " + ".join(str(used) for used, _usable, _margin in per_gpu_mib([result, *others]))
+    problem = memory_problem([result, *others])
+    if problem:
+        return result.model_copy(update={"fits": False, "notes": [*result.notes, f"with the profile's other "
+                                         f"models ({names}) loaded beside it, {problem}"]})
+    return result.model_copy(update={"notes": [*result.notes, f"with the profile's other models ({names}) loaded "
+                                               f"beside it: {together} MiB per GPU, which fits"]})
 
 
 def _resolve(
@@ -121,7 +141,7 @@ def render_plan(console: Console, p: Plan) -> None:
     title = f"{p.canonical_tag} on {' + '.join(p.gpus) or 'CPU only'}, ctx {p.ctx}"
     table = Table(title=title, title_justify="left")
     for col in ("GPU", "layers", "weights", "KV cache", "compute", "overhead", "used / total MiB"):
-        table.add_column(col, justify="right" if col != "GPU" else "left")
+        table.add_column(col, justify="right" if col != "GPU" else "left", overflow="fold")
     for g in p.per_gpu:
         table.add_row(g.gpu, str(g.layers), str(g.weights_mib), str(g.kv_cache_mib), str(g.compute_mib),
                       str(g.overhead_mib), f"{g.used_mib} / {g.total_mib}")

@@ -81,7 +81,7 @@ def _render(console: Console, doc: dict[str, Any]) -> None:
     table = Table(title=text(f"probe {doc['model']}, ctx {doc['ctx']}; decode and prefill in tok/s"),
                   title_justify="left")
     for col in ("host", "file GB", "decode", "prefill", "GPU", "MiB per GPU", "cleaned"):
-        table.add_column(col, justify="left" if col == "host" else "right")
+        table.add_column(col, justify="left" if col == "host" else "right", overflow="fold")
     for name, s in doc["hosts"].items():
         def num(v: float | None, fmt: str) -> str:
             return format(v, fmt) if v is not None else "-"

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -37,7 +38,9 @@ def summary(p: Profile) -> dict:
         "quant": plan.quant,
         "num_ctx": p.model.num_ctx,
         "kv_cache": p.ollama.kv_cache_type,
-        "vram_per_gpu_mib": [g.used_mib for g in plan.per_gpu],
+        # every model the profile serves, loaded side by side (`models:` beside `model`)
+        "models": len(p.all_models),
+        "vram_per_gpu_mib": [g["used_mib"] for g in together_mib(p)],
         "fits": plan.fits,
         "predicted_tok_s": plan.decode_tok_s,
         "expected_tok_s": p.expect.decode_tok_s,
@@ -50,14 +53,25 @@ def list_cmd(profiles_dir: ProfilesDirOpt = None, json_out: JsonOpt = False) -> 
     rows = [summary(load_profile(name, profiles_dir)) for name in list_profiles(profiles_dir)]
 
     def render(console: Console) -> None:
-        table = Table()
-        for col in ("profile", "GPUs", "model", "quant", "context", "VRAM/GPU MiB", "fits", "tok/s pred / expected"):
-            table.add_column(col)
+        table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+        for col in ("profile", "GPUs", "model", "ctx, KV", "MiB/GPU", "fits", "tok/s plan/exp"):
+            table.add_column(col, no_wrap=True, justify="right" if col == "MiB/GPU" else "left")
+        lines = []
         for r in rows:
-            table.add_row(r["name"], r["gpus"], r["model"], r["quant"], f"{r['num_ctx']} ({r['kv_cache']})",
-                          " + ".join(map(str, r["vram_per_gpu_mib"])), "yes" if r["fits"] else "[red]no[/]",
-                          f"{r['predicted_tok_s']:.0f} / {r['expected_tok_s']:.0f}")
-        console.print(table)
+            model = r["model"] + (f" (+{r['models'] - 1})" if r["models"] > 1 else "")
+            cells = (r["name"], r["gpus"], model, f"{r['num_ctx'] // 1024}K {r['kv_cache']}",
+                     " + ".join(map(str, r["vram_per_gpu_mib"])), "yes" if r["fits"] else "no",
+                     f"{r['predicted_tok_s']:.0f} / {r['expected_tok_s']:.0f}")
+            table.add_row(*cells[:5], cells[5] if r["fits"] else "[red]no[/]", cells[6])
+            lines.append(cells)
+        if console.measure(table, options=console.options.update_width(10_000)).maximum <= console.width:
+            console.print(table)
+            return
+        # A narrow terminal: two lines a profile, every name whole (a cut or folded name cannot be copied).
+        for name, gpus, model, ctx, mib, fits, tok_s in lines:
+            verdict = ("fits", "") if fits == "yes" else ("does not fit", "red")
+            console.print(plain((name, "bold"), f"  {gpus}, {ctx}, {mib} MiB/GPU, ", verdict))
+            console.print(plain(f"    {model}, {tok_s} tok/s planned / expected"))
 
     emit(rows, json_out, render)
 

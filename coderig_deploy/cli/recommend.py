@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 import yaml
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
@@ -95,7 +96,15 @@ def _write_profile(path: Path, r: Recommendation) -> None:
         "expect": {"decode_tok_s": round(top.decode_tok_s * 0.8, 1), "tolerance_tok_s": round(top.decode_tok_s * 0.15, 1),
                    "gpu_percent": 100},
     }
-    Profile.model_validate({"name": path.stem if _safe(path.stem) else "recommended", **data})
+    # A profile's name is its file's: validated under that name, so the file written is one `profiles
+    # validate` and `apply --profile FILE` take as it is.
+    try:
+        Profile.model_validate({"name": path.stem, **data})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise UserInputError(f"--write-profile {path}: {where + ': ' if where else ''}"
+                             f"{first['msg'].removeprefix('Value error, ')}") from None
     path.write_text("# Written by `coderig-deploy recommend`; expect.decode_tok_s is 80 % of the planned speed.\n"
                     + yaml.safe_dump(data, sort_keys=False))
 
@@ -105,6 +114,3 @@ def _pinned_ollama_version() -> str:
     defaults = yaml.safe_load((shipped_dir("playbooks") / "roles/ollama/defaults/main.yml").read_text())
     return str(defaults["ollama_version"])
 
-
-def _safe(name: str) -> bool:
-    return all(ch.isalnum() or ch in "._-" for ch in name) and 0 < len(name) <= 64

@@ -55,7 +55,7 @@ def _render(rows: list[dict[str, Any]]) -> Any:
     def render(console: Console) -> None:
         table = Table()
         for column in ("host", "IP", "GPUs", "state", "boot s"):
-            table.add_column(column)
+            table.add_column(column, overflow="fold")
         for row in rows:
             boot = f"{row['boot_seconds']:.1f}" if row["boot_seconds"] is not None else "-"
             table.add_row(row["name"], row["ip"], row["gpus"], row["state"], boot)

@@ -29,11 +29,12 @@ def loaded_limit(profile: "Profile") -> int:
 
 
 def per_gpu_mib(plans: list[Plan]) -> list[tuple[int, int, int]]:
-    """(used, total, margin) MiB per GPU index with every plan loaded at once."""
+    """(used, usable, margin) MiB per GPU index with every plan loaded at once: usable is what CUDA can
+    allocate (total less driver-reserved), against which each plan's own fit is judged too."""
     out = []
     for index, gpu in enumerate(plans[0].per_gpu):
         used = sum(p.per_gpu[index].used_mib for p in plans if index < len(p.per_gpu))
-        out.append((used, gpu.total_mib, plans[0].margin_mib))
+        out.append((used, gpu.usable_mib, plans[0].margin_mib))
     return out
 
 
@@ -50,18 +51,23 @@ def together_problem(profile: "Profile") -> str | None:
     if limit < len(refs):
         return (f"ollama.max_loaded_models is {profile.ollama.max_loaded_models} but the profile serves "
                 f"{len(refs)} models side by side (model + models): set it to at least {len(refs)}")
-    plans = [model_plan(profile, r) for r in refs]
-    over = [f"GPU {i} would hold {used} MiB of {total} ({margin} MiB must stay free)"
-            for i, (used, total, margin) in enumerate(per_gpu_mib(plans)) if used > total - margin]
+    return memory_problem([model_plan(profile, r) for r in refs])
+
+
+def memory_problem(plans: list[Plan]) -> str | None:
+    """Why these plans (one per model, on the same GPUs) do not fit in GPU memory side by side, or None."""
+    over = [f"GPU {i} would hold {used} MiB of its usable {usable} ({margin} MiB must stay free)"
+            for i, (used, usable, margin) in enumerate(per_gpu_mib(plans)) if used > usable - margin]
     if over:
-        return f"the {len(refs)} models do not fit in GPU memory together: " + "; ".join(over)
+        return f"the {len(plans)} models do not fit in GPU memory together: " + "; ".join(over)
     return None
 
 
 def together_mib(profile: "Profile") -> list[dict[str, int]]:
     """Per GPU: MiB in use with every model of the profile loaded, and the card's total."""
     plans = [model_plan(profile, r) for r in profile.all_models]
-    return [{"gpu": i, "used_mib": used, "total_mib": total} for i, (used, total, _) in enumerate(per_gpu_mib(plans))]
+    return [{"gpu": i, "used_mib": used, "usable_mib": usable, "total_mib": plans[0].per_gpu[i].total_mib}
+            for i, (used, usable, _) in enumerate(per_gpu_mib(plans))]
 
 
 def together_line(profile: "Profile") -> str:

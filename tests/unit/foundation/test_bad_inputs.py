@@ -231,6 +231,9 @@ def test_no_traceback_from_the_console_script(tmp_path):
     ("expect: {decode_tok_s: .inf}", "expect.decode_tok_s: Input should be a finite number"),
     ("expect: {tolerance_tok_s: .nan}", "expect.tolerance_tok_s: Input should be a finite number"),
     ("expect: {decode_tok_s: 1000000}", "expect.decode_tok_s: Input should be less than or equal to 100000"),
+    ("expect: {decode_tok_s: 40, tolerance_tok_s: 80}", "expect: tolerance_tok_s 80 is not below decode_tok_s 40: "
+     "the decode check could never fail"),
+    ("expect: {decode_tok_s: 40, tolerance_tok_s: 40}", "tolerance_tok_s 40 is not below decode_tok_s 40"),
     ("model_registry: \"mirror:5000\\n\"", "model_registry: String should match pattern"),
     ("ollama: {version: \"0.33.0\\n\"}", "ollama.version: String should match pattern"),
 ])

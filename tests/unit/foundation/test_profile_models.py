@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from typer.testing import CliRunner
 
 from coderig_deploy import smoke
+from coderig_deploy.cli import app
 from coderig_deploy.errors import ProfileError
 from coderig_deploy.profiles import load_profile
 from coderig_deploy.project import RenderOptions, TargetHost, spec_for
@@ -44,7 +50,8 @@ def test_max_loaded_models_below_the_model_count_is_refused(tmp_path: Path) -> N
 def test_models_that_do_not_fit_together_are_refused(tmp_path: Path) -> None:
     # Each fits the 16 GB card alone; the 14B at 32K beside the 7B does not.
     body = "models:\n  - {tag: 'qwen2.5-coder:14b-instruct-q4_K_M', num_ctx: 32768, role: chat}\n"
-    with pytest.raises(ProfileError, match=r"do not fit in GPU memory together: GPU 0 would hold \d+ MiB of 16380"):
+    together = r"p.yaml: the 2 models do not fit in GPU memory together: GPU 0 would hold \d+ MiB of its usable 15944"
+    with pytest.raises(ProfileError, match=together):
         load_profile(_write(tmp_path, body))
 
 
@@ -84,3 +91,55 @@ def test_smoke_asks_for_the_editor_checks_of_every_model() -> None:
     editors = [args[i + 1] for i, a in enumerate(args) if a == "--editor"]
     assert editors == ["coderig/qwen2.5-coder-7b:16k=chat", "coderig/starcoder2-3b:4k=autocomplete"]
     assert args[args.index("--expect-fim-ttft-ms") + 1] == "200"
+
+
+def _plan_cli(*args: str) -> tuple[int, dict]:
+    proc = subprocess.run([sys.executable, "-m", "coderig_deploy", "plan", "--json", *args],
+                          capture_output=True, text=True, timeout=120, check=False)
+    return proc.returncode, json.loads(proc.stdout)
+
+
+def test_plan_of_a_profile_counts_its_other_models_on_other_hardware() -> None:
+    """editor-qwen7b-starcoder2 serves a 7B chat model and a 3B FIM model side by side: the 7B alone fits a
+    6 GB card, the two together do not, and the profile is served whole or not at all."""
+    code, alone = _plan_cli("--profile", "editor-qwen7b-starcoder2", "--model", "qwen2.5-coder:7b-instruct-q4_K_M",
+                            "--gpu", "rtx-3050-6gb", "--ctx", "16384", "--kv-cache", "q8_0")
+    assert code == 0 and alone["fits"]
+    code, whole = _plan_cli("--profile", "editor-qwen7b-starcoder2", "--gpu", "rtx-3050-6gb")
+    assert code == 1 and not whole["fits"]
+    assert any("with the profile's other models (coderig/starcoder2-3b:4k) loaded beside it, the 2 models do not "
+               "fit in GPU memory together: GPU 0 would hold" in n for n in whole["notes"]), whole["notes"]
+    code, home = _plan_cli("--profile", "editor-qwen7b-starcoder2")
+    assert code == 0 and home["fits"]
+    note = next(n for n in home["notes"] if "other models" in n)
+    together = int(note.split(": ")[1].split(" MiB")[0])
+    assert together > home["vram_mib"] + 1000  # the 3B's weights, cache and context on top of the 7B's
+
+
+def test_profiles_list_shows_every_model_of_a_profile() -> None:
+    rows = {r["name"]: r for r in json.loads(CliRunner().invoke(app, ["profiles", "list", "--json"]).stdout)}
+    editor = rows["editor-qwen7b-starcoder2"]
+    profile = load_profile("editor-qwen7b-starcoder2")
+    assert editor["models"] == 2 and rows["budget-4070"]["models"] == 1
+    assert editor["vram_per_gpu_mib"][0] > profile.plan.per_gpu[0].used_mib + 1000
+    assert rows["budget-4070"]["vram_per_gpu_mib"] == [g.used_mib for g in load_profile("budget-4070").plan.per_gpu]
+
+
+def test_profiles_list_keeps_every_name_whole_at_80_columns() -> None:
+    """Profile, GPU and model names are what a user copies into --profile, --gpu and --model: at 80 columns
+    the list is two lines a profile with each name whole, at 160 one table row a profile."""
+    names = [r["name"] for r in json.loads(CliRunner().invoke(app, ["profiles", "list", "--json"]).stdout)]
+    for columns, per_profile in (("80", 2), ("160", 1)):
+        proc = subprocess.run([sys.executable, "-m", "coderig_deploy", "profiles", "list"], capture_output=True,
+                              text=True, timeout=60, check=False, env={**os.environ, "COLUMNS": columns})
+        lines = [line for line in proc.stdout.splitlines() if line.strip()]
+        assert max(len(line) for line in lines) <= int(columns), proc.stdout
+        assert "…" not in proc.stdout
+        starts = [line.split()[0] for line in lines]
+        assert [s for s in starts if s in names] == names, proc.stdout
+        assert len([line for line in lines if line.split()[0] not in names]) == (per_profile - 1) * len(names) + \
+            (2 if per_profile == 1 else 0)  # the table's header and rule
+        for name in names:
+            profile = load_profile(name)
+            row = "\n".join(lines[starts.index(name):starts.index(name) + per_profile])
+            assert profile.hardware.gpu in row and profile.model.tag in row, row

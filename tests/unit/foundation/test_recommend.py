@@ -106,6 +106,16 @@ def test_write_profile_passes_validation(tmp_path):
     assert profile.ollama.version == "0.33.3"
 
 
+def test_write_profile_to_a_name_no_profile_may_have_writes_nothing(tmp_path):
+    """The file's name is the profile's: `my profile.yaml` could never be loaded, so it is not written."""
+    out = tmp_path / "my profile.yaml"
+    cli = subprocess.run([sys.executable, "-m", "coderig_deploy", "recommend", "--gpu", "rtx-4090",
+                          "--write-profile", str(out)], capture_output=True, text=True)
+    assert cli.returncode == 2
+    assert f"--write-profile {out}: name: 'my profile' is not a valid profile name" in cli.stderr
+    assert "Traceback" not in cli.stderr and not out.exists()
+
+
 def test_table_fits_80_columns():
     cli = subprocess.run([sys.executable, "-m", "coderig_deploy", "recommend", "--gpu", "rtx-4090"],
                          capture_output=True, text=True)
