@@ -13,6 +13,7 @@ resumes interrupted downloads from DIR/.partial.
 
 from __future__ import annotations
 
+import re
 import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -64,6 +65,7 @@ class BuildRequest:
     sign_key: Path | None = None
     ollama_url: str | None = None
     ollama_sha256: str | None = None  # "sha256:<hex>"
+    model_digest: str | None = None  # "sha256:<hex>" of the one model's manifest
 
 
 def sandbox_sources() -> Sources:
@@ -109,7 +111,8 @@ def build(request: BuildRequest, progress: Progress | None = None) -> BundleMani
         option = "--ollama-url" if request.ollama_url else "--ollama-sha256"
         raise UserInputError(f"{option} names one archive, but the profiles use Ollama {', '.join(versions)}; "
                              "bundle them separately")
-    _check_inputs(request, versions, pin)
+    model_pins = _model_pins(loaded, request)
+    _check_inputs(request, versions, pin, sorted({p.model.tag for p in loaded}), model_pins)
     wanted = _images(loaded, request.sources)
     for ref in wanted:
         image.parse_reference(ref)
@@ -124,7 +127,8 @@ def build(request: BuildRequest, progress: Progress | None = None) -> BundleMani
         entry, checksums = ollama.fetch(out, version, url, pin, request.sources.trusted_http, progress)
         archives.append(entry)
         kinds[entry.path], kinds[checksums], known[entry.path] = "ollama-archive", "ollama-checksums", entry.sha256
-    fetched = [_fetch_model(out, tag, request.sources, progress) for tag in sorted({p.model.tag for p in loaded})]
+    fetched = [_fetch_model(out, tag, request.sources, model_pins.get(tag), progress)
+               for tag in sorted({p.model.tag for p in loaded})]
     for model in fetched:
         kinds[model.manifest_path] = "model-manifest"
         for blob in model.blobs:
@@ -144,8 +148,29 @@ def build(request: BuildRequest, progress: Progress | None = None) -> BundleMani
     return manifest
 
 
-def _check_inputs(request: BuildRequest, versions: list[str], pin: str | None) -> None:
-    """Every input error before anything is downloaded or written."""
+def _model_pins(loaded: list[profiles.Profile], request: BuildRequest) -> dict[str, str]:
+    """The manifest digest each model tag must have: --model-digest (one model), else the profile's
+    model.manifest_digest. The sandbox lab's models stand in for the real ones, so only the
+    command line pins them."""
+    tags = sorted({p.model.tag for p in loaded})
+    if request.model_digest is not None:
+        if not re.fullmatch(profiles.SHA256_PIN, request.model_digest):
+            raise UserInputError(f"--model-digest {request.model_digest!r}: a pin is sha256:<64 lowercase hex digits>")
+        if len(tags) > 1:
+            raise UserInputError(f"--model-digest pins one model, but the profiles serve {', '.join(tags)}; "
+                                 "bundle them separately or pin model.manifest_digest in each profile")
+        return {tags[0]: request.model_digest}
+    if request.sources.trusted_http:
+        return {}
+    return {p.model.tag: p.model.manifest_digest for p in loaded if p.model.manifest_digest}
+
+
+def _check_inputs(request: BuildRequest, versions: list[str], pin: str | None, tags: list[str],
+                  model_pins: dict[str, str]) -> None:
+    """Every input error before anything is downloaded or written.
+
+    A model manifest read over plain HTTP is only as good as the network, and its digest is
+    what bundle.json records and the signature vouches for: so it needs a pin, as in `render`."""
     for version in versions:
         ollama.check_url(request.ollama_url or ollama.release_url(version, request.sources.ollama_base), pin,
                          request.sources.trusted_http)
@@ -158,6 +183,11 @@ def _check_inputs(request: BuildRequest, versions: list[str], pin: str | None) -
                              "(not an Ollama model store)")
     if request.sources.registry is not None:
         oci.base_url(request.sources.registry)
+    unpinned = [tag for tag in tags if tag not in model_pins]
+    if request.sources.store is None and unpinned and not request.sources.trusted_http \
+            and oci.base_url(request.sources.registry or DEFAULT_REGISTRY).startswith("http://"):
+        raise UserInputError(f"--registry {request.sources.registry}: plain-HTTP model manifest of {unpinned[0]} "
+                             "has no pin, give --model-digest sha256:<hex> or model.manifest_digest")
 
 
 def _write_profile(out: Path, profile: profiles.Profile, kinds: dict[str, FileKind]) -> ProfileEntry:
@@ -169,10 +199,10 @@ def _write_profile(out: Path, profile: profiles.Profile, kinds: dict[str, FileKi
                         ollama_version=profile.ollama.version)
 
 
-def _fetch_model(out: Path, tag: str, sources: Sources, progress: Progress | None) -> ModelEntry:
+def _fetch_model(out: Path, tag: str, sources: Sources, pin: str | None, progress: Progress | None) -> ModelEntry:
     if sources.store is not None:
-        return models.from_store(out, tag, sources.store, progress)
-    return models.from_registry(out, tag, sources.registry or DEFAULT_REGISTRY, progress)
+        return models.from_store(out, tag, sources.store, progress, pin)
+    return models.from_registry(out, tag, sources.registry or DEFAULT_REGISTRY, progress, pin)
 
 
 def _images(loaded: list[profiles.Profile], sources: Sources) -> list[str]:

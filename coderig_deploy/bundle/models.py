@@ -61,11 +61,20 @@ def layers_of(data: bytes, where: str) -> list[dict[str, Any]]:
     return entries
 
 
-def from_registry(bundle: Path, tag: str, registry: str, progress: Progress | None = None) -> ModelEntry:
-    """Fetch `tag` from an OCI registry into the bundle; every blob's digest is verified."""
+def check_pin(digest: str, pin: str | None, where: str) -> None:
+    """The manifest must be the pinned one, before any of its blobs is fetched."""
+    if pin is not None and digest != pin:
+        raise ModelSourceError(f"{where}: manifest digest {digest}, but the pin is {pin}")
+
+
+def from_registry(bundle: Path, tag: str, registry: str, progress: Progress | None = None,
+                  pin: str | None = None) -> ModelEntry:
+    """Fetch `tag` from an OCI registry into the bundle; the manifest must match `pin` when given,
+    and every blob's digest is verified."""
     name, base = model_name(tag), oci.base_url(registry)
     data, digest, media = oci.get_manifest(base, name.repository(), name.tag)
     where = f"{base}/v2/{name.repository()}/manifests/{name.tag}"
+    check_pin(digest, pin, where)
     layers = layers_of(data, where)
     missing = [lay for lay in layers if not _present(bundle / blob_relpath(lay["digest"]), lay["digest"])]
     require_space(bundle, sum(lay["size"] for lay in missing), f"model {tag}")
@@ -85,12 +94,14 @@ def _present(path: Path, digest: str) -> bool:
     return path.is_file() and sha256_file(path) == digest.removeprefix("sha256:")
 
 
-def from_store(bundle: Path, tag: str, store: Path, progress: Progress | None = None) -> ModelEntry:
+def from_store(bundle: Path, tag: str, store: Path, progress: Progress | None = None,
+               pin: str | None = None) -> ModelEntry:
     """Copy `tag` from a local Ollama model store (manifests/ + blobs/), verifying every blob."""
     name = model_name(tag)
     manifest = _find_store_manifest(store, name)
     data = manifest.read_bytes()
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    check_pin(digest, pin, str(manifest))
     blobs = []
     for layer in layers_of(data, str(manifest)):
         source = store / "blobs" / f"sha256-{layer['digest'].removeprefix('sha256:')}"
