@@ -22,9 +22,9 @@ from pathlib import Path
 import yaml
 
 from coderig_deploy import __version__, profiles
-from coderig_deploy.bundle import aptrepo, image, models, oci, ollama
+from coderig_deploy.bundle import aptrepo, image, models, oci, ollama, sign
 from coderig_deploy.bundle.download import PARTIAL_DIR
-from coderig_deploy.bundle.files import Progress, atomic_write, sha256_file
+from coderig_deploy.bundle.files import Progress, atomic_write, publish, sha256_file
 from coderig_deploy.bundle.manifest import (
     MANIFEST_NAME,
     SIGNATURE_NAME,
@@ -37,7 +37,6 @@ from coderig_deploy.bundle.manifest import (
     OllamaEntry,
     ProfileEntry,
 )
-from coderig_deploy.bundle.sign import sign
 from coderig_deploy.errors import EnvironmentProblem, UserInputError
 
 DEFAULT_REGISTRY = "https://registry.ollama.ai"
@@ -141,11 +140,21 @@ def build(request: BuildRequest, progress: Progress | None = None) -> BundleMani
         coderig_version=__version__, created=datetime.now(UTC).replace(microsecond=0),
         files=[_describe(out, path, kind, known.get(path)) for path, kind in sorted(kinds.items())],
         profiles=entries, ollama=archives, models=fetched, apt=apt, images=images)
-    atomic_write(out / MANIFEST_NAME, manifest.to_json())
+    _write_manifest(out, manifest.to_json(), request.sign_key)
     shutil.rmtree(out / PARTIAL_DIR, ignore_errors=True)
-    if request.sign_key is not None:
-        sign(out / MANIFEST_NAME, request.sign_key)
     return manifest
+
+
+def _write_manifest(out: Path, data: bytes, sign_key: Path | None) -> None:
+    """bundle.json last, and when signing was asked for, only once its signature exists: a
+    failed signing (a wrong passphrase) must not leave a bundle that verifies unsigned."""
+    if sign_key is None:
+        atomic_write(out / MANIFEST_NAME, data)
+        return
+    staged = out / PARTIAL_DIR / MANIFEST_NAME
+    atomic_write(staged, data)
+    publish(sign.sign(staged, sign_key), out / SIGNATURE_NAME)  # the signature covers the bytes, not the name
+    publish(staged, out / MANIFEST_NAME)
 
 
 def _model_pins(loaded: list[profiles.Profile], request: BuildRequest) -> dict[str, str]:
@@ -176,8 +185,8 @@ def _check_inputs(request: BuildRequest, versions: list[str], pin: str | None, t
                          request.sources.trusted_http)
     if request.debs is not None:
         aptrepo.find_debs(request.debs)
-    if request.sign_key is not None and not request.sign_key.is_file():
-        raise UserInputError(f"--sign {request.sign_key}: no such key file")
+    if request.sign_key is not None:
+        sign.check_key(request.sign_key)
     if request.sources.store is not None and not (request.sources.store / "manifests").is_dir():
         raise UserInputError(f"--from-store {request.sources.store}: no manifests/ directory "
                              "(not an Ollama model store)")

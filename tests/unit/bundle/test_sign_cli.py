@@ -153,3 +153,31 @@ def test_cli_a_killed_build_resumes_where_it_stopped(tmp_path: Path, model_store
     assert second.returncode == 0, second.stderr
     assert range_server.requests[-1] == (f"/v{VERSION}/ollama-linux-amd64.tar.zst", "bytes=300000-")
     assert verify_bundle(tmp_path / "b").ok
+
+
+def test_cli_a_sign_file_that_is_no_private_key_is_refused_before_any_download(
+        tmp_path: Path, model_store: Path, release: Release, range_server: RangeServer) -> None:
+    fake = tmp_path / "fakekey"
+    fake.write_text("not a key\n")
+    fake.chmod(0o600)
+    result = cli("bundle", "build", "--profile", "budget-4070", "-o", str(tmp_path / "b"), "--from-store",
+                 str(model_store), "--ollama-url", release.url, "--ollama-sha256", f"sha256:{release.sha256}",
+                 "--sign", str(fake))
+    assert result.returncode == 2, result.stderr
+    assert f"--sign {fake}: not a private key ssh-keygen can use" in result.stderr.replace("\n", "")
+    assert result.stderr.count("\n") == 1 and range_server.requests == [] and not (tmp_path / "b").exists()
+
+
+def test_cli_a_signing_that_fails_leaves_no_bundle_json(tmp_path: Path, model_store: Path, release: Release) -> None:
+    """An encrypted key passes the early check; without a terminal for its passphrase, signing fails."""
+    key = tmp_path / "locked"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "secret", "-f", str(key)], check=True)
+    result = subprocess.run([sys.executable, "-m", "coderig_deploy", "bundle", "build", "--profile", "budget-4070",
+                             "-o", str(tmp_path / "b"), "--from-store", str(model_store), "--ollama-url",
+                             release.url, "--ollama-sha256", f"sha256:{release.sha256}", "--sign", str(key)],
+                            capture_output=True, text=True, timeout=120, check=False, start_new_session=True,
+                            stdin=subprocess.DEVNULL)
+    assert result.returncode == 2 and "ssh-keygen could not sign" in result.stderr, result.stderr
+    assert (tmp_path / "b" / "ollama").is_dir()  # the downloads are kept for the next run
+    assert not (tmp_path / "b" / "bundle.json").exists() and not (tmp_path / "b" / "bundle.json.sig").exists()
+    assert cli("bundle", "verify", str(tmp_path / "b")).returncode == 2
