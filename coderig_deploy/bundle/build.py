@@ -183,13 +183,13 @@ def _check_inputs(request: BuildRequest, versions: list[str], pin: str | None, t
     for version in versions:
         ollama.check_url(request.ollama_url or ollama.release_url(version, request.sources.ollama_base), pin,
                          request.sources.trusted_http)
-    if request.debs is not None:
-        aptrepo.find_debs(request.debs)
+    for deb in aptrepo.find_debs(request.debs) if request.debs is not None else []:
+        aptrepo.control_fields(deb)
     if request.sign_key is not None:
         sign.check_key(request.sign_key)
-    if request.sources.store is not None and not (request.sources.store / "manifests").is_dir():
-        raise UserInputError(f"--from-store {request.sources.store}: no manifests/ directory "
-                             "(not an Ollama model store)")
+    if (store := request.sources.store) is not None:
+        for tag in tags:
+            models.store_layers(store, tag)
     if request.sources.registry is not None:
         oci.base_url(request.sources.registry)
     unpinned = [tag for tag in tags if tag not in model_pins]

@@ -98,21 +98,34 @@ def from_store(bundle: Path, tag: str, store: Path, progress: Progress | None = 
                pin: str | None = None) -> ModelEntry:
     """Copy `tag` from a local Ollama model store (manifests/ + blobs/), verifying every blob."""
     name = model_name(tag)
-    manifest = _find_store_manifest(store, name)
-    data = manifest.read_bytes()
+    manifest, data, layers = store_layers(store, tag)
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
     check_pin(digest, pin, str(manifest))
     blobs = []
-    for layer in layers_of(data, str(manifest)):
-        source = store / "blobs" / f"sha256-{layer['digest'].removeprefix('sha256:')}"
+    for layer in layers:
         relpath = blob_relpath(layer["digest"])
-        if not source.is_file():
-            raise ModelSourceError(f"{source}: blob of {tag} missing from the model store")
-        _copy_verified(source, bundle / relpath, bundle / PARTIAL_DIR, layer["digest"], progress)
+        _copy_verified(_store_blob(store, layer), bundle / relpath, bundle / PARTIAL_DIR, layer["digest"], progress)
         blobs.append(BlobEntry(digest=layer["digest"], size=layer["size"],
                                media_type=str(layer.get("mediaType", "")), path=relpath))
     media = str(json.loads(data).get("mediaType") or oci.OLLAMA_MANIFEST)
     return _finish(bundle, tag, name, data, digest, media, blobs, str(store))
+
+
+def store_layers(store: Path, tag: str) -> tuple[Path, bytes, list[dict[str, Any]]]:
+    """The manifest of `tag` in a store, its bytes and its layers, each blob present
+    (cheap enough to run before a build downloads anything; the copy is hashed)."""
+    manifest = _find_store_manifest(store, model_name(tag))
+    data = manifest.read_bytes()
+    layers = layers_of(data, str(manifest))
+    for layer in layers:
+        source = _store_blob(store, layer)
+        if not source.is_file():
+            raise ModelSourceError(f"{source}: blob of {tag} missing from the model store")
+    return manifest, data, layers
+
+
+def _store_blob(store: Path, layer: dict[str, Any]) -> Path:
+    return store / "blobs" / f"sha256-{layer['digest'].removeprefix('sha256:')}"
 
 
 def _find_store_manifest(store: Path, name: ModelName) -> Path:
