@@ -112,8 +112,8 @@ def from_store(bundle: Path, tag: str, store: Path, progress: Progress | None = 
 
 
 def store_layers(store: Path, tag: str) -> tuple[Path, bytes, list[dict[str, Any]]]:
-    """The manifest of `tag` in a store, its bytes and its layers, each blob present
-    (cheap enough to run before a build downloads anything; the copy is hashed)."""
+    """The manifest of `tag` in a store, its bytes and its layers, each blob present with the size
+    the manifest gives (a stat, cheap enough to run before a build downloads anything; the copy is hashed)."""
     manifest = _find_store_manifest(store, model_name(tag))
     data = manifest.read_bytes()
     layers = layers_of(data, str(manifest))
@@ -121,6 +121,8 @@ def store_layers(store: Path, tag: str) -> tuple[Path, bytes, list[dict[str, Any
         source = _store_blob(store, layer)
         if not source.is_file():
             raise ModelSourceError(f"{source}: blob of {tag} missing from the model store")
+        if (size := source.stat().st_size) != layer["size"]:
+            raise ModelSourceError(f"{source}: blob of {tag} is {size} bytes, but its manifest says {layer['size']}")
     return manifest, data, layers
 
 

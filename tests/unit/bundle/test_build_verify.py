@@ -184,3 +184,18 @@ def test_a_file_that_is_no_deb_is_refused_in_plain_words_before_any_download(
     assert "[" not in str(raised.value) and "'" not in str(raised.value)
     assert range_server.requests == [] and not (tmp_path / "b").exists()
 
+
+def test_a_store_blob_of_another_size_than_its_manifest_says_is_named_before_any_download(
+        tmp_path: Path, model_store: Path, release: Release, range_server: RangeServer) -> None:
+    store = tmp_path / "store"
+    shutil.copytree(model_store, store)
+    manifest = next(p for p in (store / "manifests").rglob("*") if p.is_file())
+    data = json.loads(manifest.read_bytes())
+    layer = data["layers"][0]
+    layer["size"] += 1
+    manifest.write_text(json.dumps(data))
+    blob = f"sha256-{layer['digest'].removeprefix('sha256:')}"
+    with pytest.raises(ModelSourceError, match=f"{blob}: blob of {TAG} is {layer['size'] - 1} bytes, "
+                                               f"but its manifest says {layer['size']}"):
+        _build(tmp_path / "b", store, release)
+    assert range_server.requests == [] and not (tmp_path / "b").exists()
