@@ -84,6 +84,7 @@ def test_cli_verify_of_a_good_bundle_exits_0(signed: tuple[Path, Path]) -> None:
     ("{not json", "bundle.json: not valid JSON"),
     ('{"schema_version": 1}', "bundle.json: coderig_version: Field required (and "),
     ("[]", "bundle.json: (top level): Input should be a valid dictionary"),
+    ("[" * 200_000, "bundle.json: not a bundle manifest: nested too deeply"),
 ])
 def test_cli_a_malformed_bundle_json_exits_2_with_one_line(tmp_path: Path, content: str, message: str) -> None:
     (tmp_path / "bundle.json").write_text(content)
