@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from coderig_deploy.bundle.build import BuildRequest, Sources, build
-from coderig_deploy.bundle.verify import verify_bundle
+from coderig_deploy.bundle.verify import BundleInvalid, load_verified, verify_bundle
 from tests.unit.bundle.conftest import VERSION, RangeServer, Release, allowed_signers, make_key
 
 
@@ -52,6 +52,17 @@ def test_a_key_not_in_the_signers_file_is_refused(signed: tuple[Path, Path], tmp
     _, other = make_key(tmp_path, "stranger")
     problems = verify_bundle(bundle, allowed_signers(tmp_path / "other", "x@y", other)).problems
     assert problems[0].problem == "signature" and "not made by a key in" in problems[0].detail
+
+
+def test_a_bundle_that_does_not_verify_says_why(signed: tuple[Path, Path], tmp_path: Path) -> None:
+    """What `validate --airgapped` and `apply --bundle` print: the reason, not only the kind of problem."""
+    bundle, _ = signed
+    _, other = make_key(tmp_path, "stranger")
+    signers = allowed_signers(tmp_path / "other", "x@y", other)
+    with pytest.raises(BundleInvalid) as raised:
+        load_verified(bundle, signers)
+    assert str(raised.value) == f"bundle {bundle} does not verify: bundle.json.sig: signature " \
+                                f"(not made by a key in {signers})"
 
 
 def test_a_missing_signature_is_a_problem_when_signers_are_given(signed: tuple[Path, Path]) -> None:
