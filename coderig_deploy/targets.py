@@ -228,9 +228,20 @@ def resolve_targets(profile: Profile, opts: TargetOptions) -> tuple[list[TargetH
                                 extra_manifest_digests=extra_pins,
                                 resource_policy=policy, **container)
     except ValidationError as exc:
-        raise UserInputError("; ".join(f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: "
-                                       f"{e['msg'].removeprefix('Value error, ')}" for e in exc.errors())) from None
+        raise UserInputError("; ".join(f"{_option(e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
+                                       for e in exc.errors())) from None
     return targets, options
+
+
+# RenderOptions fields set from an option of another name.
+_OPTION_OF = {"ollama_archive_url": "--ollama-url", "ollama_archive_checksum": "--ollama-sha256",
+              "model_manifest_digest": "--model-digest"}
+
+
+def _option(loc: tuple[int | str, ...]) -> str:
+    """The command-line option a RenderOptions error is about, as the user wrote it."""
+    named = "-".join(map(str, loc))
+    return _OPTION_OF.get(named) or "--" + named.replace("_", "-")
 
 
 def only_targets(targets: list[TargetHost], names: list[str]) -> list[TargetHost]:

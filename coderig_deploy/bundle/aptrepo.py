@@ -25,7 +25,8 @@ def control_fields(deb: Path) -> str:
         raise EnvironmentProblem("dpkg-deb not found: apt-get install dpkg")
     result = subprocess.run(["dpkg-deb", "--field", str(deb)], capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        raise UserInputError(f"{deb}: not a Debian package ({result.stderr.strip().splitlines()[-1:]})")
+        reason = (result.stderr.strip().splitlines() or ["dpkg-deb failed"])[-1]
+        raise UserInputError(f"{deb}: not a Debian package ({reason})")
     return result.stdout.rstrip("\n")
 
 

@@ -13,6 +13,7 @@ resumes interrupted downloads from DIR/.partial.
 
 from __future__ import annotations
 
+import re
 import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,9 +22,9 @@ from pathlib import Path
 import yaml
 
 from coderig_deploy import __version__, profiles
-from coderig_deploy.bundle import aptrepo, image, models, oci, ollama
+from coderig_deploy.bundle import aptrepo, image, models, oci, ollama, sign
 from coderig_deploy.bundle.download import PARTIAL_DIR
-from coderig_deploy.bundle.files import Progress, atomic_write, sha256_file
+from coderig_deploy.bundle.files import Progress, atomic_write, publish, sha256_file
 from coderig_deploy.bundle.manifest import (
     MANIFEST_NAME,
     SIGNATURE_NAME,
@@ -36,7 +37,6 @@ from coderig_deploy.bundle.manifest import (
     OllamaEntry,
     ProfileEntry,
 )
-from coderig_deploy.bundle.sign import sign
 from coderig_deploy.errors import EnvironmentProblem, UserInputError
 
 DEFAULT_REGISTRY = "https://registry.ollama.ai"
@@ -64,6 +64,7 @@ class BuildRequest:
     sign_key: Path | None = None
     ollama_url: str | None = None
     ollama_sha256: str | None = None  # "sha256:<hex>"
+    model_digest: str | None = None  # "sha256:<hex>" of the one model's manifest
 
 
 def sandbox_sources() -> Sources:
@@ -109,7 +110,8 @@ def build(request: BuildRequest, progress: Progress | None = None) -> BundleMani
         option = "--ollama-url" if request.ollama_url else "--ollama-sha256"
         raise UserInputError(f"{option} names one archive, but the profiles use Ollama {', '.join(versions)}; "
                              "bundle them separately")
-    _check_inputs(request, versions, pin)
+    model_pins = _model_pins(loaded, request)
+    _check_inputs(request, versions, pin, sorted({p.model.tag for p in loaded}), model_pins)
     wanted = _images(loaded, request.sources)
     for ref in wanted:
         image.parse_reference(ref)
@@ -124,7 +126,8 @@ def build(request: BuildRequest, progress: Progress | None = None) -> BundleMani
         entry, checksums = ollama.fetch(out, version, url, pin, request.sources.trusted_http, progress)
         archives.append(entry)
         kinds[entry.path], kinds[checksums], known[entry.path] = "ollama-archive", "ollama-checksums", entry.sha256
-    fetched = [_fetch_model(out, tag, request.sources, progress) for tag in sorted({p.model.tag for p in loaded})]
+    fetched = [_fetch_model(out, tag, request.sources, model_pins.get(tag), progress)
+               for tag in sorted({p.model.tag for p in loaded})]
     for model in fetched:
         kinds[model.manifest_path] = "model-manifest"
         for blob in model.blobs:
@@ -137,27 +140,63 @@ def build(request: BuildRequest, progress: Progress | None = None) -> BundleMani
         coderig_version=__version__, created=datetime.now(UTC).replace(microsecond=0),
         files=[_describe(out, path, kind, known.get(path)) for path, kind in sorted(kinds.items())],
         profiles=entries, ollama=archives, models=fetched, apt=apt, images=images)
-    atomic_write(out / MANIFEST_NAME, manifest.to_json())
+    _write_manifest(out, manifest.to_json(), request.sign_key)
     shutil.rmtree(out / PARTIAL_DIR, ignore_errors=True)
-    if request.sign_key is not None:
-        sign(out / MANIFEST_NAME, request.sign_key)
     return manifest
 
 
-def _check_inputs(request: BuildRequest, versions: list[str], pin: str | None) -> None:
-    """Every input error before anything is downloaded or written."""
+def _write_manifest(out: Path, data: bytes, sign_key: Path | None) -> None:
+    """bundle.json last, and when signing was asked for, only once its signature exists: a
+    failed signing (a wrong passphrase) must not leave a bundle that verifies unsigned."""
+    if sign_key is None:
+        atomic_write(out / MANIFEST_NAME, data)
+        return
+    staged = out / PARTIAL_DIR / MANIFEST_NAME
+    atomic_write(staged, data)
+    publish(sign.sign(staged, sign_key), out / SIGNATURE_NAME)  # the signature covers the bytes, not the name
+    publish(staged, out / MANIFEST_NAME)
+
+
+def _model_pins(loaded: list[profiles.Profile], request: BuildRequest) -> dict[str, str]:
+    """The manifest digest each model tag must have: --model-digest (one model), else the profile's
+    model.manifest_digest. The sandbox lab's models stand in for the real ones, so only the
+    command line pins them."""
+    tags = sorted({p.model.tag for p in loaded})
+    if request.model_digest is not None:
+        if not re.fullmatch(profiles.SHA256_PIN, request.model_digest):
+            raise UserInputError(f"--model-digest {request.model_digest!r}: a pin is sha256:<64 lowercase hex digits>")
+        if len(tags) > 1:
+            raise UserInputError(f"--model-digest pins one model, but the profiles serve {', '.join(tags)}; "
+                                 "bundle them separately or pin model.manifest_digest in each profile")
+        return {tags[0]: request.model_digest}
+    if request.sources.trusted_http:
+        return {}
+    return {p.model.tag: p.model.manifest_digest for p in loaded if p.model.manifest_digest}
+
+
+def _check_inputs(request: BuildRequest, versions: list[str], pin: str | None, tags: list[str],
+                  model_pins: dict[str, str]) -> None:
+    """Every input error before anything is downloaded or written.
+
+    A model manifest read over plain HTTP is only as good as the network, and its digest is
+    what bundle.json records and the signature vouches for: so it needs a pin, as in `render`."""
     for version in versions:
         ollama.check_url(request.ollama_url or ollama.release_url(version, request.sources.ollama_base), pin,
                          request.sources.trusted_http)
-    if request.debs is not None:
-        aptrepo.find_debs(request.debs)
-    if request.sign_key is not None and not request.sign_key.is_file():
-        raise UserInputError(f"--sign {request.sign_key}: no such key file")
-    if request.sources.store is not None and not (request.sources.store / "manifests").is_dir():
-        raise UserInputError(f"--from-store {request.sources.store}: no manifests/ directory "
-                             "(not an Ollama model store)")
+    for deb in aptrepo.find_debs(request.debs) if request.debs is not None else []:
+        aptrepo.control_fields(deb)
+    if request.sign_key is not None:
+        sign.check_key(request.sign_key)
+    if (store := request.sources.store) is not None:
+        for tag in tags:
+            models.store_layers(store, tag)
     if request.sources.registry is not None:
         oci.base_url(request.sources.registry)
+    unpinned = [tag for tag in tags if tag not in model_pins]
+    if request.sources.store is None and unpinned and not request.sources.trusted_http \
+            and oci.base_url(request.sources.registry or DEFAULT_REGISTRY).startswith("http://"):
+        raise UserInputError(f"--registry {request.sources.registry}: plain-HTTP model manifest of {unpinned[0]} "
+                             "has no pin, give --model-digest sha256:<hex> or model.manifest_digest")
 
 
 def _write_profile(out: Path, profile: profiles.Profile, kinds: dict[str, FileKind]) -> ProfileEntry:
@@ -169,10 +208,10 @@ def _write_profile(out: Path, profile: profiles.Profile, kinds: dict[str, FileKi
                         ollama_version=profile.ollama.version)
 
 
-def _fetch_model(out: Path, tag: str, sources: Sources, progress: Progress | None) -> ModelEntry:
+def _fetch_model(out: Path, tag: str, sources: Sources, pin: str | None, progress: Progress | None) -> ModelEntry:
     if sources.store is not None:
-        return models.from_store(out, tag, sources.store, progress)
-    return models.from_registry(out, tag, sources.registry or DEFAULT_REGISTRY, progress)
+        return models.from_store(out, tag, sources.store, progress, pin)
+    return models.from_registry(out, tag, sources.registry or DEFAULT_REGISTRY, progress, pin)
 
 
 def _images(loaded: list[profiles.Profile], sources: Sources) -> list[str]:

@@ -180,6 +180,8 @@ def load_manifest(directory: Path) -> BundleManifest:
         raise BundleFormatError(f"{path}: cannot read: {exc.strerror}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BundleFormatError(f"{path}: not valid JSON: {exc}") from None
+    except RecursionError:  # json's parser recurses per level; no manifest nests more than a few
+        raise BundleFormatError(f"{path}: not a bundle manifest: nested too deeply") from None
     try:
         return BundleManifest.model_validate(data)
     except ValidationError as exc:

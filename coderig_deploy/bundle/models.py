@@ -61,11 +61,20 @@ def layers_of(data: bytes, where: str) -> list[dict[str, Any]]:
     return entries
 
 
-def from_registry(bundle: Path, tag: str, registry: str, progress: Progress | None = None) -> ModelEntry:
-    """Fetch `tag` from an OCI registry into the bundle; every blob's digest is verified."""
+def check_pin(digest: str, pin: str | None, where: str) -> None:
+    """The manifest must be the pinned one, before any of its blobs is fetched."""
+    if pin is not None and digest != pin:
+        raise ModelSourceError(f"{where}: manifest digest {digest}, but the pin is {pin}")
+
+
+def from_registry(bundle: Path, tag: str, registry: str, progress: Progress | None = None,
+                  pin: str | None = None) -> ModelEntry:
+    """Fetch `tag` from an OCI registry into the bundle; the manifest must match `pin` when given,
+    and every blob's digest is verified."""
     name, base = model_name(tag), oci.base_url(registry)
     data, digest, media = oci.get_manifest(base, name.repository(), name.tag)
     where = f"{base}/v2/{name.repository()}/manifests/{name.tag}"
+    check_pin(digest, pin, where)
     layers = layers_of(data, where)
     missing = [lay for lay in layers if not _present(bundle / blob_relpath(lay["digest"]), lay["digest"])]
     require_space(bundle, sum(lay["size"] for lay in missing), f"model {tag}")
@@ -85,23 +94,40 @@ def _present(path: Path, digest: str) -> bool:
     return path.is_file() and sha256_file(path) == digest.removeprefix("sha256:")
 
 
-def from_store(bundle: Path, tag: str, store: Path, progress: Progress | None = None) -> ModelEntry:
+def from_store(bundle: Path, tag: str, store: Path, progress: Progress | None = None,
+               pin: str | None = None) -> ModelEntry:
     """Copy `tag` from a local Ollama model store (manifests/ + blobs/), verifying every blob."""
     name = model_name(tag)
-    manifest = _find_store_manifest(store, name)
-    data = manifest.read_bytes()
+    manifest, data, layers = store_layers(store, tag)
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    check_pin(digest, pin, str(manifest))
     blobs = []
-    for layer in layers_of(data, str(manifest)):
-        source = store / "blobs" / f"sha256-{layer['digest'].removeprefix('sha256:')}"
+    for layer in layers:
         relpath = blob_relpath(layer["digest"])
-        if not source.is_file():
-            raise ModelSourceError(f"{source}: blob of {tag} missing from the model store")
-        _copy_verified(source, bundle / relpath, bundle / PARTIAL_DIR, layer["digest"], progress)
+        _copy_verified(_store_blob(store, layer), bundle / relpath, bundle / PARTIAL_DIR, layer["digest"], progress)
         blobs.append(BlobEntry(digest=layer["digest"], size=layer["size"],
                                media_type=str(layer.get("mediaType", "")), path=relpath))
     media = str(json.loads(data).get("mediaType") or oci.OLLAMA_MANIFEST)
     return _finish(bundle, tag, name, data, digest, media, blobs, str(store))
+
+
+def store_layers(store: Path, tag: str) -> tuple[Path, bytes, list[dict[str, Any]]]:
+    """The manifest of `tag` in a store, its bytes and its layers, each blob present with the size
+    the manifest gives (a stat, cheap enough to run before a build downloads anything; the copy is hashed)."""
+    manifest = _find_store_manifest(store, model_name(tag))
+    data = manifest.read_bytes()
+    layers = layers_of(data, str(manifest))
+    for layer in layers:
+        source = _store_blob(store, layer)
+        if not source.is_file():
+            raise ModelSourceError(f"{source}: blob of {tag} missing from the model store")
+        if (size := source.stat().st_size) != layer["size"]:
+            raise ModelSourceError(f"{source}: blob of {tag} is {size} bytes, but its manifest says {layer['size']}")
+    return manifest, data, layers
+
+
+def _store_blob(store: Path, layer: dict[str, Any]) -> Path:
+    return store / "blobs" / f"sha256-{layer['digest'].removeprefix('sha256:')}"
 
 
 def _find_store_manifest(store: Path, name: ModelName) -> Path:

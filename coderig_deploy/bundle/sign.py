@@ -31,6 +31,20 @@ def _last_line(text: str) -> str:
     return lines[-1] if lines else "no output"
 
 
+def check_key(key: Path) -> None:
+    """Refuse a --sign file ssh-keygen cannot load as a private key, before a build downloads anything.
+
+    An encrypted key cannot be checked further without its passphrase, which ssh-keygen
+    asks for when it signs; an empty one (`-P ""`) tells an encrypted key from a bad file.
+    """
+    if not key.is_file():
+        raise UserInputError(f"--sign {key}: no such key file")
+    result = subprocess.run([_ssh_keygen(), "-y", "-P", "", "-f", str(key)], capture_output=True, text=True,
+                            stdin=subprocess.DEVNULL, check=False, timeout=60)
+    if result.returncode != 0 and "passphrase" not in result.stderr:
+        raise UserInputError(f"--sign {key}: not a private key ssh-keygen can use: {_last_line(result.stderr)}")
+
+
 def sign(manifest: Path, key: Path) -> Path:
     """Write `manifest`.sig with `key`; return its path."""
     if not key.is_file():

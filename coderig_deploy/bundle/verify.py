@@ -94,17 +94,19 @@ def verify_bundle(directory: Path, allowed_signers: Path | None = None, full: bo
         try:
             signed_by = sign.verify(directory / MANIFEST_NAME, directory / SIGNATURE_NAME, allowed_signers)
         except sign.SignatureError as exc:
-            problems.insert(0, BundleProblem(path=SIGNATURE_NAME, problem="signature", detail=str(exc)))
+            problems.insert(0, BundleProblem(path=SIGNATURE_NAME, problem="signature",
+                                             detail=str(exc).removeprefix(f"{SIGNATURE_NAME}: ")))
     return VerifyResult(directory=str(directory), files=len(manifest.files),
                         bytes=sum(f.size for f in manifest.files), hashed=full, signed_by=signed_by,
                         signature_checked=allowed_signers is not None, problems=problems)
 
 
 def load_verified(directory: Path, allowed_signers: Path | None = None, full: bool = True) -> BundleManifest:
-    """The manifest of a bundle that verifies; BundleInvalid naming the first problems otherwise."""
+    """The manifest of a bundle that verifies; BundleInvalid naming the first problems and why otherwise."""
     result = verify_bundle(directory, allowed_signers, full)
     if not result.ok:
-        named = "; ".join(f"{p.path}: {p.problem}" for p in result.problems[:3])
+        named = "; ".join(f"{p.path}: {p.problem}" + (f" ({p.detail})" if p.detail else "")
+                          for p in result.problems[:3])
         more = f" (and {len(result.problems) - 3} more)" if len(result.problems) > 3 else ""
         raise BundleInvalid(f"bundle {directory} does not verify: {named}{more}")
     return load_manifest(directory)

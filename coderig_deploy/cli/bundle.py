@@ -14,7 +14,7 @@ from coderig_deploy.bundle import build as building
 from coderig_deploy.bundle import push as pushing
 from coderig_deploy.bundle.verify import VerifyResult, verify_bundle
 from coderig_deploy.cli import app
-from coderig_deploy.cli.options import ProfilesDirOpt
+from coderig_deploy.cli.options import ModelDigestOpt, ProfilesDirOpt
 from coderig_deploy.cli.output import emit, err_console, text
 from coderig_deploy.errors import UserInputError
 
@@ -62,6 +62,7 @@ def build_cmd(
     sign_key: Annotated[Path | None, typer.Option("--sign", help="SSH private key to sign bundle.json")] = None,
     ollama_url: Annotated[str | None, typer.Option("--ollama-url", help="URL of the Ollama archive")] = None,
     ollama_sha256: Annotated[str | None, typer.Option("--ollama-sha256", help="Pin: sha256:<hex>")] = None,
+    model_digest: ModelDigestOpt = None,
     profiles_dir: ProfilesDirOpt = None,
     json_out: JsonOpt = False,
 ) -> int:
@@ -75,7 +76,8 @@ def build_cmd(
     else:
         sources = building.Sources(registry=registry)
     request = building.BuildRequest(profiles=profile, output=output, sources=sources, profiles_dir=profiles_dir,
-                                    debs=debs, sign_key=sign_key, ollama_url=ollama_url, ollama_sha256=ollama_sha256)
+                                    debs=debs, sign_key=sign_key, ollama_url=ollama_url, ollama_sha256=ollama_sha256,
+                                    model_digest=model_digest)
     manifest = building.build(request, ByteProgress())
 
     def render(console: Console) -> None:

@@ -127,7 +127,8 @@ def test_push_then_pull_back_by_digest(built: Path, site_registry: str, workdir:
     copy = workdir / "from-site"
     archive = manifest.ollama[0]
     rebuilt = cli("bundle", "build", "--profile", PROFILE, "--registry", site_registry, "-o", str(copy),
-                  "--ollama-url", archive.source_url, "--ollama-sha256", f"sha256:{archive.sha256}")
+                  "--ollama-url", archive.source_url, "--ollama-sha256", f"sha256:{archive.sha256}",
+                  "--model-digest", model.manifest_digest)  # plain HTTP: the pin is the pushed digest
     assert rebuilt.returncode == 0, rebuilt.stderr
     again_manifest = load_manifest(copy)
     assert again_manifest.models[0].manifest_digest == model.manifest_digest

@@ -50,6 +50,13 @@ def test_plain_http_archive_without_a_pin_is_refused_in_one_line(tmp_path: Path)
     assert not (tmp_path / "rig").exists()
 
 
+def test_a_malformed_url_is_named_by_the_option_given(tmp_path: Path) -> None:
+    url = 'https://x/a"b/ollama-linux-amd64.tar.zst'
+    r = render(tmp_path, "--ollama-url", url)
+    assert r.returncode == 2
+    assert r.stderr.strip() == f"error: --ollama-url: {url!r} is not a valid http(s) URL"
+
+
 def test_plain_http_registry_without_a_digest_is_refused(tmp_path: Path) -> None:
     r = render(tmp_path, "--model-registry", "192.0.2.1:5000")
     assert r.returncode == 2

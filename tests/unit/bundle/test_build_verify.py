@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -12,8 +13,9 @@ import pytest
 from coderig_deploy.bundle import BundleInvalid, load_manifest, load_verified, verify_bundle
 from coderig_deploy.bundle.build import BuildRequest, Sources, build
 from coderig_deploy.bundle.download import DownloadError
+from coderig_deploy.bundle.models import ModelSourceError
 from coderig_deploy.errors import UserInputError
-from tests.unit.bundle.conftest import TAG, VERSION, Release
+from tests.unit.bundle.conftest import TAG, VERSION, RangeServer, Release
 
 
 def _build(out: Path, store: Path, release: Release, debs: Path | None = None) -> None:
@@ -163,3 +165,37 @@ def test_one_pin_for_two_ollama_versions_is_refused(tmp_path: Path, model_store:
                                              f"Ollama {VERSION}, 0.34.0"):
         build(BuildRequest(profiles=["budget-4070", str(tmp_path / "newer.yaml")], output=tmp_path / "b",
                            sources=Sources(store=model_store), ollama_sha256="sha256:" + "a" * 64))
+
+
+def test_a_model_the_store_lacks_is_refused_before_any_download(tmp_path: Path, model_store: Path,
+                                                                release: Release, range_server: RangeServer) -> None:
+    with pytest.raises(UserInputError, match=f"--from-store {model_store}: no manifest for qwen2.5-coder:32b"):
+        build(BuildRequest(profiles=["midrange-4090"], output=tmp_path / "b", sources=Sources(store=model_store),
+                           ollama_url=release.url, ollama_sha256=f"sha256:{release.sha256}"))
+    assert range_server.requests == [] and not (tmp_path / "b").exists()
+
+
+def test_a_file_that_is_no_deb_is_refused_in_plain_words_before_any_download(
+        tmp_path: Path, model_store: Path, release: Release, range_server: RangeServer) -> None:
+    (tmp_path / "debs").mkdir()
+    (tmp_path / "debs" / "x.deb").write_text("junk")
+    with pytest.raises(UserInputError, match=r"x\.deb: not a Debian package \(dpkg-deb: error") as raised:
+        _build(tmp_path / "b", model_store, release, tmp_path / "debs")
+    assert "[" not in str(raised.value) and "'" not in str(raised.value)
+    assert range_server.requests == [] and not (tmp_path / "b").exists()
+
+
+def test_a_store_blob_of_another_size_than_its_manifest_says_is_named_before_any_download(
+        tmp_path: Path, model_store: Path, release: Release, range_server: RangeServer) -> None:
+    store = tmp_path / "store"
+    shutil.copytree(model_store, store)
+    manifest = next(p for p in (store / "manifests").rglob("*") if p.is_file())
+    data = json.loads(manifest.read_bytes())
+    layer = data["layers"][0]
+    layer["size"] += 1
+    manifest.write_text(json.dumps(data))
+    blob = f"sha256-{layer['digest'].removeprefix('sha256:')}"
+    with pytest.raises(ModelSourceError, match=f"{blob}: blob of {TAG} is {layer['size'] - 1} bytes, "
+                                               f"but its manifest says {layer['size']}"):
+        _build(tmp_path / "b", store, release)
+    assert range_server.requests == [] and not (tmp_path / "b").exists()

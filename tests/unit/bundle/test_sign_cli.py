@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from coderig_deploy.bundle.build import BuildRequest, Sources, build
-from coderig_deploy.bundle.verify import verify_bundle
+from coderig_deploy.bundle.verify import BundleInvalid, load_verified, verify_bundle
 from tests.unit.bundle.conftest import VERSION, RangeServer, Release, allowed_signers, make_key
 
 
@@ -54,6 +54,17 @@ def test_a_key_not_in_the_signers_file_is_refused(signed: tuple[Path, Path], tmp
     assert problems[0].problem == "signature" and "not made by a key in" in problems[0].detail
 
 
+def test_a_bundle_that_does_not_verify_says_why(signed: tuple[Path, Path], tmp_path: Path) -> None:
+    """What `validate --airgapped` and `apply --bundle` print: the reason, not only the kind of problem."""
+    bundle, _ = signed
+    _, other = make_key(tmp_path, "stranger")
+    signers = allowed_signers(tmp_path / "other", "x@y", other)
+    with pytest.raises(BundleInvalid) as raised:
+        load_verified(bundle, signers)
+    assert str(raised.value) == f"bundle {bundle} does not verify: bundle.json.sig: signature " \
+                                f"(not made by a key in {signers})"
+
+
 def test_a_missing_signature_is_a_problem_when_signers_are_given(signed: tuple[Path, Path]) -> None:
     bundle, signers = signed
     (bundle / "bundle.json.sig").unlink()
@@ -84,6 +95,7 @@ def test_cli_verify_of_a_good_bundle_exits_0(signed: tuple[Path, Path]) -> None:
     ("{not json", "bundle.json: not valid JSON"),
     ('{"schema_version": 1}', "bundle.json: coderig_version: Field required (and "),
     ("[]", "bundle.json: (top level): Input should be a valid dictionary"),
+    ("[" * 200_000, "bundle.json: not a bundle manifest: nested too deeply"),
 ])
 def test_cli_a_malformed_bundle_json_exits_2_with_one_line(tmp_path: Path, content: str, message: str) -> None:
     (tmp_path / "bundle.json").write_text(content)
@@ -153,3 +165,31 @@ def test_cli_a_killed_build_resumes_where_it_stopped(tmp_path: Path, model_store
     assert second.returncode == 0, second.stderr
     assert range_server.requests[-1] == (f"/v{VERSION}/ollama-linux-amd64.tar.zst", "bytes=300000-")
     assert verify_bundle(tmp_path / "b").ok
+
+
+def test_cli_a_sign_file_that_is_no_private_key_is_refused_before_any_download(
+        tmp_path: Path, model_store: Path, release: Release, range_server: RangeServer) -> None:
+    fake = tmp_path / "fakekey"
+    fake.write_text("not a key\n")
+    fake.chmod(0o600)
+    result = cli("bundle", "build", "--profile", "budget-4070", "-o", str(tmp_path / "b"), "--from-store",
+                 str(model_store), "--ollama-url", release.url, "--ollama-sha256", f"sha256:{release.sha256}",
+                 "--sign", str(fake))
+    assert result.returncode == 2, result.stderr
+    assert f"--sign {fake}: not a private key ssh-keygen can use" in result.stderr.replace("\n", "")
+    assert result.stderr.count("\n") == 1 and range_server.requests == [] and not (tmp_path / "b").exists()
+
+
+def test_cli_a_signing_that_fails_leaves_no_bundle_json(tmp_path: Path, model_store: Path, release: Release) -> None:
+    """An encrypted key passes the early check; without a terminal for its passphrase, signing fails."""
+    key = tmp_path / "locked"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "secret", "-f", str(key)], check=True)
+    result = subprocess.run([sys.executable, "-m", "coderig_deploy", "bundle", "build", "--profile", "budget-4070",
+                             "-o", str(tmp_path / "b"), "--from-store", str(model_store), "--ollama-url",
+                             release.url, "--ollama-sha256", f"sha256:{release.sha256}", "--sign", str(key)],
+                            capture_output=True, text=True, timeout=120, check=False, start_new_session=True,
+                            stdin=subprocess.DEVNULL)
+    assert result.returncode == 2 and "ssh-keygen could not sign" in result.stderr, result.stderr
+    assert (tmp_path / "b" / "ollama").is_dir()  # the downloads are kept for the next run
+    assert not (tmp_path / "b" / "bundle.json").exists() and not (tmp_path / "b" / "bundle.json.sig").exists()
+    assert cli("bundle", "verify", str(tmp_path / "b")).returncode == 2
