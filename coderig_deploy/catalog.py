@@ -325,7 +325,8 @@ class Catalog(BaseModel):
             raise UnknownNameError(f"unknown size {match['size']!r} for {name}.{_suggest(match['size'], sizes)} "
                                    f"Known: {', '.join(sizes)}. `coderig-deploy models` lists them all.")
         quant = self.quant(match["quant"]) if match["quant"] else self.quants[spec.default_quant]
-        infix = "" if spec.tag_infix == "-" else f"-{spec.tag_infix}"
+        # A base model has its instruct twin's tensors (same plan), but is another model: its tag stays its own.
+        infix = f"-{match['infix'].lower()}" if match["infix"] else "" if spec.tag_infix == "-" else f"-{spec.tag_infix}"
         canonical = f"{spec.ollama_name}:{spec.ollama_size}{infix}-{quant.ollama_tag}"
         published = self.sizes.get((spec.key, quant.quant))
         if published is not None:

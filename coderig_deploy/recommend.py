@@ -27,7 +27,8 @@ QUANTS = ("Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M")  # highest first; Q4_0 and F16 are
 KV_CACHES = ("f16", "q8_0")  # f16 first: a quantized cache only where it buys a longer context
 TTFT_PROMPT_TOKENS = 4096
 OS_RAM_MIB = 4096  # system RAM kept for the OS and Ollama itself
-RANKING = "bigger model (autocomplete: FIM model, smaller), suited family, quant, ctx, f16 KV"
+RANKING = ("bigger size class (<=2, 4, 9, 17, 35, 80B; autocomplete: FIM model, smaller), suited family, "
+           "quant, ctx, f16 KV")
 
 
 class Choice(BaseModel):
@@ -61,9 +62,12 @@ def _purposes() -> dict[str, dict[str, str]]:
     return {row["purpose"]: row for row in csv.DictReader(lines, delimiter="\t")}
 
 
+SIZE_CLASS_TOPS_B = (2, 4, 9, 17, 35, 80, 10_000)  # the largest model of each class, billions (RANKING)
+
+
 def _size_class(params_b: float) -> int:
     """Models within a class (e.g. 30-34B) compete on suitability, not on a billion more parameters."""
-    return next(i for i, top in enumerate((2, 4, 9, 17, 35, 80, 10_000)) if params_b <= top)
+    return next(i for i, top in enumerate(SIZE_CLASS_TOPS_B) if params_b <= top)
 
 
 def _best_setting(tag: str, gpus: list[str], min_ctx: int, trained_ctx: int, ram_mib: float | None,
@@ -157,6 +161,9 @@ def _choice(rank: int, params_b: float, p: Plan) -> Choice:
 
 def _nothing_fits(gpus: list[str], purpose: str, rules: dict[str, str], ram_gb: float | None) -> str:
     usable = make_plan("qwen2.5-coder:1.5b", gpus, 4096).usable_mib
+    if ram_gb and ram_gb * 1024 <= OS_RAM_MIB:  # the RAM, not the GPU: say so first
+        return (f"{ram_gb:g} GB of system RAM is no more than the {OS_RAM_MIB} MiB the OS and Ollama keep for "
+                f"themselves: no model can be loaded through it, whatever {' + '.join(gpus)} holds")
     ram = f" and {ram_gb:g} GB of RAM (the OS keeps {OS_RAM_MIB} MiB)" if ram_gb else ""
     return (f"no catalog model fits {' + '.join(gpus)} ({usable} MiB usable){ram} for {purpose} with at least a "
             f"{rules['min_ctx']}-token context and every layer on the GPU")

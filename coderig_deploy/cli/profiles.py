@@ -50,7 +50,12 @@ def summary(p: Profile) -> dict:
 @profiles_app.command("list")
 def list_cmd(profiles_dir: ProfilesDirOpt = None, json_out: JsonOpt = False) -> None:
     """Every profile: GPUs, model, quant, context, predicted VRAM per GPU, expected tok/s."""
-    rows = [summary(load_profile(name, profiles_dir)) for name in list_profiles(profiles_dir)]
+    rows, broken = [], []
+    for name in list_profiles(profiles_dir):
+        try:
+            rows.append(summary(load_profile(name, profiles_dir)))
+        except ProfileError as exc:  # one bad file of a team's directory hides none of the others
+            broken.append(str(exc))
 
     def render(console: Console) -> None:
         table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
@@ -74,6 +79,8 @@ def list_cmd(profiles_dir: ProfilesDirOpt = None, json_out: JsonOpt = False) -> 
             console.print(plain(f"    {model}, {tok_s} tok/s planned / expected"))
 
     emit(rows, json_out, render)
+    if broken:
+        raise ProfileError("\n".join(broken))
 
 
 @profiles_app.command("show")

@@ -96,12 +96,12 @@ def list_cmd(json_out: JsonOpt = False) -> None:
 @sandbox_app.command("down")
 def down_cmd(names: Annotated[list[str] | None, typer.Argument(
         help="Hosts to remove; none = your whole lab (other users' labs are never touched)")
-        ] = None) -> None:
+        ] = None, json_out: JsonOpt = False) -> None:
     """Stop and remove hosts of your lab, leaving no process, mount, namespace, link or cgroup."""
     lab = _lab()
     removed = lab.down(names or None)
-    err_console.print(escape(f"removed {len(removed)} host(s) from {lab.home}"
-                             + (f": {', '.join(removed)}" if removed else "")))
+    message = f"removed {len(removed)} host(s) from {lab.home}" + (f": {', '.join(removed)}" if removed else "")
+    emit({"lab": str(lab.home), "removed": removed}, json_out, lambda _console: err_console.print(escape(message)))
 
 
 @sandbox_app.command("inventory")

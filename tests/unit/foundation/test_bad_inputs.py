@@ -417,3 +417,14 @@ def test_a_bidi_override_in_the_description_is_escaped_in_the_rendered_readme(tm
     readme = (tmp_path / "rig" / "README.md").read_text()
     assert "\u202e" not in readme and "\u202c" not in readme
     assert "rig \\u202eevil\\u202c ok" in readme
+
+
+def test_profiles_list_shows_the_good_profiles_beside_a_broken_one(tmp_path, capsys, monkeypatch):
+    """One bad file in a team's --profiles-dir is named (exit 2) and hides none of the others."""
+    profile(tmp_path, BASE, name="good")
+    profile(tmp_path, "extends: budget-4070\ndescription: [broken\n", name="bad")
+    code, out, err = cli(capsys, monkeypatch, "profiles", "list", "--profiles-dir", str(tmp_path), "--json")
+    assert code == 2
+    names = [r["name"] for r in json.loads(out)]
+    assert "good" in names and "budget-4070" in names and "bad" not in names
+    assert f"{tmp_path / 'bad.yaml'}:3: invalid YAML" in err and "Traceback" not in err

@@ -23,6 +23,9 @@ CAT = load_catalog()
         ("starcoder2:3b", "starcoder2-3b", "Q4_0", "starcoder2:3b-q4_0"),
         ("deepseek-coder:6.7b", "deepseek-coder-6.7b", "Q4_0", "deepseek-coder:6.7b-instruct-q4_0"),
         ("qwen3-coder:30b", "qwen3-coder-30b", "Q4_K_M", "qwen3-coder:30b-a3b-q4_K_M"),
+        # a base model keeps its own tag (its instruct twin's tensors, another model)
+        ("qwen2.5-coder:7b-base-q4_K_M", "qwen2.5-coder-7b", "Q4_K_M", "qwen2.5-coder:7b-base-q4_K_M"),
+        ("qwen2.5-coder:7b-base", "qwen2.5-coder-7b", "Q4_K_M", "qwen2.5-coder:7b-base-q4_K_M"),
         ("qwen2.5:14b-instruct-q6_K", "qwen2.5-14b", "Q6_K", "qwen2.5:14b-instruct-q6_K"),
     ],
 )

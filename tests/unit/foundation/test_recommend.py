@@ -80,7 +80,7 @@ def test_choices_are_in_the_stated_order_and_fit():
 
 def test_nothing_fits_says_why_and_exits_1():
     r = recommend(["rtx-4060"], "chat", ram_gb=2)
-    assert not r.choices and "no catalog model fits rtx-4060" in r.not_fitting[0]
+    assert not r.choices and r.not_fitting[0].startswith("2 GB of system RAM is no more than the 4096 MiB the OS")
     cli = subprocess.run([sys.executable, "-m", "coderig_deploy", "recommend", "--gpu", "rtx-4060", "--ram-gb", "2"],
                          capture_output=True, text=True)
     assert cli.returncode == 1 and "nothing fits" in cli.stdout and "rtx-4060" in cli.stdout and "Traceback" not in cli.stderr
@@ -176,3 +176,11 @@ def test_cli_takes_a_probe_file_and_marks_measured_figures(tmp_path):
     assert cli.returncode == 0, cli.stderr
     first = next(line for line in cli.stdout.splitlines() if line.lstrip().startswith("1 "))
     assert "12*" in first and "measured on a host" in cli.stdout
+
+
+def test_the_stated_ranking_names_the_size_classes_it_ranks_by():
+    """deepseek-coder 33B ranks beside qwen2.5-coder 32B, not above it: one size class, so the line must say
+    classes, with their bounds, not "bigger model"."""
+    from coderig_deploy.recommend import RANKING, SIZE_CLASS_TOPS_B, _size_class
+    assert _size_class(33.3) == _size_class(32.76) != _size_class(14.8)
+    assert "size class (<=" + ", ".join(f"{t:g}" for t in SIZE_CLASS_TOPS_B[:-1]) + "B" in RANKING

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 import pwd
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -69,3 +73,15 @@ def test_a_shared_lab_of_an_older_version_is_pointed_out(as_root: pytest.MonkeyP
     cli_sandbox._lab()
     err = " ".join(capsys.readouterr().err.split())
     assert f"`CODERIG_SANDBOX_HOME={tmp_path} coderig-deploy sandbox down`" in err
+
+
+def test_sandbox_down_takes_json_like_every_command(tmp_path: Path) -> None:
+    """README: every command takes --json. An empty lab: nothing removed, said as JSON on stdout."""
+    env = {**os.environ, "CODERIG_SANDBOX_HOME": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-m", "coderig_deploy", "sandbox", "down", "--json"], env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {"lab": str(tmp_path), "removed": []}
+    plain = subprocess.run([sys.executable, "-m", "coderig_deploy", "sandbox", "down"], env=env,
+                           capture_output=True, text=True, timeout=120, check=False)
+    assert plain.stdout == "" and f"removed 0 host(s) from {tmp_path}" in plain.stderr
