@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from coderig_deploy.errors import EnvironmentProblem, UserInputError
 from coderig_deploy.forks import auto_forks
-from coderig_deploy.profiles import SHA256_PIN, Profile
+from coderig_deploy.profiles import SHA256_PIN, Profile, port_problem
 from coderig_deploy.project import RenderOptions, TargetHost
 
 LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
@@ -45,7 +45,11 @@ def from_argument(text: str, user: str | None = None, key: Path | None = None) -
         return _target(name="localhost", connection="local", become=os.geteuid() != 0)
     match = _ARG.fullmatch(text)
     if not match:
-        raise UserInputError(f"cannot read host {text!r}: use [user@]host[:port]")
+        raise UserInputError(f"cannot read host {text!r}: use [user@]host[:port], an IPv6 address in "
+                             "brackets ([fd00::5] or [fd00::5]:22)")
+    problem = port_problem(int(match["port"])) if match["port"] else None
+    if problem:
+        raise UserInputError(f"host {text!r}: {problem}")
     login = match["user"] or user
     return _target(name=match["host"].strip("[]"), port=int(match["port"]) if match["port"] else None,
                    user=login, key_file=str(key.resolve()) if key else None,
