@@ -56,6 +56,18 @@ def from_argument(text: str, user: str | None = None, key: Path | None = None) -
                    become=bool(login and login != "root"))
 
 
+def in_brackets(address: str) -> str:
+    """`address` as it stands before a port or in a URL: an IPv6 one in brackets."""
+    return f"[{address}]" if ":" in address else address
+
+
+def as_argument(target: TargetHost) -> str:
+    """The host argument from_argument reads back as `target`'s SSH end: [user@]address[:port]."""
+    login = f"{target.user}@" if target.user else ""
+    port = f":{target.port}" if target.port is not None else ""
+    return f"{login}{in_brackets(target.address or target.name)}{port}"
+
+
 def from_inventory(path: Path, user: str | None = None, key: Path | None = None) -> list[TargetHost]:
     """Every host of an Ansible inventory, with its connection variables."""
     hosts = []

@@ -6,8 +6,13 @@ render, apply and editor-config; each case runs the real command line through `m
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from coderig_deploy.apply import ApplyRequest, write_editor_config
+from coderig_deploy.profiles import load_profile
+from coderig_deploy.targets import as_argument, from_argument
 from tests.unit.foundation.test_bad_inputs import BASE, assert_bad, cli, profile
 
 
@@ -45,3 +50,61 @@ def test_a_model_registry_option_outside_the_port_range_is_refused(tmp_path, cap
 def test_a_host_argument_outside_the_port_range_is_refused(tmp_path, capsys, monkeypatch, host, port):
     code, out, err = cli(capsys, monkeypatch, "render", "--profile", "budget-4070", host, "-o", str(tmp_path / "o"))
     assert_bad(code, out, err, f"host {host!r}: port {port} is not a TCP port (1-65535)")
+
+
+# --- editor-config reads hosts as apply does, and writes IPv6 URLs with brackets ---------------
+
+def _editor_config(capsys, monkeypatch, prof: str, host: str) -> tuple[int, dict, str]:  # type: ignore[type-arg]
+    code, out, err = cli(capsys, monkeypatch, "editor-config", "--profile", prof, host, "--editor", "vscode", "--json")
+    return code, (json.loads(out) if code == 0 else {}), out + err
+
+
+@pytest.mark.parametrize(("host", "message"), [
+    ("ws1:99999", "host 'ws1:99999': port 99999 is not a TCP port (1-65535)"),
+    ("ws1:0", "host 'ws1:0': port 0 is not a TCP port (1-65535)"),
+    ("fe80::1", "cannot read host 'fe80::1': use [user@]host[:port], an IPv6 address in brackets"),
+    ("ws1;id", "'ws1;id' is not a valid host name or IP address"),
+])
+def test_editor_config_refuses_a_host_apply_refuses(tmp_path, capsys, monkeypatch, host, message):
+    code, out, err = cli(capsys, monkeypatch, "editor-config", "--profile", "budget-4070", host)
+    assert_bad(code, out, err, message)
+    code, out, err = cli(capsys, monkeypatch, "render", "--profile", "budget-4070", host, "-o", str(tmp_path / "o"))
+    assert_bad(code, out, err, message)
+
+
+@pytest.mark.parametrize(("host", "ssh"), [("[::1]:22", "-p 22 -o StrictHostKeyChecking=yes ::1"),
+                                           ("deploy@[fd00::5]:2222", "-p 2222 -o StrictHostKeyChecking=yes deploy@fd00::5"),
+                                           ("[fd00::5]", "-o StrictHostKeyChecking=yes fd00::5")])
+def test_editor_config_takes_a_bracketed_ipv6_host(capsys, monkeypatch, host, ssh):
+    code, doc, said = _editor_config(capsys, monkeypatch, "budget-4070", host)
+    assert code == 0, said
+    assert doc["tunnel"] == f"ssh -N -L 11434:127.0.0.1:11434 {ssh}"
+
+
+@pytest.mark.parametrize(("bind", "host", "api"), [("[fd00::5]:11434", "ws1", "http://[fd00::5]:11434"),
+                                                   ("[::]:11434", "[fd00::7]", "http://[fd00::7]:11434"),
+                                                   ("0.0.0.0:11434", "[fd00::7]:22", "http://[fd00::7]:11434"),
+                                                   ("10.0.0.5:11434", "ws1", "http://10.0.0.5:11434")])
+def test_an_exposed_ipv6_ollama_gets_a_url_with_brackets(tmp_path, capsys, monkeypatch, bind, host, api):
+    path = profile(tmp_path, BASE + f"ollama: {{host: '{bind}', expose: true}}\n")
+    code, doc, said = _editor_config(capsys, monkeypatch, str(path), host)
+    assert code == 0, said
+    assert doc["api_base"] == api and doc["tunnel"] is None
+    assert json.loads(doc["files"][0]["content"]) == {"github.copilot.chat.byok.ollamaEndpoint": api}
+
+
+def test_the_tunnel_ends_where_an_ipv6_loopback_ollama_listens(tmp_path, capsys, monkeypatch):
+    path = profile(tmp_path, BASE + "ollama: {host: '[::1]:11500'}\n")
+    code, doc, said = _editor_config(capsys, monkeypatch, str(path), "ws1")
+    assert code == 0, said
+    assert doc["tunnel"].startswith("ssh -N -L 11434:[::1]:11500 ") and doc["api_base"] == "http://127.0.0.1:11434"
+
+
+def test_apply_writes_editor_files_for_an_ipv6_host(tmp_path):
+    # The run's editor files are written after the playbook: an IPv6 host must not fail there.
+    targets = [from_argument("deploy@[fd00::5]:2222"), from_argument("[fd00::6]")]
+    request = ApplyRequest(profile=load_profile("budget-4070"), hosts=targets, runs_dir=tmp_path)
+    write_editor_config(tmp_path, request)
+    readme = (tmp_path / "editor/fd00::5/README.md").read_text()
+    assert "-p 2222 -o StrictHostKeyChecking=yes deploy@fd00::5`" in readme
+    assert [from_argument(as_argument(t)) for t in targets] == targets
