@@ -71,6 +71,17 @@ def host_and_port(value: str, example: str) -> str:
     return value
 
 
+def registry_host_and_port(value: str) -> str:
+    """`value` when a model name can start with it (host/namespace/model:tag); else ValueError.
+
+    Ollama's name parser takes letters, digits, `.`, `-` and `_` in the host part (and the
+    port's `:`): an IPv6 registry, bracketed or not, makes every model name invalid."""
+    if any(c in value.rpartition(":")[0] for c in ":[]"):
+        raise ValueError(f"{value!r}: Ollama's model names cannot hold an IPv6 address (bracketed or not): "
+                         "name the registry by a host name the hosts resolve, or by an IPv4 address")
+    return host_and_port(value, "mirror.lan:5000")
+
+
 def no_dot_segments(value: str) -> str:
     """`value` when no part of the model name (between `/`) and not its tag is `.` or `..`; else
     ValueError. Ollama files a model under <store>/manifests/<host>/<namespace>/<name>/<tag>,
@@ -260,7 +271,7 @@ class Profile(_Strict):
     @field_validator("model_registry")
     @classmethod
     def _registry_host_and_port(cls, v: str | None) -> str | None:
-        return v if v is None else host_and_port(v, "[fd00::5]:5000")
+        return v if v is None else registry_host_and_port(v)
 
     @model_validator(mode="before")
     @classmethod

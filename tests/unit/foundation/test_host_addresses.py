@@ -108,3 +108,28 @@ def test_apply_writes_editor_files_for_an_ipv6_host(tmp_path):
     readme = (tmp_path / "editor/fd00::5/README.md").read_text()
     assert "-p 2222 -o StrictHostKeyChecking=yes deploy@fd00::5`" in readme
     assert [from_argument(as_argument(t)) for t in targets] == targets
+
+
+# --- a model registry is no IPv6 address ------------------------------------------------------
+
+REGISTRY_IPV6 = "Ollama's model names cannot hold an IPv6 address (bracketed or not)"
+
+
+@pytest.mark.parametrize("registry", ["::1:5000", "fd00::5:5000", "[::1]:5000", "[fd00::5]:5000"])
+def test_an_ipv6_model_registry_is_refused(tmp_path, capsys, monkeypatch, registry):
+    # Ollama pulls <registry>/<namespace>/<model>:<tag>; its name parser takes no `[` and no
+    # IPv6 colons in the host part, so no model name could be built on such a registry.
+    path = profile(tmp_path, BASE + f"model_registry: '{registry}'\n")
+    code, out, err = cli(capsys, monkeypatch, "profiles", "validate", str(path))
+    assert_bad(code, out, err, f"mine.yaml:3: model_registry: '{registry}': {REGISTRY_IPV6}")
+    code, out, err = cli(capsys, monkeypatch, "render", "--profile", "budget-4070", "ws1", "--model-registry",
+                         registry, "--model-digest", "sha256:" + "a" * 64, "-o", str(tmp_path / "o"))
+    assert_bad(code, out, err, f"--model-registry: '{registry}': {REGISTRY_IPV6}")
+
+
+@pytest.mark.parametrize("registry", ["mirror.lan:5000", "10.0.0.5:5000", "localhost:5000"])
+def test_a_model_registry_by_name_or_ipv4_is_rendered(tmp_path, capsys, monkeypatch, registry):
+    code, out, err = cli(capsys, monkeypatch, "render", "--profile", "budget-4070", "ws1", "--model-registry",
+                         registry, "--model-digest", "sha256:" + "a" * 64, "-o", str(tmp_path / "o"))
+    assert code == 0, out + err
+    assert f'models_registry: "{registry}"' in (tmp_path / "o/group_vars/all.yml").read_text().splitlines()
