@@ -236,6 +236,7 @@ def resolve_targets(profile: Profile, opts: TargetOptions) -> tuple[list[TargetH
         targets += [from_argument(h, opts.user, opts.key) for h in opts.hosts]
     if not targets:
         raise UserInputError("no hosts: give HOST arguments, -i INVENTORY, or --sandbox")
+    refuse_duplicates(targets)
     try:
         options = RenderOptions(forks=opts.forks or auto_forks(len(targets)), allow_reboot=opts.allow_reboot,
                                 model_registry=registry,
@@ -247,6 +248,19 @@ def resolve_targets(profile: Profile, opts: TargetOptions) -> tuple[list[TargetH
         raise UserInputError("; ".join(f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: "
                                        f"{e['msg'].removeprefix('Value error, ')}" for e in exc.errors())) from None
     return targets, options
+
+
+def refuse_duplicates(targets: list[TargetHost]) -> None:
+    """UserInputError naming a host given twice. A name is one inventory host, whatever user
+    or port came with it (ws1, root@ws1 and ws1:22 are one host), and DNS names ignore case."""
+    seen: dict[str, str] = {}
+    for target in targets:
+        first = seen.get(target.name.casefold())
+        if first is not None:
+            also = "" if first == target.name else f" (as {first} and {target.name})"
+            raise UserInputError(f"host {target.name} given more than once{also}: give each host once, "
+                                 "with one user and port")
+        seen[target.name.casefold()] = target.name
 
 
 def only_targets(targets: list[TargetHost], names: list[str]) -> list[TargetHost]:

@@ -7,6 +7,7 @@ render, apply and editor-config; each case runs the real command line through `m
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 
@@ -133,3 +134,43 @@ def test_a_model_registry_by_name_or_ipv4_is_rendered(tmp_path, capsys, monkeypa
                          registry, "--model-digest", "sha256:" + "a" * 64, "-o", str(tmp_path / "o"))
     assert code == 0, out + err
     assert f'models_registry: "{registry}"' in (tmp_path / "o/group_vars/all.yml").read_text().splitlines()
+
+
+# --- a host given twice -----------------------------------------------------------------------
+
+@pytest.mark.parametrize(("hosts", "message"), [
+    (["ws1", "ws1"], "host ws1 given more than once: give each host once"),
+    (["ws1", "root@ws1"], "host ws1 given more than once: give each host once"),
+    (["ws1:22", "ws1"], "host ws1 given more than once: give each host once"),
+    (["ws2", "ws1", "WS1"], "host WS1 given more than once (as ws1 and WS1)"),
+    (["localhost", "127.0.0.1"], "host localhost given more than once"),
+    (["[fd00::5]", "deploy@[fd00::5]:2222"], "host fd00::5 given more than once"),
+])
+@pytest.mark.parametrize("command", ["render", "apply"])
+def test_a_host_given_twice_is_a_user_error(tmp_path, capsys, monkeypatch, hosts, message, command):
+    out_opts = ["-o", str(tmp_path / "o")] if command == "render" else ["--runs-dir", str(tmp_path / "runs")]
+    # A safety net, not part of the check: without the refusal, apply stops for want of
+    # ansible-playbook (neither on PATH nor next to "this Python") instead of running.
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
+    code, out, err = cli(capsys, monkeypatch, command, "--profile", "budget-4070", *hosts, *out_opts)
+    assert_bad(code, out, err, message)
+    assert len((out + err).strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists() and not (tmp_path / "runs").exists()
+
+
+def test_a_host_in_the_inventory_and_on_the_command_line_is_given_twice(tmp_path, capsys, monkeypatch):
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text("ws1 ansible_host=10.0.0.1\nws2 ansible_host=10.0.0.2\n")
+    code, out, err = cli(capsys, monkeypatch, "render", "--profile", "budget-4070", "-i", str(inventory), "ws2",
+                         "-o", str(tmp_path / "o"))
+    assert_bad(code, out, err, "host ws2 given more than once")
+
+
+def test_different_hosts_on_one_address_are_two_hosts(tmp_path, capsys, monkeypatch):
+    # Two names are two inventory hosts even when they share an address (a NAT forwards ports).
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text("ws1 ansible_host=10.0.0.1 ansible_port=2201\nws2 ansible_host=10.0.0.1 ansible_port=2202\n")
+    code, out, err = cli(capsys, monkeypatch, "render", "--profile", "budget-4070", "-i", str(inventory),
+                         "-o", str(tmp_path / "o"))
+    assert code == 0, out + err
