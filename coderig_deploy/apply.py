@@ -281,10 +281,10 @@ def write_editor_config(run_dir: Path, request: ApplyRequest) -> str:
     """The editors' configuration for each host and its profile, in the run directory (the
     report links it)."""
     from coderig_deploy.editor.config import write_for_run
+    from coderig_deploy.targets import as_argument
 
-    groups = [(g.profile, [(h.name, None if h.connection == "local" else
-                            f"{h.user + '@' if h.user else ''}{h.address or h.name}{':' + str(h.port) if h.port else ''}",
-                            h.key_file, h.known_hosts) for h in g.hosts])
+    groups = [(g.profile, [(h.name, None if h.connection == "local" else as_argument(h), h.key_file, h.known_hosts)
+                           for h in g.hosts])
               for g in request.profile_groups()]
     return str(write_for_run(run_dir / "editor", groups).relative_to(run_dir))
 

@@ -51,6 +51,37 @@ def one_printable_line(value: str) -> str:
     return value
 
 
+def port_problem(port: int) -> str | None:
+    """Why `port` is no TCP port a client can reach (0 is "any free port" to a server), or None.
+    The patterns hold ports to five digits only; every host:port taken is checked here."""
+    return None if 1 <= port <= 65535 else f"port {port} is not a TCP port (1-65535)"
+
+
+def host_and_port(value: str, example: str) -> str:
+    """`value` when it is host:port as Go's net.SplitHostPort (Ollama's) reads it; else ValueError.
+
+    `::1:11434` is not ::1 on port 11434 (nor is `::1` port 1): only brackets say where an
+    IPv6 address ends. `example` shows the bracketed form in the message."""
+    host, _, port = value.rpartition(":")
+    if any(c in host for c in ":[]") and not re.fullmatch(r"\[[^\[\]]+\]", host):
+        raise ValueError(f"{value!r}: write an IPv6 address in brackets before its port, e.g. {example}")
+    problem = port_problem(int(port))
+    if problem:
+        raise ValueError(f"{value!r}: {problem}")
+    return value
+
+
+def registry_host_and_port(value: str) -> str:
+    """`value` when a model name can start with it (host/namespace/model:tag); else ValueError.
+
+    Ollama's name parser takes letters, digits, `.`, `-` and `_` in the host part (and the
+    port's `:`): an IPv6 registry, bracketed or not, makes every model name invalid."""
+    if any(c in value.rpartition(":")[0] for c in ":[]"):
+        raise ValueError(f"{value!r}: Ollama's model names cannot hold an IPv6 address (bracketed or not): "
+                         "name the registry by a host name the hosts resolve, or by an IPv4 address")
+    return host_and_port(value, "mirror.lan:5000")
+
+
 def no_dot_segments(value: str) -> str:
     """`value` when no part of the model name (between `/`) and not its tag is `.` or `..`; else
     ValueError. Ollama files a model under <store>/manifests/<host>/<namespace>/<name>/<tag>,
@@ -152,13 +183,9 @@ class Ollama(_Strict):
 
     @field_validator("host")
     @classmethod
-    def _bracketed_ipv6(cls, v: str) -> str:
-        # Ollama reads OLLAMA_HOST with Go's net.SplitHostPort: `::1:11434` is not ::1 on port
-        # 11434 (nor is `::1` port 1, as the loopback check here read it); only brackets say so.
-        bind = v.rsplit(":", 1)[0]
-        if any(c in bind for c in ":[]") and not re.fullmatch(r"\[[^\[\]]+\]", bind):
-            raise ValueError(f"{v!r}: write an IPv6 address in brackets before its port, e.g. [::1]:11434")
-        return v
+    def _host_and_port(cls, v: str) -> str:
+        # Ollama reads OLLAMA_HOST with net.SplitHostPort; the loopback check below, too.
+        return host_and_port(v, "[::1]:11434")
 
     @field_validator("models_dir")
     @classmethod
@@ -249,6 +276,11 @@ class Profile(_Strict):
                                    description="More models served beside `model`, each with its role")
     expect: Expectations
     model_registry: str | None = Field(default=None, pattern=SAFE_HOSTPORT)
+
+    @field_validator("model_registry")
+    @classmethod
+    def _registry_host_and_port(cls, v: str | None) -> str | None:
+        return v if v is None else registry_host_and_port(v)
 
     @model_validator(mode="before")
     @classmethod

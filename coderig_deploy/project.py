@@ -26,7 +26,13 @@ from coderig_deploy.bundle.install import BundleInstall
 from coderig_deploy.catalog import load_catalog
 from coderig_deploy.container_spec import ContainerSpec, container_spec
 from coderig_deploy.driver_branches import Offer, offers
-from coderig_deploy.profiles import DESCRIPTION_MAX, Profile, no_dot_segments, one_printable_line
+from coderig_deploy.profiles import (
+    DESCRIPTION_MAX,
+    Profile,
+    no_dot_segments,
+    one_printable_line,
+    registry_host_and_port,
+)
 
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9_-]{0,62}))*\.?$")
 _IPV4 = re.compile(r"^[0-9]{1,3}(\.[0-9]{1,3}){3}$")
@@ -84,6 +90,7 @@ Sha256Pin = Annotated[str, _matching(_SHA256, "pin (sha256:<64 lowercase hex>)")
 SafePath = Annotated[str, _matching(_PATH, "absolute path (letters, digits, ._/@+-)")]
 Tag = Annotated[str, _matching(_TAG, "model tag"), AfterValidator(no_dot_segments)]
 Word = Annotated[str, _matching(_WORD, "name")]
+Registry = Annotated[str, _matching(_HOSTPORT, "host:port"), AfterValidator(registry_host_and_port)]
 
 
 # An air-gapped install (apply --bundle) turns Ollama's cloud features off, native or in a
@@ -192,7 +199,7 @@ class ProjectSpec(_Strict):
     model_variant: Tag
     model_num_ctx: int = Field(ge=256)
     model_quantization: Word
-    model_registry: Annotated[str, _matching(_HOSTPORT, "host:port")] | None = None
+    model_registry: Registry | None = None
     model_manifest_digest: Sha256Pin | None = None
     extra_models: list[ExtraModel] = Field(default=[], description="The profile's `models`, beside `model_*`")
     allow_unpinned: bool = False
@@ -244,7 +251,7 @@ class RenderOptions(_Strict):
 
     forks: int = Field(default=5, ge=1, le=200)
     allow_reboot: bool = False
-    model_registry: Annotated[str, _matching(_HOSTPORT, "host:port")] | None = None
+    model_registry: Registry | None = None
     ollama_archive_url: Annotated[str, _matching(_URL, "http(s) URL")] | None = None
     ollama_archive_checksum: Annotated[str, _matching(_CHECKSUM, "checksum")] | None = None
     model_manifest_digest: Sha256Pin | None = None

@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from coderig_deploy.errors import EnvironmentProblem, UserInputError
 from coderig_deploy.forks import auto_forks
-from coderig_deploy.profiles import SHA256_PIN, Profile
+from coderig_deploy.profiles import SHA256_PIN, Profile, port_problem
 from coderig_deploy.project import RenderOptions, TargetHost
 
 LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
@@ -45,11 +45,27 @@ def from_argument(text: str, user: str | None = None, key: Path | None = None) -
         return _target(name="localhost", connection="local", become=os.geteuid() != 0)
     match = _ARG.fullmatch(text)
     if not match:
-        raise UserInputError(f"cannot read host {text!r}: use [user@]host[:port]")
+        raise UserInputError(f"cannot read host {text!r}: use [user@]host[:port], an IPv6 address in "
+                             "brackets ([fd00::5] or [fd00::5]:22)")
+    problem = port_problem(int(match["port"])) if match["port"] else None
+    if problem:
+        raise UserInputError(f"host {text!r}: {problem}")
     login = match["user"] or user
     return _target(name=match["host"].strip("[]"), port=int(match["port"]) if match["port"] else None,
                    user=login, key_file=str(key.resolve()) if key else None,
                    become=bool(login and login != "root"))
+
+
+def in_brackets(address: str) -> str:
+    """`address` as it stands before a port or in a URL: an IPv6 one in brackets."""
+    return f"[{address}]" if ":" in address else address
+
+
+def as_argument(target: TargetHost) -> str:
+    """The host argument from_argument reads back as `target`'s SSH end: [user@]address[:port]."""
+    login = f"{target.user}@" if target.user else ""
+    port = f":{target.port}" if target.port is not None else ""
+    return f"{login}{in_brackets(target.address or target.name)}{port}"
 
 
 def from_inventory(path: Path, user: str | None = None, key: Path | None = None) -> list[TargetHost]:
@@ -220,6 +236,7 @@ def resolve_targets(profile: Profile, opts: TargetOptions) -> tuple[list[TargetH
         targets += [from_argument(h, opts.user, opts.key) for h in opts.hosts]
     if not targets:
         raise UserInputError("no hosts: give HOST arguments, -i INVENTORY, or --sandbox")
+    refuse_duplicates(targets)
     try:
         options = RenderOptions(forks=opts.forks or auto_forks(len(targets)), allow_reboot=opts.allow_reboot,
                                 model_registry=registry,
@@ -242,6 +259,19 @@ def _option(loc: tuple[int | str, ...]) -> str:
     """The command-line option a RenderOptions error is about, as the user wrote it."""
     named = "-".join(map(str, loc))
     return _OPTION_OF.get(named) or "--" + named.replace("_", "-")
+
+
+def refuse_duplicates(targets: list[TargetHost]) -> None:
+    """UserInputError naming a host given twice. A name is one inventory host, whatever user
+    or port came with it (ws1, root@ws1 and ws1:22 are one host), and DNS names ignore case."""
+    seen: dict[str, str] = {}
+    for target in targets:
+        first = seen.get(target.name.casefold())
+        if first is not None:
+            also = "" if first == target.name else f" (as {first} and {target.name})"
+            raise UserInputError(f"host {target.name} given more than once{also}: give each host once, "
+                                 "with one user and port")
+        seen[target.name.casefold()] = target.name
 
 
 def only_targets(targets: list[TargetHost], names: list[str]) -> list[TargetHost]:

@@ -25,6 +25,7 @@ import yaml
 
 from coderig_deploy.errors import UserInputError
 from coderig_deploy.profiles import ModelRef, Profile
+from coderig_deploy.targets import from_argument, in_brackets
 
 EDITORS = ("continue", "zed", "vscode", "aider")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -48,13 +49,10 @@ class ConfigFile:
 
 
 def parse_host(text: str) -> tuple[str, str, int | None]:
-    """`[user@]address[:port]` (the SSH port); UserInputError when it is not that."""
-    user, _, rest = text.rpartition("@")
-    address, _, port = rest.rpartition(":") if rest.count(":") == 1 else (rest, "", "")
-    if not address or not all(c.isalnum() or c in ".-_" for c in address) or (port and not port.isdigit()) \
-            or not all(c.isalnum() or c in ".-_" for c in user):
-        raise UserInputError(f"host {text!r}: expected [user@]address[:port]")
-    return user, address, int(port) if port else None
+    """`[user@]address[:port]` (the SSH port) read as apply reads its hosts, so a host apply
+    provisioned is one editor-config takes; UserInputError when it is not that."""
+    target = from_argument(text)
+    return target.user or "", target.address or target.name, target.port
 
 
 def endpoint(profile: Profile, host: str, local_port: int = 11434, key: str | None = None,
@@ -66,15 +64,17 @@ def endpoint(profile: Profile, host: str, local_port: int = 11434, key: str | No
     bind, _, port = profile.ollama.host.rpartition(":")
     bind = bind.strip("[]")
     if bind in LOOPBACK:
-        target = f"{user}@{address}" if user else address
-        flags = [f"-p {ssh_port}"] if ssh_port else []
+        target = f"{user}@{address}" if user else address  # ssh takes an IPv6 destination bare
+        flags = [f"-p {ssh_port}"] if ssh_port is not None else []
         flags += [f"-i {shlex.quote(key)}"] if key else []
         flags += ["-o StrictHostKeyChecking=yes"]
         flags += [f"-o UserKnownHostsFile={shlex.quote(known_hosts)}"] if known_hosts else []
+        # Ollama bound to ::1 does not answer on 127.0.0.1: the tunnel ends where it listens.
+        listens = "[::1]" if bind == "::1" else "127.0.0.1"
         return Endpoint(f"http://127.0.0.1:{local_port}",
-                        f"ssh -N -L {local_port}:127.0.0.1:{port} {' '.join(flags)} {target}")
+                        f"ssh -N -L {local_port}:{listens}:{port} {' '.join(flags)} {target}")
     reach = address if bind in ("0.0.0.0", "::", "") else bind
-    return Endpoint(f"http://{reach}:{port}", None)
+    return Endpoint(f"http://{in_brackets(reach)}:{port}", None)
 
 
 def _label(ref: ModelRef) -> str:

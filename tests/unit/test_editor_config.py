@@ -37,7 +37,7 @@ def test_exposed_ollama_is_reached_directly(tmp_path: Path) -> None:
 
 
 def test_bad_host_is_one_clear_line() -> None:
-    with pytest.raises(UserInputError, match=r"expected \[user@\]address\[:port\]"):
+    with pytest.raises(UserInputError, match=r"cannot read host .*use \[user@\]host\[:port\]"):
         endpoint(TWO, "ws1;rm -rf /")
 
 
