@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -82,7 +83,7 @@ def from_inventory(path: Path, user: str | None = None, key: Path | None = None)
             become=(bool(login and login != "root" and not local) if v.get("ansible_become") is None
                     else _flag(name, "ansible_become", v["ansible_become"])),
             python=v.get("ansible_python_interpreter"),
-            known_hosts=None if local else _known_hosts_file(str(v.get("ansible_ssh_common_args") or "")),
+            known_hosts=None if local else _known_hosts_file(_ssh_options(name, v)),
         ))
     if not hosts:
         raise UserInputError(f"{path}: the inventory holds no hosts")
@@ -130,6 +131,52 @@ def _flag(host: str, name: str, value: object) -> bool:
         return boolean(value, strict=True)
     except TypeError:
         raise UserInputError(f"host {host!r}: {name}={value!r} is not a boolean (true/false, yes/no, 1/0)") from None
+
+
+# OpenSSH options an inventory may set that the rendered project's own SSH options make good: the known_hosts
+# file is carried; host keys are always checked; the rest only shape a connection that works without them.
+_SSH_OPTIONS_TAKEN = {"userknownhostsfile", "globalknownhostsfile", "stricthostkeychecking", "identitiesonly",
+                      "serveraliveinterval", "serveralivecountmax", "connecttimeout", "controlmaster",
+                      "controlpersist", "controlpath", "compression"}
+
+
+def _ssh_options(host: str, v: dict[str, Any]) -> str:
+    """The host's ansible_ssh_common_args, once every option in it and in ansible_ssh_extra_args is one the
+    rendered project makes good; any other (ProxyJump, ProxyCommand, -J...) would be dropped on the way and the
+    host found unreachable, so it is refused here, by name."""
+    common = str(v.get("ansible_ssh_common_args") or "")
+    for var in ("ansible_ssh_common_args", "ansible_ssh_extra_args"):
+        try:
+            words = shlex.split(str(v.get(var) or ""))
+        except ValueError as exc:
+            raise UserInputError(f"host {host!r}: {var}: {exc}") from None
+        dropped = [o for o in _options(words) if o.split("=")[0].lower() not in _SSH_OPTIONS_TAKEN]
+        if dropped:
+            raise UserInputError(f"host {host!r}: {var} sets {', '.join(dropped)}, which the rendered project does "
+                                 "not carry (it writes its own SSH options: the known_hosts file and strict host "
+                                 "key checking); a host reached through a jump host or proxy is not supported")
+    return common
+
+
+def _options(words: list[str]) -> list[str]:
+    """OpenSSH command-line words as options: `-o Key=Value` and `-o Key Value` as Key=Value, -C as
+    Compression, other flags and words (-J bastion) as written."""
+    out, i = [], 0
+    while i < len(words):
+        word = words[i]
+        if word == "-C":
+            out.append("Compression=yes")
+            i += 1
+        elif word == "-o" and i + 1 < len(words):
+            out.append(words[i + 1].replace(" ", "=", 1) if "=" not in words[i + 1] else words[i + 1])
+            i += 2
+        elif word.startswith("-o") and len(word) > 2:
+            out.append(word[2:])
+            i += 1
+        else:
+            out.append(word)
+            i += 1
+    return out
 
 
 def _known_hosts_file(ssh_args: str) -> str | None:

@@ -118,3 +118,40 @@ def test_an_inventory_host_named_like_the_play_group_is_refused(tmp_path: Path) 
 @pytest.mark.parametrize("name", ["coderig1", "coderig-ws", "coderig_ws.lab.example", "allhosts"])
 def test_names_that_only_look_like_a_group_are_fine(name: str) -> None:
     assert from_argument(name).name == name
+
+
+@pytest.mark.parametrize(("args", "dropped"), [
+    ("-o ProxyJump=bastion", "ProxyJump=bastion"),
+    ("-J deploy@bastion", "-J, deploy@bastion"),
+    ("-o UserKnownHostsFile=/k -o 'ProxyCommand ssh -W %h:%p gw'", "ProxyCommand=ssh -W %h:%p gw"),
+    ("-oProxyJump=gw", "ProxyJump=gw"),
+])
+def test_ssh_options_the_rendered_project_would_drop_are_refused_by_name(
+        tmp_path: Path, args: str, dropped: str) -> None:
+    """A fleet behind a bastion, set on a group: the rendered inventory writes its own SSH options, so the jump
+    host would vanish and every host time out; said up front instead, with the option named."""
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"vars": {"ansible_ssh_common_args": args},
+                                                 "hosts": {"ws1": {"ansible_host": "10.0.0.5"}}}}))
+    with pytest.raises(UserInputError) as caught:
+        from_inventory(inventory)
+    assert str(caught.value).startswith(f"host 'ws1': ansible_ssh_common_args sets {dropped}, which the rendered")
+
+
+def test_ssh_options_the_rendered_project_makes_good_are_taken(tmp_path: Path) -> None:
+    """The sandbox's own inventory (known_hosts, strict checking, IdentitiesOnly) and keep-alive options."""
+    inventory = tmp_path / "hosts.yml"
+    args = ("-o UserKnownHostsFile=/k/known_hosts -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes "
+            "-o IdentitiesOnly=yes -o 'ServerAliveInterval 30' -C")
+    inventory.write_text(yaml.safe_dump({"all": {"vars": {"ansible_ssh_common_args": args,
+                                                          "ansible_ssh_extra_args": "-o ConnectTimeout=10"},
+                                                 "hosts": {"ws1": {"ansible_host": "10.0.0.5"}}}}))
+    (ws1,) = from_inventory(inventory)
+    assert ws1.known_hosts == "/k/known_hosts"
+
+
+def test_extra_args_are_checked_too(tmp_path: Path) -> None:
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text("ws1 ansible_host=10.0.0.5 ansible_ssh_extra_args='-o ProxyJump=gw'\n")
+    with pytest.raises(UserInputError, match="ansible_ssh_extra_args sets ProxyJump=gw"):
+        from_inventory(inventory)
