@@ -402,10 +402,16 @@ def load_profile_file(path: Path, extra: Path | None = None) -> Profile:
     return profile
 
 
+MAX_EXTENDS = 32  # links of an `extends:` chain (each is a file read and merged)
+
+
 def _merged(path: Path, extra: Path | None, seen: tuple[Path, ...]) -> tuple[dict[str, Any], dict[tuple[str, ...], str]]:
     """The profile's mapping with its `extends:` chain applied, and where each key was written."""
     if path in seen:
         raise ProfileError(f"{path}: `extends` loops back to itself ({' -> '.join(p.stem for p in seen)})")
+    if len(seen) >= MAX_EXTENDS:
+        raise ProfileError(f"{seen[0]}: `extends` goes {MAX_EXTENDS} profiles deep ({seen[0].stem} -> ... -> "
+                           f"{path.stem}); a profile chain is a few links long")
     data, lines = _read_yaml(path)
     parent_name = data.pop("extends", None)
     if parent_name is None:

@@ -29,7 +29,7 @@ def probe(
     model: Annotated[str, typer.Option(metavar="TAG", help="Model tag to measure (`coderig-deploy plan`)")] = ...,
     ctx: Annotated[int, typer.Option(metavar="TOKENS", help="Context (num_ctx) to measure at")] = 4096,
     sandbox: SandboxOpt = False,
-    identity: Annotated[Path | None, typer.Option(help="SSH private key")] = None,
+    identity: Annotated[Path | None, typer.Option("--key", "--identity", help="SSH private key file")] = None,
     known_hosts: Annotated[Path | None, typer.Option(help="known_hosts file (default ~/.ssh/known_hosts)")] = None,
     runs: Annotated[int, typer.Option(min=1, max=20, help="Timed benchmark runs")] = 3,
     workdir: Annotated[str, typer.Option(help="Directory on the host for the generated file")] = "/var/tmp",

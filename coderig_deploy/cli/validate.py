@@ -30,7 +30,7 @@ def validate_cmd(
     registry: Annotated[list[str] | None, typer.Option(
         "--registry", help="host:port of the site's registry mirror (repeatable); no other is allowed")] = None,
     sandbox: Annotated[bool, typer.Option(help="Validate every running sandbox host")] = False,
-    identity: Annotated[Path | None, typer.Option(help="SSH private key")] = None,
+    identity: Annotated[Path | None, typer.Option("--key", "--identity", help="SSH private key file")] = None,
     known_hosts: Annotated[Path | None, typer.Option(help="known_hosts file (default ~/.ssh/known_hosts)")] = None,
     runs_dir: Annotated[Path, typer.Option(help="Where run directories go")] = Path(".coderig/runs"),
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,

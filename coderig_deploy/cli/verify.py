@@ -62,7 +62,7 @@ def verify(
     profile: Annotated[str, typer.Option(help="Profile the hosts were provisioned with")] = ...,
     sandbox: Annotated[bool, typer.Option(help="Verify every running sandbox host")] = False,
     profiles_dir: Annotated[Path | None, typer.Option(help="Extra directory of profiles")] = None,
-    identity: Annotated[Path | None, typer.Option(help="SSH private key")] = None,
+    identity: Annotated[Path | None, typer.Option("--key", "--identity", help="SSH private key file")] = None,
     known_hosts: Annotated[Path | None, typer.Option(help="known_hosts file (default ~/.ssh/known_hosts)")] = None,
     out: Annotated[Path | None, typer.Option(help="Write report.json/.md/junit.xml here")] = None,
     bundle: Annotated[Path | None, typer.Option(help="Bundle the hosts were applied from (runtime docker: "

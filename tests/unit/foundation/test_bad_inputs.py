@@ -428,3 +428,17 @@ def test_profiles_list_shows_the_good_profiles_beside_a_broken_one(tmp_path, cap
     names = [r["name"] for r in json.loads(out)]
     assert "good" in names and "budget-4070" in names and "bad" not in names
     assert f"{tmp_path / 'bad.yaml'}:3: invalid YAML" in err and "Traceback" not in err
+
+
+def test_an_extends_chain_too_long_is_named_as_such(tmp_path, capsys, monkeypatch):
+    """40 files each extending the one before: said as a chain too long (a longer one ran into "YAML nested
+    too deeply"), while 20 links still load."""
+    profile(tmp_path, BASE, name="c0")
+    for i in range(1, 40):
+        profile(tmp_path, f"extends: c{i - 1}\ndescription: link {i}\n", name=f"c{i}")
+    code, out, err = cli(capsys, monkeypatch, "profiles", "validate", str(tmp_path / "c39.yaml"),
+                         "--profiles-dir", str(tmp_path))
+    assert_bad(code, out, err, "c39.yaml: `extends` goes 32 profiles deep (c39 -> ... -> c7)")
+    code, out, err = cli(capsys, monkeypatch, "profiles", "validate", str(tmp_path / "c20.yaml"),
+                         "--profiles-dir", str(tmp_path))
+    assert code == 0, (out, err)

@@ -85,3 +85,16 @@ def test_profiles_show_and_validate_shipped(tmp_path):
     shipped = sorted(Path(__file__).parents[3].joinpath("profiles").glob("*.yaml"))
     r = run("profiles", "validate", *map(str, shipped))
     assert r.returncode == 0, r.stdout
+
+
+def test_every_command_that_connects_takes_the_key_as_key() -> None:
+    """apply, detect and editor-config named it --key, verify, probe and validate --identity: both names
+    work on the latter, so one muscle memory serves every command."""
+    from typer.testing import CliRunner
+
+    from coderig_deploy.cli import app
+    for command in (["apply"], ["detect"], ["editor-config"], ["verify"], ["probe"], ["validate"]):
+        text = CliRunner().invoke(app, [*command, "--help"], terminal_width=200).stdout
+        assert "--key" in text, command
+    for command in (["verify"], ["probe"], ["validate"]):
+        assert "--identity" in CliRunner().invoke(app, [*command, "--help"], terminal_width=200).stdout
