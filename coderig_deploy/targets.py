@@ -73,21 +73,43 @@ def from_inventory(path: Path, user: str | None = None, key: Path | None = None)
     """Every host of an Ansible inventory, with its connection variables."""
     hosts = []
     for name, v in _resolved_vars(path):
+        _refuse_templates(name, v)
         login = v.get("ansible_user") or user
         local = v.get("ansible_connection") == "local" or name in LOCAL_NAMES
-        key_file = v.get("ansible_ssh_private_key_file") or (str(key.resolve()) if key else None)
+        key_file = _home(v.get("ansible_ssh_private_key_file")) or (str(key.resolve()) if key else None)
+        python = v.get("ansible_python_interpreter")
         hosts.append(_target(
             name=name, connection="local" if local else "ssh",
             address=None if local else v.get("ansible_host"), port=v.get("ansible_port"),
             user=None if local else login, key_file=None if local else key_file,
             become=(bool(login and login != "root" and not local) if v.get("ansible_become") is None
                     else _flag(name, "ansible_become", v["ansible_become"])),
-            python=v.get("ansible_python_interpreter"),
-            known_hosts=None if local else _known_hosts_file(_ssh_options(name, v)),
+            # Ansible's interpreter discovery ("auto", "auto_silent", ...) is what the rendered project does anyway
+            python=None if str(python or "").startswith("auto") else python,
+            known_hosts=None if local else _home(_known_hosts_file(name, v)),
         ))
     if not hosts:
         raise UserInputError(f"{path}: the inventory holds no hosts")
     return hosts
+
+
+# The connection variables from_inventory reads; a templated one ({{ ... }}) would need Ansible's templating
+# of the whole inventory, with lookups that run commands, so it is refused with what to do instead.
+_CONNECTION_VARS = ("ansible_host", "ansible_port", "ansible_user", "ansible_connection",
+                    "ansible_ssh_private_key_file", "ansible_become", "ansible_python_interpreter",
+                    "ansible_ssh_common_args", "ansible_ssh_extra_args")
+
+
+def _refuse_templates(host: str, v: dict[str, Any]) -> None:
+    for var in _CONNECTION_VARS:
+        if "{{" in str(v.get(var, "")) or "{%" in str(v.get(var, "")):
+            raise UserInputError(f"host {host!r}: {var} is a template ({v[var]!r}); coderig-deploy reads "
+                                 "inventories untemplated: write the value, or give it with --user / --key")
+
+
+def _home(path: object) -> str | None:
+    """A path as Ansible reads it: `~` is the controller user's home."""
+    return os.path.expanduser(str(path)) if path else None
 
 
 def inventory_profiles(path: Path) -> dict[str, str]:
@@ -109,18 +131,25 @@ def _resolved_vars(path: Path) -> list[tuple[str, dict[str, Any]]]:
     """Each inventory host (by name) with the variables Ansible itself gives it: inline group
     vars, group_vars/ and host_vars/ files and host vars, in Ansible's precedence. Host vars
     alone (Host.get_vars) would drop a port or user set on a group. Values stay untemplated,
-    so a Jinja expression reaches validation as text and is refused there."""
+    so a Jinja expression reaches validation as text and is refused there. The vars files are
+    the inventory's own: the loader's base is the inventory's directory, not the one coderig-deploy
+    runs in (whose group_vars/ would otherwise apply to any inventory)."""
     if not path.exists():
         raise UserInputError(f"{path}: inventory not found")
+    from ansible.errors import AnsibleError
     from ansible.inventory.manager import InventoryManager
     from ansible.parsing.dataloader import DataLoader
     from ansible.vars.manager import VariableManager
 
     loader = DataLoader()
-    manager = InventoryManager(loader=loader, sources=[str(path)])
-    variables = VariableManager(loader=loader, inventory=manager)
-    return [(host.name, variables.get_vars(host=host, include_hostvars=False))
-            for host in sorted(manager.get_hosts(), key=lambda h: h.name)]
+    loader.set_basedir(str(path.resolve() if path.is_dir() else path.resolve().parent))
+    try:
+        manager = InventoryManager(loader=loader, sources=[str(path)])
+        variables = VariableManager(loader=loader, inventory=manager)
+        return [(host.name, variables.get_vars(host=host, include_hostvars=False))
+                for host in sorted(manager.get_hosts(), key=lambda h: h.name)]
+    except AnsibleError as exc:  # a broken group_vars/ or host_vars/ file: the user's input
+        raise UserInputError(f"{path}: {' '.join(str(exc.message).split())}") from None
 
 
 def _flag(host: str, name: str, value: object) -> bool:
@@ -133,29 +162,34 @@ def _flag(host: str, name: str, value: object) -> bool:
         raise UserInputError(f"host {host!r}: {name}={value!r} is not a boolean (true/false, yes/no, 1/0)") from None
 
 
-# OpenSSH options an inventory may set that the rendered project's own SSH options make good: the known_hosts
-# file is carried; host keys are always checked; the rest only shape a connection that works without them.
-_SSH_OPTIONS_TAKEN = {"userknownhostsfile", "globalknownhostsfile", "stricthostkeychecking", "identitiesonly",
-                      "serveraliveinterval", "serveralivecountmax", "connecttimeout", "controlmaster",
-                      "controlpersist", "controlpath", "compression"}
+# OpenSSH options whose loss changes where or as whom a connection goes, or which key it must present: the
+# rendered project writes its own SSH options (the known_hosts file, strict host key checking), so an
+# inventory that sets one of these would reach another host or none. Others (LogLevel, ServerAliveInterval,
+# ForwardAgent...) are left out of the rendered project without changing which host answers.
+_SSH_OPTIONS_REFUSED = {"proxyjump", "proxycommand", "hostname", "port", "user", "identityfile", "certificatefile",
+                        "identityagent", "hostkeyalias", "globalknownhostsfile", "-j", "-p", "-l", "-i", "-f", "-w"}
 
 
-def _ssh_options(host: str, v: dict[str, Any]) -> str:
-    """The host's ansible_ssh_common_args, once every option in it and in ansible_ssh_extra_args is one the
-    rendered project makes good; any other (ProxyJump, ProxyCommand, -J...) would be dropped on the way and the
-    host found unreachable, so it is refused here, by name."""
-    common = str(v.get("ansible_ssh_common_args") or "")
+def _ssh_options(host: str, v: dict[str, Any]) -> list[str]:
+    """The options of the host's ansible_ssh_common_args and ansible_ssh_extra_args, once none is one the
+    rendered project would drop to another end (ProxyJump, -J, IdentityFile, ...): such a host would be found
+    unreachable or with a wrong host key, so it is refused here, by option."""
+    options = []
     for var in ("ansible_ssh_common_args", "ansible_ssh_extra_args"):
         try:
-            words = shlex.split(str(v.get(var) or ""))
+            found = _options(shlex.split(str(v.get(var) or "")))
         except ValueError as exc:
             raise UserInputError(f"host {host!r}: {var}: {exc}") from None
-        dropped = [o for o in _options(words) if o.split("=")[0].lower() not in _SSH_OPTIONS_TAKEN]
+        dropped = [o for o in found if o.split("=")[0].lower() in _SSH_OPTIONS_REFUSED
+                   and o.lower() != "globalknownhostsfile=/dev/null"]
         if dropped:
             raise UserInputError(f"host {host!r}: {var} sets {', '.join(dropped)}, which the rendered project does "
-                                 "not carry (it writes its own SSH options: the known_hosts file and strict host "
-                                 "key checking); a host reached through a jump host or proxy is not supported")
-    return common
+                                 "not carry: it writes its own SSH options, so a host behind a jump host or proxy, "
+                                 "or reached under another address, user, port, key or known_hosts file than "
+                                 "ansible_host, ansible_user, ansible_port, ansible_ssh_private_key_file and "
+                                 "UserKnownHostsFile give, is not supported")
+        options += found
+    return options
 
 
 def _options(words: list[str]) -> list[str]:
@@ -179,10 +213,10 @@ def _options(words: list[str]) -> list[str]:
     return out
 
 
-def _known_hosts_file(ssh_args: str) -> str | None:
-    """The UserKnownHostsFile an inventory's ansible_ssh_common_args names, if any."""
-    match = re.search(r"UserKnownHostsFile=(\S+)", ssh_args)
-    return match.group(1) if match else None
+def _known_hosts_file(host: str, v: dict[str, Any]) -> str | None:
+    """The UserKnownHostsFile the host's SSH options name, if any (Key=Value or Key Value, either variable)."""
+    files = [o.split("=", 1)[1] for o in _ssh_options(host, v) if o.split("=")[0].lower() == "userknownhostsfile"]
+    return files[-1] if files else None
 
 
 def from_sandbox(names: list[str] | None = None) -> tuple[list[TargetHost], dict[str, str]]:

@@ -49,7 +49,7 @@ def summary(p: Profile) -> dict:
 
 @profiles_app.command("list")
 def list_cmd(profiles_dir: ProfilesDirOpt = None, json_out: JsonOpt = False) -> None:
-    """Every profile: GPUs, model, quant, context, predicted VRAM per GPU, expected tok/s."""
+    """Every profile: GPUs, model and quant, context and KV cache, predicted VRAM per GPU, tok/s."""
     rows, broken = [], []
     for name in list_profiles(profiles_dir):
         try:
@@ -63,8 +63,11 @@ def list_cmd(profiles_dir: ProfilesDirOpt = None, json_out: JsonOpt = False) -> 
             table.add_column(col, no_wrap=True, justify="right" if col == "MiB/GPU" else "left")
         lines = []
         for r in rows:
-            model = r["model"] + (f" (+{r['models'] - 1})" if r["models"] > 1 else "")
-            cells = (r["name"], r["gpus"], model, f"{r['num_ctx'] // 1024}K {r['kv_cache']}",
+            # the quantization where the tag does not spell it (qwen2.5-coder:14b is its default's)
+            quant = "" if r["model"].lower().endswith(r["quant"].lower()) else f" {r['quant']}"
+            model = r["model"] + quant + (f" (+{r['models'] - 1})" if r["models"] > 1 else "")
+            ctx = f"{r['num_ctx'] // 1024}K" if r["num_ctx"] % 1024 == 0 else str(r["num_ctx"])
+            cells = (r["name"], r["gpus"], model, f"{ctx} {r['kv_cache']}",
                      " + ".join(map(str, r["vram_per_gpu_mib"])), "yes" if r["fits"] else "no",
                      f"{r['predicted_tok_s']:.0f} / {r['expected_tok_s']:.0f}")
             table.add_row(*cells[:5], cells[5] if r["fits"] else "[red]no[/]", cells[6])

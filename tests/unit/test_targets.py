@@ -85,7 +85,7 @@ def test_a_hostile_value_in_group_vars_is_refused(tmp_path: Path) -> None:
     (tmp_path / "group_vars" / "gpus.yml").write_text("ansible_host: \"10.0.0.5 -oProxyCommand=sh\"\n")
     inventory = tmp_path / "hosts.ini"
     inventory.write_text("[gpus]\nws1\n")
-    with pytest.raises(UserInputError, match="ws1"):
+    with pytest.raises(UserInputError, match="host 'ws1': address: .*not a valid host"):
         from_inventory(inventory)
 
 
@@ -122,7 +122,9 @@ def test_names_that_only_look_like_a_group_are_fine(name: str) -> None:
 
 @pytest.mark.parametrize(("args", "dropped"), [
     ("-o ProxyJump=bastion", "ProxyJump=bastion"),
-    ("-J deploy@bastion", "-J, deploy@bastion"),
+    ("-J deploy@bastion", "-J"),
+    ("-o GlobalKnownHostsFile=/etc/ssh/site_known_hosts", "GlobalKnownHostsFile=/etc/ssh/site_known_hosts"),
+    ("-i ~/.ssh/other", "-i"),
     ("-o UserKnownHostsFile=/k -o 'ProxyCommand ssh -W %h:%p gw'", "ProxyCommand=ssh -W %h:%p gw"),
     ("-oProxyJump=gw", "ProxyJump=gw"),
 ])
@@ -141,8 +143,8 @@ def test_ssh_options_the_rendered_project_would_drop_are_refused_by_name(
 def test_ssh_options_the_rendered_project_makes_good_are_taken(tmp_path: Path) -> None:
     """The sandbox's own inventory (known_hosts, strict checking, IdentitiesOnly) and keep-alive options."""
     inventory = tmp_path / "hosts.yml"
-    args = ("-o UserKnownHostsFile=/k/known_hosts -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes "
-            "-o IdentitiesOnly=yes -o 'ServerAliveInterval 30' -C")
+    args = ("-o 'UserKnownHostsFile /k/known_hosts' -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes "
+            "-o IdentitiesOnly=yes -o 'ServerAliveInterval 30' -C -o LogLevel=ERROR -o ForwardAgent=yes")
     inventory.write_text(yaml.safe_dump({"all": {"vars": {"ansible_ssh_common_args": args,
                                                           "ansible_ssh_extra_args": "-o ConnectTimeout=10"},
                                                  "hosts": {"ws1": {"ansible_host": "10.0.0.5"}}}}))
@@ -155,3 +157,58 @@ def test_extra_args_are_checked_too(tmp_path: Path) -> None:
     inventory.write_text("ws1 ansible_host=10.0.0.5 ansible_ssh_extra_args='-o ProxyJump=gw'\n")
     with pytest.raises(UserInputError, match="ansible_ssh_extra_args sets ProxyJump=gw"):
         from_inventory(inventory)
+
+
+def test_vars_files_are_the_inventorys_not_the_working_directorys(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run from inside another Ansible repository: its group_vars/ must not reach an inventory elsewhere."""
+    elsewhere = tmp_path / "other-repo"
+    (elsewhere / "group_vars").mkdir(parents=True)
+    (elsewhere / "group_vars" / "all.yml").write_text("ansible_user: fromcwd\nansible_port: 2200\n")
+    inventory = tmp_path / "inv" / "hosts.ini"
+    inventory.parent.mkdir()
+    inventory.write_text("ws1 ansible_host=10.0.0.5\n")
+    monkeypatch.chdir(elsewhere)
+    (ws1,) = from_inventory(inventory)
+    assert (ws1.user, ws1.port) == (None, None)
+    # (another directory: Ansible caches which vars files a directory holds for the life of the process)
+    beside = tmp_path / "inv2" / "hosts.ini"
+    (beside.parent / "group_vars").mkdir(parents=True)
+    (beside.parent / "group_vars" / "all.yml").write_text("ansible_user: deploy\n")
+    beside.write_text("ws1 ansible_host=10.0.0.5\n")
+    (ws1,) = from_inventory(beside)
+    assert (ws1.user, ws1.port) == ("deploy", None)
+
+
+def test_common_group_vars_settings_are_read_as_ansible_reads_them(tmp_path: Path) -> None:
+    """~ in a key or known_hosts path is the controller user's home; interpreter discovery is no interpreter."""
+    (tmp_path / "group_vars").mkdir()
+    (tmp_path / "group_vars" / "all.yml").write_text(
+        "ansible_python_interpreter: auto_silent\nansible_ssh_private_key_file: ~/.ssh/id_ed25519\n"
+        "ansible_ssh_extra_args: -o UserKnownHostsFile=~/.ssh/site_known_hosts\n")
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text("ws1 ansible_host=10.0.0.5\n")
+    (ws1,) = from_inventory(inventory)
+    home = Path.home()
+    assert ws1.python is None
+    assert ws1.key_file == str(home / ".ssh/id_ed25519")
+    assert ws1.known_hosts == str(home / ".ssh/site_known_hosts")
+
+
+def test_a_templated_connection_variable_says_what_to_do(tmp_path: Path) -> None:
+    (tmp_path / "group_vars").mkdir()
+    (tmp_path / "group_vars" / "all.yml").write_text("ansible_user: \"{{ lookup('env', 'USER') }}\"\n")
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text("ws1 ansible_host=10.0.0.5\n")
+    with pytest.raises(UserInputError, match=r"host 'ws1': ansible_user is a template .*give it with --user"):
+        from_inventory(inventory)
+
+
+def test_a_broken_vars_file_is_the_users_input_not_a_bug(tmp_path: Path) -> None:
+    (tmp_path / "group_vars").mkdir()
+    (tmp_path / "group_vars" / "all.yml").write_text("ansible_user: [deploy\n")
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text("ws1 ansible_host=10.0.0.5\n")
+    with pytest.raises(UserInputError) as caught:
+        from_inventory(inventory)
+    assert str(caught.value).startswith(f"{inventory}: ") and "\n" not in str(caught.value)

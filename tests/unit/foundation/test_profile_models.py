@@ -143,3 +143,15 @@ def test_profiles_list_keeps_every_name_whole_at_80_columns() -> None:
             profile = load_profile(name)
             row = "\n".join(lines[starts.index(name):starts.index(name) + per_profile])
             assert profile.hardware.gpu in row and profile.model.tag in row, row
+
+
+def test_profiles_list_shows_a_context_as_written_and_the_quant_a_tag_leaves_out(tmp_path: Path) -> None:
+    (tmp_path / "odd.yaml").write_text("extends: budget-4070\ndescription: odd ctx\n"
+                                       "model:\n  tag: qwen2.5-coder:14b\n  num_ctx: 12000\n")
+    proc = subprocess.run([sys.executable, "-m", "coderig_deploy", "profiles", "list", "--profiles-dir",
+                           str(tmp_path)], capture_output=True, text=True, timeout=60, check=False,
+                          env={**os.environ, "COLUMNS": "160"})
+    odd = next(line for line in proc.stdout.splitlines() if line.split() and line.split()[0] == "odd")
+    budget = next(line for line in proc.stdout.splitlines() if line.split() and line.split()[0] == "budget-4070")
+    assert "qwen2.5-coder:14b Q4_K_M" in odd and "12000 q8_0" in odd and "11K" not in odd
+    assert "16K q8_0" in budget and "q4_K_M Q4_K_M" not in budget
