@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -16,8 +17,10 @@ from tests.unit.bundle.conftest import VERSION, RangeServer, Release, allowed_si
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    # The environment as os.environ holds it: pytest's readline exports COLUMNS=80 to children behind
+    # Python's back, and piped output honours COLUMNS (a digest line would wrap).
     return subprocess.run([sys.executable, "-m", "coderig_deploy", *args], capture_output=True, text=True,
-                          timeout=120, check=False)
+                          timeout=120, check=False, env=dict(os.environ))
 
 
 @pytest.fixture
