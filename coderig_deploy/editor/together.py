@@ -65,7 +65,8 @@ def memory_problem(plans: list[Plan]) -> str | None:
 
 def together_mib(profile: "Profile") -> list[dict[str, int]]:
     """Per GPU: MiB in use with every model of the profile loaded, and the card's total."""
-    plans = [model_plan(profile, r) for r in profile.all_models]
+    # the main model's plan is the profile's own (cached); only the others are planned here
+    plans = [profile.plan, *(model_plan(profile, r) for r in profile.models)]
     return [{"gpu": i, "used_mib": used, "usable_mib": usable, "total_mib": plans[0].per_gpu[i].total_mib}
             for i, (used, usable, _) in enumerate(per_gpu_mib(plans))]
 
